@@ -1,0 +1,168 @@
+"""The exception tree: every error sagactor raises is a :class:`SagactorError`.
+
+Each error names what went wrong (saga, step, participant, file) in its message and keeps the
+same facts as attributes, so callers can react without parsing text.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "DefinitionError",
+    "HandlerError",
+    "IncompatibleDefinition",
+    "JournalCorrupt",
+    "JournalError",
+    "JournalLocked",
+    "JournalWriteError",
+    "PayloadError",
+    "RuntimeClosed",
+    "RuntimeCrashed",
+    "SagaIdConflict",
+    "SagaTimeout",
+    "SagactorError",
+    "StepFailed",
+    "UnknownParticipant",
+    "UnknownSaga",
+    "UnknownSagaType",
+]
+
+
+class SagactorError(Exception):
+    """Root of every error sagactor raises."""
+
+
+class StepFailed(SagactorError):  # noqa: N818 - raised by users to mean "the step failed"
+    """Raised by a handler to signal a business failure: compensate, never retry."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class DefinitionError(SagactorError, ValueError):
+    """A saga definition, or a participant's handlers, are not usable as written."""
+
+    def __init__(self, saga: str, problem: str, *, step: str | None = None) -> None:
+        where = f"saga {saga!r}" + (f", step {step!r}" if step else "")
+        super().__init__(f"{where}: {problem}")
+        self.saga = saga
+        self.step = step
+        self.problem = problem
+
+
+class UnknownParticipant(DefinitionError):  # noqa: N818
+    """A step names a participant that is not registered."""
+
+    def __init__(self, saga: str, step: str, participant: str, known: list[str]) -> None:
+        super().__init__(
+            saga,
+            f"unknown participant {participant!r} (registered: {', '.join(sorted(known)) or 'none'})",
+            step=step,
+        )
+        self.participant = participant
+
+
+class PayloadError(SagactorError, TypeError):
+    """A saga input or a handler's result cannot be encoded with msgspec."""
+
+    def __init__(self, what: str, cause: BaseException, *, saga: str = "", step: str = "") -> None:
+        where = ", ".join(p for p in (f"saga {saga!r}" if saga else "", f"step {step!r}" if step else "") if p)
+        super().__init__(f"{where + ': ' if where else ''}{what} cannot be encoded: {cause}")
+        self.saga = saga
+        self.step = step
+        self.cause = cause
+
+
+class HandlerError(SagactorError):
+    """A participant handler raised something other than :class:`StepFailed`."""
+
+    def __init__(self, participant: str, handler: str, error: str) -> None:
+        super().__init__(f"participant {participant!r}, handler {handler!r} raised: {error}")
+        self.participant = participant
+        self.handler = handler
+        self.error = error
+
+
+class SagaIdConflict(SagactorError):  # noqa: N818
+    """A saga id was reused with a different saga or input."""
+
+    def __init__(self, saga_id: str, problem: str) -> None:
+        super().__init__(f"saga id {saga_id!r} already used {problem}")
+        self.saga_id = saga_id
+
+
+class UnknownSaga(SagactorError, KeyError):  # noqa: N818
+    """No saga with that id is known to this runtime."""
+
+    def __init__(self, saga_id: str) -> None:
+        super().__init__(f"no saga with id {saga_id!r}")
+        self.saga_id = saga_id
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class UnknownSagaType(SagactorError):  # noqa: N818
+    """Recovery found in-flight sagas whose definition is not registered."""
+
+    def __init__(self, sagas: dict[str, str]) -> None:
+        listing = ", ".join(f"{sid} ({name})" for sid, name in sorted(sagas.items()))
+        super().__init__(
+            f"{len(sagas)} in-flight saga(s) have no registered definition: {listing}; "
+            "pass their definitions to Runtime.open(..., sagas=[...])"
+        )
+        self.sagas = sagas
+
+
+class IncompatibleDefinition(SagactorError):  # noqa: N818
+    """Recovery found sagas started under another version of their definition."""
+
+    def __init__(self, sagas: dict[str, str]) -> None:
+        listing = ", ".join(f"{sid} ({why})" for sid, why in sorted(sagas.items()))
+        super().__init__(f"{len(sagas)} in-flight saga(s) cannot resume: {listing}")
+        self.sagas = sagas
+
+
+class SagaTimeout(SagactorError, TimeoutError):  # noqa: N818
+    """Waiting for a saga's outcome took longer than the caller allowed."""
+
+    def __init__(self, saga_id: str, timeout: float | None) -> None:
+        super().__init__(f"saga {saga_id!r} did not finish within {timeout}s")
+        self.saga_id = saga_id
+
+
+class RuntimeClosed(SagactorError):  # noqa: N818
+    """The runtime was closed; it accepts no more work."""
+
+
+class RuntimeCrashed(SagactorError):  # noqa: N818
+    """The runtime died (a simulated crash or a journal failure); reopen it to recover."""
+
+
+class JournalError(SagactorError):
+    """Base of the journal's errors."""
+
+
+class JournalLocked(JournalError):  # noqa: N818
+    """Another runtime has the journal open for writing."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(f"journal {path!r} is already open by another runtime")
+        self.path = path
+
+
+class JournalCorrupt(JournalError):  # noqa: N818
+    """The journal file is foreign, from a newer version, or holds an undecodable record."""
+
+    def __init__(self, path: str, problem: str) -> None:
+        super().__init__(f"journal {path!r}: {problem}")
+        self.path = path
+        self.problem = problem
+
+
+class JournalWriteError(JournalError):
+    """A commit failed (disk full, I/O error, busy); nothing of that batch was recorded."""
+
+    def __init__(self, problem: str) -> None:
+        super().__init__(f"journal write failed: {problem}")
+        self.problem = problem

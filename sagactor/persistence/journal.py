@@ -1,0 +1,143 @@
+"""The journal contract: an append-only store of records grouped in streams.
+
+Nothing above this module knows which backend is in use. A stream is ``saga/<id>`` or
+``participant/<name>``; each record has a per-stream sequence number starting at 1, and an
+append whose sequence numbers collide with stored ones is refused as a whole (optimistic
+concurrency). Appends are asynchronous: the callback runs once the batch is durable (or has
+failed), possibly on another thread; that lets a backend commit many actors' appends in one
+transaction without any actor waiting for the disk.
+"""
+
+from __future__ import annotations
+
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Sequence
+
+import msgspec
+
+from ..errors import JournalError
+
+__all__ = ["Journal", "Record", "Snapshot", "StreamConflict", "DoneCallback"]
+
+DoneCallback = Callable[[BaseException | None], None]
+
+
+class StreamConflict(JournalError):
+    """An append carried a sequence number already taken in its stream."""
+
+    def __init__(self, stream: str, seq: int) -> None:
+        super().__init__(f"stream {stream!r} already has a record {seq}")
+        self.stream = stream
+        self.seq = seq
+
+
+class Record(msgspec.Struct, frozen=True, array_like=True):
+    """One journal entry. ``data`` is msgspec msgpack; ``type`` names the Struct it decodes to.
+
+    ``final`` marks the record that ends a stream's active life (a saga's terminal event), so
+    recovery can find in-flight streams without decoding every record. ``position`` is the
+    global order, assigned by the journal on append (0 until then).
+    """
+
+    stream: str
+    seq: int
+    type: str
+    data: bytes
+    ts: float
+    cause: str = ""
+    final: bool = False
+    position: int = 0
+
+
+class Snapshot(msgspec.Struct, frozen=True, array_like=True):
+    """A stream's folded state as of record ``seq``; written atomically with an append."""
+
+    stream: str
+    seq: int
+    data: bytes
+
+
+class Journal(ABC):
+    """Durable, ordered, append-only storage for records.
+
+    Thread safety: every method may be called from any thread. ``append`` keeps the order of
+    appends from one thread: callbacks of one thread's appends run in the order they were made.
+    """
+
+    durable: bool = True
+    path: str = ":memory:"
+
+    @abstractmethod
+    def append(
+        self,
+        records: Sequence[Record],
+        on_done: DoneCallback,
+        *,
+        snapshot: Snapshot | None = None,
+    ) -> None:
+        """Store ``records`` (and ``snapshot``) atomically, then call ``on_done(None)``.
+
+        On failure nothing of the batch is stored and ``on_done`` gets the error
+        (:class:`StreamConflict`, or :class:`~sagactor.errors.JournalWriteError`). A journal
+        that was killed or closed never calls ``on_done`` for appends it did not commit.
+        """
+
+    @abstractmethod
+    def read(self, stream: str, after: int = 0, limit: int | None = None) -> list[Record]:
+        """The stream's records with ``seq > after``, in order."""
+
+    @abstractmethod
+    def read_prefix(self, prefix: str) -> Iterator[Record]:
+        """Every record of every stream whose name starts with ``prefix``, by stream then seq."""
+
+    @abstractmethod
+    def read_all(self, after: int = 0, limit: int | None = None) -> list[Record]:
+        """Records of all streams with ``position > after``, in global order."""
+
+    @abstractmethod
+    def open_streams(self, prefix: str) -> list[str]:
+        """Streams starting with ``prefix`` that have records but no ``final`` one."""
+
+    @abstractmethod
+    def streams(self, prefix: str) -> list[str]:
+        """All streams starting with ``prefix``, sorted."""
+
+    @abstractmethod
+    def last_seq(self, stream: str) -> int:
+        """The stream's highest sequence number, 0 when it is empty."""
+
+    @abstractmethod
+    def load_snapshot(self, stream: str) -> Snapshot | None:
+        """The stream's latest snapshot, if any."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Finish pending appends and release the storage. Idempotent."""
+
+    def kill(self) -> None:
+        """Stop at once, as a crashed process would: pending appends are dropped, not committed."""
+        self.close()
+
+    def append_and_wait(
+        self, records: Sequence[Record], *, snapshot: Snapshot | None = None
+    ) -> None:
+        """Blocking append; raises the commit's error."""
+        done = threading.Event()
+        failure: list[BaseException] = []
+
+        def on_done(error: BaseException | None) -> None:
+            if error is not None:
+                failure.append(error)
+            done.set()
+
+        self.append(records, on_done, snapshot=snapshot)
+        done.wait()
+        if failure:
+            raise failure[0]
+
+    def __enter__(self) -> Journal:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,115 @@
+"""A journal in process memory: fast, not durable, and the reference for the contract.
+
+It survives a simulated crash of the runtime (the object outlives the runtime), which lets the
+crash tests run without a disk.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+
+from ..errors import JournalWriteError
+from .journal import DoneCallback, Journal, Record, Snapshot, StreamConflict
+
+__all__ = ["MemoryJournal"]
+
+
+class MemoryJournal(Journal):
+    """Records kept in dicts; appends commit synchronously under a lock."""
+
+    durable = False
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._streams: dict[str, list[Record]] = {}
+        self._all: list[Record] = []
+        self._snapshots: dict[str, Snapshot] = {}
+        # A test hook: called before each commit; raising makes that commit fail.
+        self.fault: Callable[[Sequence[Record]], None] | None = None
+
+    def append(
+        self,
+        records: Sequence[Record],
+        on_done: DoneCallback,
+        *,
+        snapshot: Snapshot | None = None,
+    ) -> None:
+        error: BaseException | None = None
+        with self._lock:
+            try:
+                if self.fault is not None:
+                    self.fault(records)
+                self._check(records)
+            except StreamConflict as conflict:
+                error = conflict
+            except OSError as io_error:
+                error = JournalWriteError(str(io_error))
+            else:
+                now = time.time()
+                for record in records:
+                    stored = Record(
+                        record.stream,
+                        record.seq,
+                        record.type,
+                        record.data,
+                        record.ts or now,
+                        record.cause,
+                        record.final,
+                        len(self._all) + 1,
+                    )
+                    self._streams.setdefault(record.stream, []).append(stored)
+                    self._all.append(stored)
+                if snapshot is not None:
+                    self._snapshots[snapshot.stream] = snapshot
+        on_done(error)
+
+    def _check(self, records: Sequence[Record]) -> None:
+        next_seq: dict[str, int] = {}
+        for record in records:
+            expected = next_seq.get(record.stream)
+            if expected is None:
+                expected = len(self._streams.get(record.stream, ())) + 1
+            if record.seq != expected:
+                raise StreamConflict(record.stream, record.seq)
+            next_seq[record.stream] = expected + 1
+
+    def read(self, stream: str, after: int = 0, limit: int | None = None) -> list[Record]:
+        with self._lock:
+            records = self._streams.get(stream, [])[after:]
+        return records if limit is None else records[:limit]
+
+    def read_prefix(self, prefix: str) -> Iterator[Record]:
+        with self._lock:
+            chosen = [self._streams[name] for name in sorted(self._streams) if name.startswith(prefix)]
+        for records in chosen:
+            yield from list(records)
+
+    def read_all(self, after: int = 0, limit: int | None = None) -> list[Record]:
+        with self._lock:
+            records = self._all[after:]
+        return records if limit is None else records[:limit]
+
+    def open_streams(self, prefix: str) -> list[str]:
+        with self._lock:
+            return sorted(
+                name
+                for name, records in self._streams.items()
+                if name.startswith(prefix) and records and not records[-1].final
+            )
+
+    def streams(self, prefix: str) -> list[str]:
+        with self._lock:
+            return sorted(name for name in self._streams if name.startswith(prefix))
+
+    def last_seq(self, stream: str) -> int:
+        with self._lock:
+            return len(self._streams.get(stream, ()))
+
+    def load_snapshot(self, stream: str) -> Snapshot | None:
+        with self._lock:
+            return self._snapshots.get(stream)
+
+    def close(self) -> None:
+        """Nothing to release: the records stay, for the next runtime to recover from."""
