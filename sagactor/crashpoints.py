@@ -28,7 +28,7 @@ class CrashPoint(StrEnum):
     """Recovery has resumed some in-flight sagas but not all."""
 
 
-class SimulatedCrash(BaseException):  # noqa: N818 - it is a crash, not an error
+class SimulatedCrash(BaseException):
     """The runtime died at a crash point. Only tests should ever see this."""
 
     def __init__(self, point: CrashPoint, hit: int) -> None:

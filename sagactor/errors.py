@@ -66,7 +66,9 @@ class PayloadError(SagactorError, TypeError):
     """A saga input or a handler's result cannot be encoded with msgspec."""
 
     def __init__(self, what: str, cause: BaseException, *, saga: str = "", step: str = "") -> None:
-        where = ", ".join(p for p in (f"saga {saga!r}" if saga else "", f"step {step!r}" if step else "") if p)
+        where = ", ".join(
+            p for p in (f"saga {saga!r}" if saga else "", f"step {step!r}" if step else "") if p
+        )
         super().__init__(f"{where + ': ' if where else ''}{what} cannot be encoded: {cause}")
         self.saga = saga
         self.step = step

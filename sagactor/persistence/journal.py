@@ -18,7 +18,7 @@ import msgspec
 
 from ..errors import JournalError
 
-__all__ = ["Journal", "Record", "Snapshot", "StreamConflict", "DoneCallback"]
+__all__ = ["DoneCallback", "Journal", "Record", "Snapshot", "StreamConflict"]
 
 DoneCallback = Callable[[BaseException | None], None]
 

@@ -82,7 +82,9 @@ class MemoryJournal(Journal):
 
     def read_prefix(self, prefix: str) -> Iterator[Record]:
         with self._lock:
-            chosen = [self._streams[name] for name in sorted(self._streams) if name.startswith(prefix)]
+            chosen = [
+                self._streams[name] for name in sorted(self._streams) if name.startswith(prefix)
+            ]
         for records in chosen:
             yield from list(records)
 

@@ -1,0 +1,66 @@
+"""sagactor: an in-process, actor-model saga runtime with event-sourced SQLite journals."""
+
+from .actors.faults import Fault
+from .actors.participant import Participant, StepContext, action, compensation, evolve, on
+from .crashpoints import CrashPoint, SimulatedCrash
+from .errors import (
+    DefinitionError,
+    HandlerError,
+    IncompatibleDefinition,
+    JournalCorrupt,
+    JournalError,
+    JournalLocked,
+    JournalWriteError,
+    PayloadError,
+    RuntimeClosed,
+    RuntimeCrashed,
+    SagactorError,
+    SagaIdConflict,
+    SagaTimeout,
+    StepFailed,
+    UnknownParticipant,
+    UnknownSaga,
+    UnknownSagaType,
+)
+from .messages import Outcome, SagaStatus
+from .runtime import HistoryEntry, Mode, Runtime, SagaRun
+from .sagas.definition import RetryPolicy, Saga, Step
+
+__all__ = [
+    "CrashPoint",
+    "DefinitionError",
+    "Fault",
+    "HandlerError",
+    "HistoryEntry",
+    "IncompatibleDefinition",
+    "JournalCorrupt",
+    "JournalError",
+    "JournalLocked",
+    "JournalWriteError",
+    "Mode",
+    "Outcome",
+    "Participant",
+    "PayloadError",
+    "RetryPolicy",
+    "Runtime",
+    "RuntimeClosed",
+    "RuntimeCrashed",
+    "Saga",
+    "SagaIdConflict",
+    "SagaRun",
+    "SagaStatus",
+    "SagaTimeout",
+    "SagactorError",
+    "SimulatedCrash",
+    "Step",
+    "StepContext",
+    "StepFailed",
+    "UnknownParticipant",
+    "UnknownSaga",
+    "UnknownSagaType",
+    "action",
+    "compensation",
+    "evolve",
+    "on",
+]
+__version__ = "0.1.0"

@@ -1,0 +1,343 @@
+"""The actor that hosts one participant: its mailbox, its idempotent inbox, its journal stream.
+
+Per command: answer a repeat from the inbox; otherwise run the handler, then journal the
+handler's changes and the record "message M handled, with result R" in one append, and reply
+only once that append is durable. Appends are pipelined (the actor does not wait for the disk);
+the journal's per-stream sequence numbers make every append after a failed one fail too, and
+the actor then rebuilds its state from the journal rather than trust its memory.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import time
+from typing import Any
+
+import msgspec
+import pykka
+
+from ..crashpoints import CrashPoint, SimulatedCrash
+from ..errors import DefinitionError, JournalCorrupt, PayloadError, StepFailed
+from ..messages import Command, Handled, HandledOutcome, ParticipantSnapshot
+from ..persistence.journal import Record, Snapshot
+from ..sagas.machine import ACTION, COMPENSATION, Reply
+from .environment import Environment
+from .participant import HandlerSpec, Participant, StepContext
+
+__all__ = ["HANDLED", "GetState", "ParticipantHost"]
+
+logger = logging.getLogger("sagactor.participant")
+
+HANDLED = "sagactor.Handled"
+_NIL = msgspec.Raw(b"\xc0")
+_encode = msgspec.msgpack.encode
+_decode_handled = msgspec.msgpack.Decoder(Handled).decode
+_decode_snapshot = msgspec.msgpack.Decoder(ParticipantSnapshot).decode
+
+
+class GetState(msgspec.Struct, frozen=True):
+    """Ask a host for a copy of its participant's state (taken in the actor's own thread)."""
+
+
+class ParticipantHost(pykka.ThreadingActor):
+    def __init__(self, participant: Participant[Any], env: Environment) -> None:
+        super().__init__()
+        self.participant = participant
+        self.name = participant.participant_name
+        self.env = env
+        self.stream = f"participant/{self.name}"
+        self.inbox: dict[str, Handled] = {}
+        self.seq = 0
+        self._stale = False
+        self._change_types = {cls.__name__: cls for cls in type(participant)._evolvers}
+        self._decoders = {
+            name: msgspec.msgpack.Decoder(cls) for name, cls in self._change_types.items()
+        }
+        self.load()
+
+    @classmethod
+    def launch(cls, participant: Participant[Any], env: Environment) -> ParticipantHost:
+        """Start a host and keep the object (``start`` returns only the ref): the runtime
+        reads its decoders to type a participant's records in ``history``."""
+        host = cls(participant, env)
+        pykka.ActorRegistry.register(host.actor_ref)
+        host._start_actor_loop()
+        return host
+
+    # -- state ---------------------------------------------------------------------------------
+
+    def load(self) -> None:
+        """Rebuild state and inbox: the latest snapshot, then the stream's tail."""
+        p = self.participant
+        p.state = p.initial_state()
+        self.inbox = {}
+        self.seq = 0
+        snapshot = self.env.journal.load_snapshot(self.stream)
+        if snapshot is not None:
+            try:
+                saved = _decode_snapshot(snapshot.data)
+                if p.state is not None:
+                    p.state = msgspec.msgpack.decode(saved.state, type=type(p.state))
+            except msgspec.DecodeError as error:
+                raise JournalCorrupt(
+                    self.env.journal.path, f"{self.stream} snapshot: {error}"
+                ) from error
+            self.inbox = {h.key: h for h in saved.inbox}
+            self.seq = snapshot.seq
+        for record in self.env.journal.read(self.stream, after=self.seq):
+            self._replay(record)
+            self.seq = record.seq
+
+    def decode(self, record: Record) -> Any:
+        """The typed event a record of this participant's stream holds."""
+        try:
+            if record.type == HANDLED:
+                return _decode_handled(record.data)
+            decoder = self._decoders.get(record.type)
+            if decoder is None:
+                raise JournalCorrupt(
+                    self.env.journal.path,
+                    f"{self.stream} record {record.seq} is a {record.type!r}, which "
+                    f"{type(self.participant).__name__} has no @evolve method for",
+                )
+            return decoder.decode(record.data)
+        except msgspec.DecodeError as error:
+            raise JournalCorrupt(
+                self.env.journal.path, f"{self.stream} record {record.seq}: {error}"
+            ) from error
+
+    def _replay(self, record: Record) -> None:
+        event = self.decode(record)
+        if isinstance(event, Handled):
+            self.inbox[event.key] = event
+        else:
+            self._apply(event)
+
+    def _apply(self, change: Any) -> None:
+        method = type(self.participant)._evolvers.get(type(change))
+        if method is None:
+            raise DefinitionError(
+                type(self.participant).__name__,
+                f"recorded a {type(change).__name__}, which no @evolve method applies",
+            )
+        getattr(self.participant, method)(self.participant.state, change)
+
+    # -- messages ------------------------------------------------------------------------------
+
+    def on_receive(self, message: Any) -> Any:
+        if self.env.dead.is_set():
+            return None
+        try:
+            if self._stale:
+                self._rebuild()
+            if isinstance(message, Command):
+                self._handle(message)
+                return None
+            if isinstance(message, GetState):
+                return copy.deepcopy(self.participant.state)
+        except SimulatedCrash:
+            return None  # the runtime is already dead; this thread just stops working
+        except Exception:
+            # Never let pykka stop the actor silently: a participant must outlive a bad message.
+            logger.exception("participant %s failed on %r", self.name, message)
+        return None
+
+    def _rebuild(self) -> None:
+        self.env.journal.append_and_wait([])  # let every pipelined append settle first
+        self.load()
+        self._stale = False
+        logger.warning("participant %s rebuilt its state from the journal", self.name)
+
+    def _handle(self, cmd: Command) -> None:
+        key = cmd.key
+        known = self.inbox.get(key)
+        if known is not None:
+            self._after_commit([], cmd, known)
+            return
+        if cmd.kind == ACTION and f"{cmd.saga_id}/{cmd.step}/{COMPENSATION}" in self.inbox:
+            # The compensation came first: refuse, so nothing stays reserved forever.
+            self._send(cmd, "failed", reason="refused: the step was compensated before it ran")
+            return
+        if cmd.kind == COMPENSATION:
+            did = self.inbox.get(f"{cmd.saga_id}/{cmd.step}/{ACTION}")
+            if did is None or did.outcome is not HandledOutcome.OK:
+                outcome = HandledOutcome.TOMBSTONE if did is None else HandledOutcome.OK
+                self._commit(cmd, [], self._handled(cmd, outcome))
+                return
+        if not cmd.delayed and self._faulted(cmd):
+            return
+        self._run(cmd)
+
+    def _faulted(self, cmd: Command) -> bool:
+        fault = self.env.faults.check(self.name, cmd.kind, cmd.name)
+        if fault is None:
+            return False
+        if fault.kind == "delay":
+            late = msgspec.structs.replace(cmd, delayed=True)
+            me = self.actor_ref
+            self.env.timers.schedule(time.time() + fault.seconds, lambda: me.tell(late))
+        elif fault.kind == "fail" and cmd.kind == ACTION:
+            self._commit(
+                cmd, [], self._handled(cmd, HandledOutcome.FAILED, reason="injected failure")
+            )
+        else:
+            self._send(cmd, "error", reason="injected error", retryable=True)
+        return True
+
+    def _run(self, cmd: Command) -> None:
+        p = self.participant
+        table = p._actions if cmd.kind == ACTION else p._compensations
+        spec = table[cmd.name]
+        ctx = StepContext(self.name, cmd.saga_id, cmd.step, cmd.kind, cmd.attempt, self._apply)
+        try:
+            args = self._arguments(spec, cmd)
+            if spec.is_async:
+                result = self.env.portal.run_handler(getattr(p, spec.method), ctx, args, cmd)
+            else:
+                result = getattr(p, spec.method)(ctx, *args)
+        except StepFailed as failure:
+            self._undo(ctx)
+            if cmd.kind == ACTION:
+                self._commit(
+                    cmd, [], self._handled(cmd, HandledOutcome.FAILED, reason=failure.reason)
+                )
+            else:
+                self._send(cmd, "error", reason=f"StepFailed: {failure.reason}", retryable=True)
+            return
+        except Exception as error:
+            self._undo(ctx)
+            retryable = isinstance(error, cmd.retry_on)
+            self._send(cmd, "error", reason=f"{type(error).__name__}: {error}", retryable=retryable)
+            return
+        try:
+            raw = msgspec.Raw(_encode(result)) if cmd.kind == ACTION else _NIL
+            records = [self._encoded(c, cmd.key) for c in ctx.changes]
+        except (msgspec.EncodeError, TypeError, OverflowError) as error:
+            self._undo(ctx, force=True)
+            problem = PayloadError(
+                f"the result of {spec.method!r}", error, saga=cmd.saga_id, step=cmd.step
+            )
+            self._send(cmd, "failed", reason=str(problem))
+            return
+        self._commit(cmd, records, self._handled(cmd, HandledOutcome.OK, result=raw), value=result)
+
+    def _arguments(self, spec: HandlerSpec, cmd: Command) -> list[Any]:
+        args = [_convert(cmd.input, spec.arg_types[0])]
+        if cmd.kind == COMPENSATION:
+            did = self.inbox[f"{cmd.saga_id}/{cmd.step}/{ACTION}"]
+            args.append(msgspec.msgpack.decode(did.result, type=spec.arg_types[1]))
+        return args
+
+    def _undo(self, ctx: StepContext, *, force: bool = False) -> None:
+        if ctx.changes or force:
+            self._rebuild()
+
+    def _encoded(self, change: Any, key: str) -> Record:
+        data = _encode(change)
+        return self._record(type(change).__name__, data, key=key)
+
+    def _handled(
+        self, cmd: Command, outcome: HandledOutcome, *, result: msgspec.Raw = _NIL, reason: str = ""
+    ) -> Handled:
+        return Handled(
+            key=cmd.key,
+            saga_id=cmd.saga_id,
+            step=cmd.step,
+            kind=cmd.kind,
+            outcome=outcome,
+            result=result,
+            reason=reason,
+        )
+
+    def _record(self, type_name: str, data: bytes, *, key: str, final: bool = False) -> Record:
+        self.seq += 1
+        return Record(self.stream, self.seq, type_name, data, time.time(), key, final)
+
+    def _commit(
+        self, cmd: Command, records: list[Record], handled: Handled, value: Any = None
+    ) -> None:
+        records.append(self._record(HANDLED, _encode(handled), key=cmd.key))
+        self.inbox[handled.key] = handled
+        snapshot = None
+        every = self.env.snapshot_every
+        if every and (self.seq // every) != ((self.seq - len(records)) // every):
+            snapshot = self._snapshot()
+        self._after_commit(records, cmd, handled, value, snapshot)
+
+    def _after_commit(
+        self,
+        records: list[Record],
+        cmd: Command,
+        handled: Handled,
+        value: Any = None,
+        snapshot: Snapshot | None = None,
+    ) -> None:
+        crash = self.env.crash
+
+        def done(error: BaseException | None) -> None:
+            if error is not None:
+                self._stale = True
+                self._send(cmd, "error", reason=f"journal: {error}", retryable=True)
+                return
+            crash.hit(CrashPoint.AFTER_COMMIT)
+            crash.hit(CrashPoint.BEFORE_REPLY)
+            self._answer(cmd, handled, value)
+
+        self.env.journal.append(records, done, snapshot=snapshot)
+
+    def _answer(self, cmd: Command, handled: Handled, value: Any) -> None:
+        if handled.outcome is HandledOutcome.FAILED:
+            self._send(cmd, "failed", reason=handled.reason)
+        elif handled.kind == ACTION and cmd.kind == ACTION:
+            result = value if value is not None else msgspec.msgpack.decode(handled.result)
+            self._send(cmd, "ok", result=result, raw=handled.result)
+        else:
+            self._send(cmd, "ok")
+
+    def _send(
+        self,
+        cmd: Command,
+        outcome: str,
+        *,
+        result: Any = None,
+        raw: msgspec.Raw = _NIL,
+        reason: str = "",
+        retryable: bool = False,
+    ) -> None:
+        if self.env.dead.is_set():
+            return
+        cmd.reply_to(
+            Reply(
+                cmd.saga_id,
+                cmd.step,
+                cmd.kind,
+                cmd.attempt,
+                outcome,
+                result,
+                raw,
+                reason,
+                retryable,
+            )
+        )
+
+    def _snapshot(self) -> Snapshot | None:
+        try:
+            state = msgspec.Raw(_encode(self.participant.state))
+            data = _encode(ParticipantSnapshot(state, list(self.inbox.values())))
+        except (msgspec.EncodeError, TypeError) as error:
+            logger.warning("participant %s: state cannot be snapshotted: %s", self.name, error)
+            return None
+        return Snapshot(self.stream, self.seq, data)
+
+
+def _convert(value: Any, wanted: Any) -> Any:
+    """``value`` as the handler's annotated type (a no-op when it already is one)."""
+    if wanted is Any:
+        return value
+    try:
+        if isinstance(value, wanted):
+            return value
+    except TypeError:
+        pass  # a parametrised generic: let msgspec check it
+    return msgspec.convert(value, wanted, from_attributes=True)

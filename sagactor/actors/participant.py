@@ -1,0 +1,241 @@
+"""The participant programming model: handlers, state changes and the step context.
+
+A participant owns private state that only its own *changes* may alter: a handler records a
+change with :meth:`StepContext.record`, the participant's ``@evolve`` method for that change
+type applies it, and the journal keeps it. The state is therefore the fold of the participant's
+journal stream, which is what lets a restarted runtime rebuild it exactly.
+
+Example::
+
+    class Inventory(Participant[Stock]):
+        name = "inventory"
+
+        def initial_state(self) -> Stock:
+            return Stock(items={"sku-1": 10})
+
+        @action("reserve")
+        def reserve(self, ctx: StepContext, order: Order) -> Reservation:
+            if self.state.items[order.sku] < order.qty:
+                raise StepFailed("out of stock")
+            ctx.record(Reserved(order.id, order.sku, order.qty))
+            return Reservation(order.id)
+
+        @compensation("reserve")
+        def release(self, ctx: StepContext, order: Order, done: Reservation) -> None:
+            ctx.record(Released(order.id, order.sku, order.qty))
+
+        @evolve
+        def _reserved(self, state: Stock, change: Reserved) -> None:
+            state.items[change.sku] -= change.qty
+"""
+
+from __future__ import annotations
+
+import inspect
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar, Generic, TypeVar
+
+from ..errors import DefinitionError
+
+__all__ = [
+    "HandlerSpec",
+    "Participant",
+    "StepContext",
+    "action",
+    "compensation",
+    "evolve",
+    "on",
+]
+
+S = TypeVar("S")
+F = TypeVar("F", bound=Callable[..., Any])
+
+_MARK = "__sagactor_handler__"
+
+
+def action(name: str) -> Callable[[F], F]:
+    """Mark ``def handler(self, ctx, input) -> result`` as the participant's action ``name``."""
+    return _mark("action", name)
+
+
+def compensation(name: str) -> Callable[[F], F]:
+    """Mark ``def handler(self, ctx, input, done) -> None`` as the undo of action ``name``.
+
+    ``done`` is what the action returned. It must undo exactly what the action did, and it must
+    not fail for business reasons: a compensation that raises is retried, then the saga is stuck.
+    """
+    return _mark("compensation", name)
+
+
+def evolve(method: F) -> F:
+    """Mark ``def apply(self, state, change: ChangeType) -> None`` as the fold of one change type."""
+    setattr(method, _MARK, ("evolve", ""))
+    return method
+
+
+def on(event_type: type[Any]) -> Callable[[F], F]:
+    """Mark ``def handler(self, ctx, event)`` as a choreography reaction to ``event_type``."""
+
+    def mark(method: F) -> F:
+        setattr(method, _MARK, ("on", event_type))
+        return method
+
+    return mark
+
+
+def _mark(kind: str, name: str) -> Callable[[F], F]:
+    if not isinstance(name, str) or not name:
+        raise DefinitionError("?", f"@{kind} needs a non-empty name, not {name!r}")
+
+    def mark(method: F) -> F:
+        if not callable(method):
+            raise DefinitionError(
+                "?", f"@{kind}({name!r}) decorates {method!r}, which is not callable"
+            )
+        setattr(method, _MARK, (kind, name))
+        return method
+
+    return mark
+
+
+@dataclass(frozen=True, slots=True)
+class HandlerSpec:
+    """A handler and the types its arguments are converted to (``Any`` when unannotated)."""
+
+    method: str
+    arg_types: tuple[Any, ...]
+    is_async: bool
+
+
+class StepContext:
+    """What a handler knows about the message it handles, and how it changes state."""
+
+    __slots__ = (
+        "_apply",
+        "attempt",
+        "changes",
+        "kind",
+        "participant",
+        "published",
+        "saga_id",
+        "step",
+    )
+
+    def __init__(
+        self,
+        participant: str,
+        saga_id: str,
+        step: str,
+        kind: str,
+        attempt: int,
+        apply: Callable[[Any], None],
+    ) -> None:
+        self.participant = participant
+        self.saga_id = saga_id
+        self.step = step
+        self.kind = kind
+        self.attempt = attempt
+        self.changes: list[Any] = []
+        self.published: list[Any] = []
+        self._apply = apply
+
+    @property
+    def idempotency_key(self) -> str:
+        """Stable for this saga and step on every attempt and after every restart.
+
+        Pass it to external services so a retried call does not act twice.
+        """
+        return f"{self.saga_id}/{self.step}"
+
+    def record(self, change: Any) -> None:
+        """Apply ``change`` to the participant's state now, and journal it with the reply.
+
+        If the handler then raises, the change is undone (the state is rebuilt from the journal).
+        """
+        self._apply(change)
+        self.changes.append(change)
+
+    def publish(self, event: Any) -> None:
+        """Choreography: emit ``event`` to its subscribers once this handler's changes commit."""
+        self.published.append(event)
+
+
+class Participant(Generic[S]):
+    """A service with private state, hosted by its own actor (one mailbox, one thread).
+
+    Subclasses set ``name`` and define handlers with :func:`action`, :func:`compensation`,
+    :func:`evolve` and (for native choreography) :func:`on`.
+    """
+
+    name: ClassVar[str] = ""
+    state: S
+
+    _actions: ClassVar[dict[str, HandlerSpec]]
+    _compensations: ClassVar[dict[str, HandlerSpec]]
+    _evolvers: ClassVar[dict[type[Any], str]]
+    _reactions: ClassVar[dict[type[Any], HandlerSpec]]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._actions, cls._compensations, cls._evolvers, cls._reactions = {}, {}, {}, {}
+        for klass in reversed(cls.__mro__):
+            for attr, value in vars(klass).items():
+                mark = getattr(value, _MARK, None)
+                if mark is not None:
+                    cls._collect(attr, value, mark)
+
+    @classmethod
+    def _collect(cls, attr: str, method: Any, mark: tuple[str, Any]) -> None:
+        kind, key = mark
+        if not callable(method):
+            raise DefinitionError(cls.__name__, f"handler {attr!r} is not callable")
+        hints = _hints(cls, method)
+        if kind == "evolve":
+            if len(hints) != 2 or hints[1] is Any:
+                raise DefinitionError(
+                    cls.__name__,
+                    f"@evolve method {attr!r} must be (self, state, change: ChangeType)",
+                )
+            cls._evolvers[hints[1]] = attr
+            return
+        wanted = {"action": 2, "compensation": 3, "on": 2}[kind]
+        if len(hints) != wanted:
+            shape = {
+                "action": "(self, ctx, input)",
+                "compensation": "(self, ctx, input, done)",
+                "on": "(self, ctx, event)",
+            }[kind]
+            raise DefinitionError(cls.__name__, f"handler {attr!r} must take {shape}")
+        spec = HandlerSpec(attr, tuple(hints[1:]), inspect.iscoroutinefunction(method))
+        if kind == "action":
+            cls._actions[key] = spec
+        elif kind == "compensation":
+            cls._compensations[key] = spec
+        else:
+            cls._reactions[key] = spec
+
+    def initial_state(self) -> S:
+        """The state before any change; override in participants that keep state."""
+        return None  # type: ignore[return-value]
+
+    @property
+    def participant_name(self) -> str:
+        return self.name or type(self).__name__.lower()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.participant_name!r}>"
+
+
+def _hints(cls: type, method: Any) -> list[Any]:
+    """The annotated types of ``method``'s parameters after ``self`` (``Any`` if absent)."""
+    function = method.__func__ if isinstance(method, classmethod | staticmethod) else method
+    try:
+        annotations = typing.get_type_hints(function)
+    except Exception as error:
+        raise DefinitionError(
+            cls.__name__, f"cannot resolve the annotations of {function.__name__!r}: {error}"
+        ) from error
+    parameters = list(inspect.signature(function).parameters.values())[1:]
+    return [annotations.get(p.name, Any) for p in parameters]

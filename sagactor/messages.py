@@ -1,0 +1,249 @@
+"""Messages as msgspec Structs: what actors send each other and what the journal records.
+
+Two families:
+
+* **Journal events** (``tag=True`` Structs, encoded as msgpack into
+  :class:`~sagactor.persistence.journal.Record`): a saga's transitions (``SagaStarted`` ...
+  ``SagaStuck``) and a participant's inbox records (``Handled``). Renaming a field here changes
+  the journal format: bump ``SCHEMA_VERSION`` in the SQLite journal when you do.
+* **Actor messages** (``Command``, ``Reply``, timers): in-process only, never journaled; they
+  may carry live objects (actor references, Python values).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+import msgspec
+
+__all__ = [
+    "SAGA_EVENTS",
+    "CompensationFailed",
+    "CompensationStarted",
+    "Handled",
+    "Outcome",
+    "SagaCancelled",
+    "SagaCompensated",
+    "SagaCompleted",
+    "SagaEvent",
+    "SagaResumed",
+    "SagaStarted",
+    "SagaStatus",
+    "SagaStuck",
+    "StepCompensated",
+    "StepFailed",
+    "StepRetrying",
+    "StepStarted",
+    "StepSucceeded",
+    "StepTimedOut",
+]
+
+
+class SagaStatus(StrEnum):
+    """Where a saga stands. The last three are terminal (``stuck`` can be resumed)."""
+
+    RUNNING = "running"
+    COMPENSATING = "compensating"
+    COMPLETED = "completed"
+    COMPENSATED = "compensated"
+    STUCK = "stuck"
+
+    @property
+    def terminal(self) -> bool:
+        return self in (SagaStatus.COMPLETED, SagaStatus.COMPENSATED, SagaStatus.STUCK)
+
+
+class _Event(msgspec.Struct, tag=True, frozen=True, kw_only=True):
+    pass
+
+
+class SagaStarted(_Event, frozen=True):
+    """A saga was accepted. ``input`` is the msgpack of the caller's input."""
+
+    saga: str
+    version: int
+    mode: str
+    input: msgspec.Raw
+    digest: str
+
+
+class StepStarted(_Event, frozen=True):
+    """A step's action was sent (attempt n). ``deadline`` is wall-clock, or 0 for none."""
+
+    step: str
+    attempt: int
+    deadline: float = 0.0
+
+
+class StepSucceeded(_Event, frozen=True):
+    step: str
+    result: msgspec.Raw
+
+
+class StepFailed(_Event, frozen=True):
+    """The step failed for good: ``business`` (StepFailed raised) or out of attempts."""
+
+    step: str
+    attempt: int
+    reason: str
+    business: bool
+
+
+class StepRetrying(_Event, frozen=True):
+    """A technical error; attempt ``attempt + 1`` is due at ``due`` (wall clock)."""
+
+    step: str
+    attempt: int
+    error: str
+    due: float
+
+
+class StepTimedOut(_Event, frozen=True):
+    """No reply within the deadline: the step is in doubt and will be compensated."""
+
+    step: str
+    attempt: int
+
+
+class CompensationStarted(_Event, frozen=True):
+    step: str
+    attempt: int
+    deadline: float = 0.0
+
+
+class CompensationFailed(_Event, frozen=True):
+    """A compensation attempt raised; retried at ``due`` unless ``due`` is 0 (gave up)."""
+
+    step: str
+    attempt: int
+    error: str
+    due: float
+
+
+class StepCompensated(_Event, frozen=True):
+    step: str
+
+
+class SagaCompleted(_Event, frozen=True):
+    pass
+
+
+class SagaCompensated(_Event, frozen=True):
+    reason: str
+
+
+class SagaStuck(_Event, frozen=True):
+    reason: str
+
+
+class SagaCancelled(_Event, frozen=True):
+    reason: str
+
+
+class SagaResumed(_Event, frozen=True):
+    """An operator resumed a stuck saga: its failed compensation is tried again."""
+
+    by: str = "operator"
+
+
+SagaEvent = (
+    SagaStarted
+    | StepStarted
+    | StepSucceeded
+    | StepFailed
+    | StepRetrying
+    | StepTimedOut
+    | CompensationStarted
+    | CompensationFailed
+    | StepCompensated
+    | SagaCompleted
+    | SagaCompensated
+    | SagaStuck
+    | SagaCancelled
+    | SagaResumed
+)
+SAGA_EVENTS: dict[str, type[Any]] = {
+    cls.__name__: cls
+    for cls in (
+        SagaStarted,
+        StepStarted,
+        StepSucceeded,
+        StepFailed,
+        StepRetrying,
+        StepTimedOut,
+        CompensationStarted,
+        CompensationFailed,
+        StepCompensated,
+        SagaCompleted,
+        SagaCompensated,
+        SagaStuck,
+        SagaCancelled,
+        SagaResumed,
+    )
+}
+FINAL_EVENTS = frozenset({"SagaCompleted", "SagaCompensated", "SagaStuck"})
+
+
+class HandledOutcome(StrEnum):
+    OK = "ok"
+    FAILED = "failed"
+    TOMBSTONE = "tombstone"
+
+
+class Handled(_Event, frozen=True):
+    """A participant handled message ``key`` (saga/step/kind) with this outcome.
+
+    Written in the same transaction as the state changes the handler made: this is the
+    idempotent inbox. A repeated message is answered from here and applies nothing.
+    """
+
+    key: str
+    saga_id: str
+    step: str
+    kind: str
+    outcome: HandledOutcome
+    result: msgspec.Raw = msgspec.Raw(b"\xc0")
+    reason: str = ""
+
+
+class Outcome(msgspec.Struct, frozen=True, kw_only=True):
+    """How a saga ended (or stands, while it runs)."""
+
+    saga_id: str
+    saga: str
+    status: SagaStatus
+    reason: str = ""
+    results: dict[str, Any] = {}
+    compensated: tuple[str, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return self.status is SagaStatus.COMPLETED
+
+
+class Command(msgspec.Struct, frozen=True, kw_only=True):
+    """Coordinator to participant: run ``kind`` (action or compensation) ``name`` for a step.
+
+    In-process only: ``reply_to`` is a live callable and ``input`` a live value.
+    """
+
+    saga_id: str
+    step: str
+    kind: str
+    name: str
+    attempt: int
+    input: Any
+    reply_to: Any
+    retry_on: tuple[type[BaseException], ...] = (Exception,)
+    delayed: bool = False
+
+    @property
+    def key(self) -> str:
+        """The inbox key: the same for every attempt, so a repeat is recognised."""
+        return f"{self.saga_id}/{self.step}/{self.kind}"
+
+
+class ParticipantSnapshot(msgspec.Struct, array_like=True):
+    state: msgspec.Raw
+    inbox: list[Handled]

@@ -1,0 +1,493 @@
+"""The runtime: participants, sagas and the journal put together behind one small API."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import threading
+import uuid
+from collections.abc import Iterable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import msgspec
+import pykka
+
+from .actors.environment import Environment
+from .actors.faults import Fault
+from .actors.host import GetState, ParticipantHost
+from .actors.participant import Participant
+from .actors.timers import TimerService
+from .crashpoints import CrashPlan, CrashPoint, SimulatedCrash
+from .errors import (
+    DefinitionError,
+    IncompatibleDefinition,
+    PayloadError,
+    RuntimeClosed,
+    RuntimeCrashed,
+    SagaTimeout,
+    UnknownParticipant,
+    UnknownSaga,
+    UnknownSagaType,
+)
+from .messages import Outcome, SagaStarted
+from .persistence.journal import Journal, Record
+from .persistence.memory import MemoryJournal
+from .persistence.recovery import decode_saga_events, find_in_flight, rebuild, saga_stream
+from .sagas.coordinator import Coordinator, Recover, StartSaga
+from .sagas.definition import Saga
+from .sagas.machine import Cancel, Resume, SagaState
+from .sagas.outcomes import OutcomeBoard, outcome_of
+
+__all__ = ["HistoryEntry", "Mode", "Runtime", "SagaRun"]
+
+logger = logging.getLogger("sagactor")
+
+Mode = Literal["orchestration", "choreography"]
+_MODES = ("orchestration", "choreography")
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryEntry:
+    """One event of a saga's correlated timeline: who recorded what, when, in which order."""
+
+    position: int
+    ts: float
+    source: str
+    type: str
+    event: Any
+    cause: str
+
+
+class SagaRun:
+    """A handle on one saga: its id, and its outcome once it ends."""
+
+    __slots__ = ("_runtime", "id")
+
+    def __init__(self, runtime: Runtime, saga_id: str) -> None:
+        self._runtime = runtime
+        self.id = saga_id
+
+    def result(self, timeout: float | None = None) -> Outcome:
+        """Block until the saga ends; raises :class:`SagaTimeout` after ``timeout`` seconds."""
+        future = self._runtime._outcomes.future(self.id)
+        try:
+            return future.result(timeout)
+        except TimeoutError:
+            raise SagaTimeout(self.id, timeout) from None
+
+    @property
+    def status(self) -> Outcome:
+        return self._runtime.status(self.id)
+
+    def __await__(self) -> Any:
+        from .aio import wait_future  # anyio is only needed by async callers
+
+        return wait_future(self._runtime._outcomes.future(self.id)).__await__()
+
+    def __repr__(self) -> str:
+        return f"SagaRun({self.id!r})"
+
+
+class Runtime:
+    """Runs sagas over registered participants, journaling everything they do.
+
+    Open one with :meth:`open` (a durable SQLite journal) or :meth:`in_memory`; use it as a
+    context manager so it closes.
+    """
+
+    def __init__(
+        self,
+        journal: Journal,
+        *,
+        participants: Iterable[Participant[Any]] = (),
+        sagas: Iterable[Saga] = (),
+        recover: bool = True,
+        snapshot_every: int = 1000,
+    ) -> None:
+        self.crash_plan = CrashPlan()
+        self._env = Environment(
+            journal, TimerService(), crash=self.crash_plan, snapshot_every=snapshot_every
+        )
+        self.crash_plan.on_crash = self._die
+        self._lock = threading.Lock()
+        self._accepting: set[Future[Any]] = set()
+        self._outcomes = OutcomeBoard()
+        self._hosts: dict[str, pykka.ActorRef[Any]] = {}
+        self._host_objects: dict[str, ParticipantHost] = {}
+        self._definitions: dict[str, Saga] = {}
+        self._closed = False
+        self._crash: BaseException | None = None
+        self._coordinator = Coordinator.start(
+            self._env, self._hosts, self._outcomes, self._load_saga
+        )
+        try:
+            self.register(*participants)
+            self.define(*sagas)
+            if recover:
+                self.recover()
+        except BaseException:
+            self.close()
+            raise
+
+    # -- construction --------------------------------------------------------------------------
+
+    @classmethod
+    def open(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        synchronous: Literal["full", "normal"] = "full",
+        participants: Iterable[Participant[Any]] = (),
+        sagas: Iterable[Saga] = (),
+        recover: bool = True,
+        snapshot_every: int = 1000,
+    ) -> Runtime:
+        """A runtime over the SQLite journal at ``path``; in-flight sagas are resumed."""
+        from .persistence.sqlite import SqliteJournal
+
+        journal = SqliteJournal(path, synchronous=synchronous)
+        try:
+            return cls(
+                journal,
+                participants=participants,
+                sagas=sagas,
+                recover=recover,
+                snapshot_every=snapshot_every,
+            )
+        except BaseException:
+            journal.close()
+            raise
+
+    @classmethod
+    def in_memory(
+        cls,
+        *,
+        journal: MemoryJournal | None = None,
+        participants: Iterable[Participant[Any]] = (),
+        sagas: Iterable[Saga] = (),
+        recover: bool = True,
+        snapshot_every: int = 1000,
+    ) -> Runtime:
+        """A runtime whose journal lives in memory: fast, gone with the process.
+
+        Pass the ``journal`` of a crashed in-memory runtime to recover from it.
+        """
+        return cls(
+            journal if journal is not None else MemoryJournal(),
+            participants=participants,
+            sagas=sagas,
+            recover=recover,
+            snapshot_every=snapshot_every,
+        )
+
+    @property
+    def journal(self) -> Journal:
+        return self._env.journal
+
+    # -- registration --------------------------------------------------------------------------
+
+    def register(self, *participants: Participant[Any]) -> None:
+        """Host each participant in its own actor; its state is rebuilt from the journal."""
+        self._check_open()
+        for participant in participants:
+            if not isinstance(participant, Participant):
+                raise TypeError(f"{participant!r} is not a sagactor Participant")
+            name = participant.participant_name
+            if name in self._hosts:
+                raise DefinitionError(name, f"a participant named {name!r} is already registered")
+            host = ParticipantHost.launch(participant, self._env)
+            self._hosts[name] = host.actor_ref
+            self._host_objects[name] = host
+
+    def define(self, *sagas: Saga) -> None:
+        """Check each definition against the registered participants and remember it."""
+        for saga in sagas:
+            self._validate(saga)
+            known = self._definitions.get(saga.name)
+            if known is not None and known != saga and known.version == saga.version:
+                raise DefinitionError(
+                    saga.name,
+                    f"another definition with version {saga.version} is registered; bump the version",
+                )
+            self._definitions[saga.name] = saga
+
+    def _validate(self, saga: Saga) -> None:
+        if not isinstance(saga, Saga):
+            raise TypeError(f"{saga!r} is not a sagactor Saga")
+        for step in saga.steps:
+            host = self._host_objects.get(step.participant)
+            if host is None:
+                raise UnknownParticipant(saga.name, step.name, step.participant, list(self._hosts))
+            kind = type(host.participant)
+            if step.action not in kind._actions:
+                raise DefinitionError(
+                    saga.name,
+                    f"participant {step.participant!r} has no action {step.action!r} "
+                    f"(it has: {', '.join(sorted(kind._actions)) or 'none'})",
+                    step=step.name,
+                )
+            if step.compensable and step.action not in kind._compensations:
+                raise DefinitionError(
+                    saga.name,
+                    f"step is compensable but participant {step.participant!r} has no "
+                    f"@compensation({step.action!r}); add one or mark the step compensable=False",
+                    step=step.name,
+                )
+
+    # -- running sagas -------------------------------------------------------------------------
+
+    def start(
+        self, saga: Saga, input: Any, *, saga_id: str | None = None, mode: Mode = "orchestration"
+    ) -> SagaRun:
+        """Start ``saga`` on ``input``; returns once the start is durably journaled.
+
+        A ``saga_id`` is an idempotency key: the same id with the same input returns the
+        existing run; with another input it raises :class:`SagaIdConflict`.
+        """
+        return self.start_many(
+            saga, [input], saga_ids=None if saga_id is None else [saga_id], mode=mode
+        )[0]
+
+    def start_many(
+        self,
+        saga: Saga,
+        inputs: Sequence[Any],
+        *,
+        saga_ids: Sequence[str] | None = None,
+        mode: Mode = "orchestration",
+    ) -> list[SagaRun]:
+        """Start many sagas at once (their starts share group commits); one run per input."""
+        self._check_open()
+        if mode not in _MODES:
+            raise DefinitionError(saga.name, f"mode must be one of {_MODES}, not {mode!r}")
+        if saga_ids is not None and len(saga_ids) != len(inputs):
+            raise ValueError("saga_ids and inputs differ in length")
+        self.define(saga) if self._definitions.get(saga.name) is not saga else None
+        accepted: list[Future[str]] = []
+        for index, value in enumerate(inputs):
+            try:
+                raw = msgspec.msgpack.encode(value)
+            except (msgspec.EncodeError, TypeError, OverflowError) as error:
+                raise PayloadError("the saga input", error, saga=saga.name) from error
+            saga_id = saga_ids[index] if saga_ids is not None else uuid.uuid4().hex[:16]
+            _check_saga_id(saga.name, saga_id)
+            future: Future[str] = Future()
+            with self._lock:
+                self._accepting.add(future)
+            self._coordinator.tell(
+                StartSaga(
+                    definition=saga,
+                    saga_id=saga_id,
+                    mode=mode,
+                    input=value,
+                    raw=raw,
+                    digest=hashlib.blake2b(raw, digest_size=16).hexdigest(),
+                    fresh=saga_ids is None,
+                    accepted=future,
+                )
+            )
+            accepted.append(future)
+        runs = []
+        try:
+            for future in accepted:
+                runs.append(SagaRun(self, future.result()))
+        finally:
+            with self._lock:
+                self._accepting.difference_update(accepted)
+        return runs
+
+    def run(self, saga_id: str) -> SagaRun:
+        """A handle on a saga started earlier (by this runtime or before a restart)."""
+        self.status(saga_id)
+        return SagaRun(self, saga_id)
+
+    def status(self, saga_id: str) -> Outcome:
+        """Where the saga stands now (its outcome if it ended)."""
+        future = self._outcomes.future(saga_id)
+        if future.done() and future.exception() is None:
+            return future.result()
+        state = self._load_saga(saga_id)
+        if state is None:
+            raise UnknownSaga(saga_id)
+        return outcome_of(state)
+
+    def cancel(self, saga_id: str, reason: str = "cancelled") -> None:
+        """Stop a running saga: it compensates what it did."""
+        self.status(saga_id)
+        self._coordinator.tell(Cancel(saga_id, reason))
+
+    def resume(self, saga_id: str) -> None:
+        """Retry the failed compensation of a stuck saga (after fixing what made it fail)."""
+        self.status(saga_id)
+        self._coordinator.tell(Resume(saga_id))
+
+    def recover(self) -> list[str]:
+        """Resume every in-flight saga of the journal; returns their ids.
+
+        Raises :class:`UnknownSagaType` or :class:`IncompatibleDefinition` naming the sagas
+        that cannot resume (then none is resumed).
+        """
+        self._check_open()
+        found = find_in_flight(self.journal, self._definitions)
+        found.raise_if_blocked()
+        done: Future[list[str]] = Future()
+        with self._lock:
+            self._accepting.add(done)
+        self._coordinator.tell(Recover(found.states, done))
+        try:
+            return done.result()
+        finally:
+            with self._lock:
+                self._accepting.discard(done)
+
+    # -- looking inside ------------------------------------------------------------------------
+
+    def history(self, saga_id: str) -> list[HistoryEntry]:
+        """The saga's events across the coordinator and every participant, in journal order."""
+        records = self.journal.read(saga_stream(saga_id))
+        if not records:
+            raise UnknownSaga(saga_id)
+        entries = [
+            HistoryEntry(r.position, r.ts, "coordinator", r.type, e, r.cause)
+            for r, e in zip(records, decode_saga_events(self.journal, records), strict=True)
+        ]
+        prefix = f"{saga_id}/"
+        for record in self.journal.read_prefix("participant/"):
+            if record.cause.startswith(prefix):
+                name = record.stream.removeprefix("participant/")
+                host = self._host_objects.get(name)
+                event = host.decode(record) if host is not None else record.data
+                entries.append(
+                    HistoryEntry(record.position, record.ts, name, record.type, event, record.cause)
+                )
+        entries.sort(key=lambda e: e.position)
+        return entries
+
+    def state(self, participant: str) -> Any:
+        """A copy of a participant's current state."""
+        ref = self._hosts.get(participant)
+        if ref is None:
+            raise UnknownParticipant("-", "-", participant, list(self._hosts))
+        return ref.ask(GetState())
+
+    @property
+    def participants(self) -> list[str]:
+        return sorted(self._hosts)
+
+    @property
+    def definitions(self) -> dict[str, Saga]:
+        return dict(self._definitions)
+
+    def saga_ids(self) -> list[str]:
+        return [s.removeprefix("saga/") for s in self.journal.streams("saga/")]
+
+    # -- faults and crashes (tests, playground) ------------------------------------------------
+
+    def inject(
+        self, participant: str, action: str, fault: Fault, *, compensation: bool = False
+    ) -> None:
+        """Make ``participant``'s handler for ``action`` misbehave (see :class:`Fault`)."""
+        if participant not in self._hosts:
+            raise UnknownParticipant("-", "-", participant, list(self._hosts))
+        self._env.faults.inject(
+            participant, action, fault, kind="compensation" if compensation else "action"
+        )
+
+    def clear_faults(self, participant: str | None = None) -> None:
+        self._env.faults.clear(participant)
+
+    @property
+    def faults(self) -> list[tuple[tuple[str, str, str], Fault]]:
+        return self._env.faults.items()
+
+    def arm(self, point: CrashPoint | str, at_hit: int = 1) -> None:
+        """Die at the ``at_hit``-th pass through ``point`` from now (a simulated ``kill -9``)."""
+        self.crash_plan.arm(point, at_hit)
+
+    def crash(self) -> None:
+        """Die now, as ``kill -9`` would: queued journal writes are lost, nothing else runs."""
+        self._die(SimulatedCrash(CrashPoint.AFTER_COMMIT, 0))
+
+    @property
+    def crashed(self) -> bool:
+        return self._crash is not None
+
+    def wait_until_crashed(self, timeout: float | None = None) -> bool:
+        return self._env.dead.wait(timeout) and self._crash is not None
+
+    def _die(self, crash: BaseException) -> None:
+        with self._lock:
+            if self._env.dead.is_set():
+                return
+            self._crash = crash
+            self._env.dead.set()
+            accepting = list(self._accepting)
+        self._env.journal.kill()
+        self._env.timers.stop()
+        error = RuntimeCrashed(f"the runtime crashed ({crash}); reopen the journal to recover")
+        self._outcomes.fail_all(error)
+        for future in accepting:
+            if not future.done():
+                future.set_exception(error)
+        logger.warning("runtime died: %s", crash)
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Stop the actors and close the journal. In-flight sagas resume at the next open."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            already_dead = self._env.dead.is_set()
+            self._env.dead.set()
+        self._env.timers.stop()
+        for ref in [self._coordinator, *self._hosts.values()]:
+            ref.stop(block=True) if ref.is_alive() else None
+        if not already_dead:
+            self._env.journal.close()
+            self._outcomes.fail_all(RuntimeClosed("the runtime was closed"))
+
+    def _check_open(self) -> None:
+        if self._crash is not None:
+            raise RuntimeCrashed(
+                f"the runtime crashed ({self._crash}); reopen the journal to recover"
+            )
+        if self._closed:
+            raise RuntimeClosed("the runtime is closed")
+
+    def __enter__(self) -> Runtime:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- replay --------------------------------------------------------------------------------
+
+    def _load_saga(self, saga_id: str) -> SagaState | None:
+        records: list[Record] = self.journal.read(saga_stream(saga_id))
+        if not records:
+            return None
+        events = decode_saga_events(self.journal, records)
+        started = events[0]
+        assert isinstance(started, SagaStarted)
+        definition = self._definitions.get(started.saga)
+        if definition is None:
+            raise UnknownSagaType({saga_id: started.saga})
+        if definition.version != started.version:
+            raise IncompatibleDefinition(
+                {
+                    saga_id: f"started under version {started.version}, registered {definition.version}"
+                }
+            )
+        return rebuild(saga_id, definition, events)
+
+
+def _check_saga_id(saga: str, saga_id: str) -> None:
+    if not isinstance(saga_id, str) or not saga_id or "/" in saga_id or saga_id != saga_id.strip():
+        raise DefinitionError(
+            saga, f"saga id {saga_id!r} must be a non-empty string without '/' or spaces around"
+        )

@@ -1,0 +1,385 @@
+"""The saga state machine: pure (no threads, no I/O, time passed in).
+
+Three functions make the whole protocol:
+
+* :func:`decide` turns an input (a reply, a timer, a cancel) into journal events, applying each
+  to the state as it emits it;
+* :func:`evolve` applies one event; folding a saga's journal with it rebuilds the state, which
+  is all recovery needs;
+* :func:`pending` says what the state is waiting for: the command to (re)send or the timer to
+  set. The coordinator runs it after each commit, recovery runs it after the fold, so a resumed
+  saga goes through exactly the path a live one does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+
+from ..messages import (
+    CompensationFailed,
+    CompensationStarted,
+    SagaCancelled,
+    SagaCompensated,
+    SagaCompleted,
+    SagaEvent,
+    SagaResumed,
+    SagaStarted,
+    SagaStatus,
+    SagaStuck,
+    StepCompensated,
+    StepFailed,
+    StepRetrying,
+    StepStarted,
+    StepSucceeded,
+    StepTimedOut,
+)
+from .definition import Saga
+
+__all__ = [
+    "ACTION",
+    "COMPENSATION",
+    "Cancel",
+    "Finish",
+    "Reply",
+    "Resume",
+    "SagaState",
+    "Send",
+    "Timeout",
+    "Timer",
+    "Wake",
+    "decide",
+    "evolve",
+    "pending",
+    "start",
+]
+
+ACTION = "action"
+COMPENSATION = "compensation"
+
+
+# -- inputs ------------------------------------------------------------------------------------
+
+
+class Reply(msgspec.Struct, frozen=True):
+    """A participant's answer to a command. ``outcome``: ok, failed (business) or error."""
+
+    saga_id: str
+    step: str
+    kind: str
+    attempt: int
+    outcome: str
+    result: Any = None
+    raw: msgspec.Raw = msgspec.Raw(b"\xc0")
+    reason: str = ""
+    retryable: bool = False
+
+
+class Timeout(msgspec.Struct, frozen=True):
+    saga_id: str
+    step: str
+    kind: str
+    attempt: int
+
+
+class Wake(msgspec.Struct, frozen=True):
+    """A retry's back-off is over."""
+
+    saga_id: str
+    step: str
+    kind: str
+    attempt: int
+
+
+class Cancel(msgspec.Struct, frozen=True):
+    saga_id: str
+    reason: str = "cancelled"
+
+
+class Resume(msgspec.Struct, frozen=True):
+    saga_id: str
+
+
+# -- effects -----------------------------------------------------------------------------------
+
+
+class Send(msgspec.Struct, frozen=True):
+    """Send the step's action or compensation (``kind``) to its participant."""
+
+    step: str
+    kind: str
+    attempt: int
+
+
+class Timer(msgspec.Struct, frozen=True):
+    """Deliver ``message`` to the coordinator at wall-clock time ``due``."""
+
+    due: float
+    message: Timeout | Wake
+
+
+class Finish(msgspec.Struct, frozen=True):
+    status: SagaStatus
+
+
+Effect = Send | Timer | Finish
+
+
+# -- state -------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class SagaState:
+    """One saga instance. ``stack`` holds the steps to compensate, the next one last."""
+
+    saga_id: str
+    definition: Saga
+    mode: str
+    input: Any
+    input_raw: bytes
+    digest: str
+    status: SagaStatus = SagaStatus.RUNNING
+    step: str = ""
+    kind: str = ACTION
+    attempt: int = 0
+    deadline: float = 0.0
+    retry_due: float = 0.0
+    done: list[str] = field(default_factory=list)
+    results: dict[str, Any] = field(default_factory=dict)
+    stack: list[str] = field(default_factory=list)
+    compensated: list[str] = field(default_factory=list)
+    reason: str = ""
+    seq: int = 0
+    started_at: float = 0.0
+    ended_at: float = 0.0
+
+    @property
+    def in_flight(self) -> bool:
+        """A command is out and unanswered (so its effect is unknown)."""
+        return self.attempt > 0 and self.retry_due == 0.0 and not self.status.terminal
+
+
+def start(
+    definition: Saga, saga_id: str, mode: str, value: Any, raw: bytes, digest: str, now: float
+) -> tuple[SagaState, list[SagaEvent]]:
+    """A new saga and its first events: started, then its first step's command."""
+    state = SagaState(saga_id, definition, mode, value, raw, digest, started_at=now)
+    started = SagaStarted(
+        saga=definition.name,
+        version=definition.version,
+        mode=mode,
+        input=msgspec.Raw(raw),
+        digest=digest,
+    )
+    events: list[SagaEvent] = []
+    _emit(state, events, started)
+    _emit(state, events, _start_step(state, 0, 1, now))
+    return state, events
+
+
+def decide(state: SagaState, message: Any, now: float) -> list[SagaEvent]:
+    """The events ``message`` causes; each is applied to ``state`` as it is emitted.
+
+    Stale messages (an answer to an earlier attempt, a timer for a finished step) cause none.
+    """
+    events: list[SagaEvent] = []
+    if isinstance(message, Reply):
+        _on_reply(state, message, now, events)
+    elif isinstance(message, Timeout):
+        if _is_current(state, message) and state.in_flight and state.deadline:
+            if message.kind == ACTION:
+                _emit(state, events, StepTimedOut(step=message.step, attempt=message.attempt))
+                _begin_compensation(state, now, events)
+            else:
+                _compensation_error(state, "timed out", retryable=True, now=now, events=events)
+    elif isinstance(message, Wake):
+        if _is_current(state, message) and state.retry_due:
+            if message.kind == ACTION:
+                index = state.definition.index(message.step)
+                _emit(state, events, _start_step(state, index, message.attempt + 1, now))
+            else:
+                _emit(state, events, _start_compensation(state, message.attempt + 1, now))
+    elif isinstance(message, Cancel):
+        if state.status is SagaStatus.RUNNING:
+            _emit(state, events, SagaCancelled(reason=message.reason))
+            _begin_compensation(state, now, events)
+    elif isinstance(message, Resume) and state.status is SagaStatus.STUCK and state.stack:
+        _emit(state, events, SagaResumed())
+        _emit(state, events, _start_compensation(state, 1, now))
+    return events
+
+
+def evolve(state: SagaState, event: SagaEvent) -> None:
+    """Apply one journal event to ``state`` (in place)."""
+    if isinstance(event, StepStarted):
+        state.step, state.kind, state.attempt = event.step, ACTION, event.attempt
+        state.deadline, state.retry_due = event.deadline, 0.0
+    elif isinstance(event, StepSucceeded):
+        state.done.append(event.step)
+        state.results.setdefault(event.step, event.result)
+    elif isinstance(event, StepFailed):
+        state.reason = f"step {event.step!r} failed: {event.reason}"
+        _stack_for_compensation(state, in_doubt=None)
+    elif isinstance(event, StepTimedOut):
+        state.reason = f"step {event.step!r} timed out (attempt {event.attempt})"
+        _stack_for_compensation(state, in_doubt=event.step)
+    elif isinstance(event, SagaCancelled):
+        state.reason = event.reason
+        _stack_for_compensation(state, in_doubt=state.step if state.in_flight else None)
+    elif isinstance(event, StepRetrying | CompensationFailed):
+        state.retry_due = event.due
+        state.reason = f"{event.step!r} attempt {event.attempt}: {event.error}"
+    elif isinstance(event, CompensationStarted):
+        state.step, state.kind, state.attempt = event.step, COMPENSATION, event.attempt
+        state.deadline, state.retry_due = event.deadline, 0.0
+    elif isinstance(event, StepCompensated):
+        state.stack.remove(event.step)
+        state.compensated.append(event.step)
+    elif isinstance(event, SagaCompleted):
+        state.status = SagaStatus.COMPLETED
+    elif isinstance(event, SagaCompensated):
+        state.status, state.reason = SagaStatus.COMPENSATED, event.reason
+    elif isinstance(event, SagaStuck):
+        state.status, state.reason = SagaStatus.STUCK, event.reason
+    elif isinstance(event, SagaResumed):
+        state.status = SagaStatus.COMPENSATING
+    state.seq += 1
+
+
+def pending(state: SagaState) -> list[Effect]:
+    """What the saga waits for now: a command (with its timeout), a retry timer, or the end."""
+    if state.status.terminal:
+        return [Finish(state.status)]
+    if state.retry_due:
+        return [Timer(state.retry_due, Wake(state.saga_id, state.step, state.kind, state.attempt))]
+    effects: list[Effect] = [Send(state.step, state.kind, state.attempt)]
+    if state.deadline:
+        timeout = Timeout(state.saga_id, state.step, state.kind, state.attempt)
+        effects.append(Timer(state.deadline, timeout))
+    return effects
+
+
+def replay(state: SagaState, events: list[SagaEvent]) -> SagaState:
+    for event in events:
+        evolve(state, event)
+    return state
+
+
+# -- internals ---------------------------------------------------------------------------------
+
+
+def _emit(state: SagaState, events: list[SagaEvent], event: SagaEvent) -> None:
+    evolve(state, event)
+    events.append(event)
+
+
+def _is_current(state: SagaState, message: Timeout | Wake | Reply) -> bool:
+    return (
+        not state.status.terminal
+        and message.step == state.step
+        and message.kind == state.kind
+        and message.attempt == state.attempt
+    )
+
+
+def _start_step(state: SagaState, index: int, attempt: int, now: float) -> StepStarted:
+    step = state.definition.steps[index]
+    deadline = now + step.timeout if step.timeout else 0.0
+    return StepStarted(step=step.name, attempt=attempt, deadline=deadline)
+
+
+def _start_compensation(state: SagaState, attempt: int, now: float) -> CompensationStarted:
+    step = state.definition.step(state.stack[-1])
+    deadline = now + step.timeout if step.timeout else 0.0
+    return CompensationStarted(step=step.name, attempt=attempt, deadline=deadline)
+
+
+def _stack_for_compensation(state: SagaState, in_doubt: str | None) -> None:
+    state.status = SagaStatus.COMPENSATING
+    steps = [*state.done, in_doubt] if in_doubt and in_doubt not in state.done else state.done
+    state.stack = [name for name in steps if state.definition.step(name).compensable]
+    state.attempt, state.retry_due, state.deadline = 0, 0.0, 0.0
+
+
+def _begin_compensation(state: SagaState, now: float, events: list[SagaEvent]) -> None:
+    if state.stack:
+        _emit(state, events, _start_compensation(state, 1, now))
+    else:
+        _emit(state, events, SagaCompensated(reason=state.reason))
+
+
+def _on_reply(state: SagaState, reply: Reply, now: float, events: list[SagaEvent]) -> None:
+    if state.status.terminal or reply.step != state.step or reply.kind != state.kind:
+        return
+    if reply.kind == ACTION:
+        if state.status is not SagaStatus.RUNNING:
+            return
+        if reply.outcome == "ok":
+            # Any attempt's success counts: the message id is the same on every attempt, and
+            # the participant's inbox applied the action once.
+            _emit(state, events, StepSucceeded(step=reply.step, result=reply.raw))
+            state.results[reply.step] = reply.result
+            index = state.definition.index(reply.step) + 1
+            if index < len(state.definition.steps):
+                _emit(state, events, _start_step(state, index, 1, now))
+            else:
+                _emit(state, events, SagaCompleted())
+            return
+        if reply.attempt != state.attempt or state.retry_due:
+            return
+        policy = state.definition.step(reply.step).retry
+        if reply.outcome == "error" and reply.retryable and reply.attempt < policy.max_attempts:
+            due = now + policy.delay(reply.attempt)
+            _emit(
+                state,
+                events,
+                StepRetrying(step=reply.step, attempt=reply.attempt, error=reply.reason, due=due),
+            )
+            return
+        business = reply.outcome == "failed"
+        _emit(
+            state,
+            events,
+            StepFailed(
+                step=reply.step, attempt=reply.attempt, reason=reply.reason, business=business
+            ),
+        )
+        _begin_compensation(state, now, events)
+        return
+    if (
+        reply.attempt != state.attempt
+        or state.retry_due
+        or state.status is not SagaStatus.COMPENSATING
+    ):
+        return
+    if reply.outcome == "ok":
+        _emit(state, events, StepCompensated(step=reply.step))
+        if state.stack:
+            _emit(state, events, _start_compensation(state, 1, now))
+        else:
+            _emit(state, events, SagaCompensated(reason=state.reason))
+        return
+    _compensation_error(state, reply.reason, retryable=True, now=now, events=events)
+
+
+def _compensation_error(
+    state: SagaState, error: str, *, retryable: bool, now: float, events: list[SagaEvent]
+) -> None:
+    policy = state.definition.step(state.step).compensation_retry
+    if retryable and state.attempt < policy.max_attempts:
+        due = now + policy.delay(state.attempt)
+        _emit(
+            state,
+            events,
+            CompensationFailed(step=state.step, attempt=state.attempt, error=error, due=due),
+        )
+        return
+    _emit(
+        state,
+        events,
+        CompensationFailed(step=state.step, attempt=state.attempt, error=error, due=0.0),
+    )
+    reason = f"compensation of {state.step!r} failed after {state.attempt} attempt(s): {error}"
+    _emit(state, events, SagaStuck(reason=reason))
