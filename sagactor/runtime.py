@@ -322,6 +322,7 @@ class Runtime:
     def resume(self, saga_id: str) -> None:
         """Retry the failed compensation of a stuck saga (after fixing what made it fail)."""
         self.status(saga_id)
+        self._outcomes.forget(saga_id)
         self._coordinator.tell(Resume(saga_id))
 
     def recover(self) -> list[str]:

@@ -151,6 +151,7 @@ class SagaState:
     stack: list[str] = field(default_factory=list)
     compensated: list[str] = field(default_factory=list)
     reason: str = ""
+    last_error: str = ""
     seq: int = 0
     started_at: float = 0.0
     ended_at: float = 0.0
@@ -230,7 +231,7 @@ def evolve(state: SagaState, event: SagaEvent) -> None:
         _stack_for_compensation(state, in_doubt=state.step if state.in_flight else None)
     elif isinstance(event, StepRetrying | CompensationFailed):
         state.retry_due = event.due
-        state.reason = f"{event.step!r} attempt {event.attempt}: {event.error}"
+        state.last_error = f"{event.step!r} attempt {event.attempt}: {event.error}"
     elif isinstance(event, CompensationStarted):
         state.step, state.kind, state.attempt = event.step, COMPENSATION, event.attempt
         state.deadline, state.retry_due = event.deadline, 0.0

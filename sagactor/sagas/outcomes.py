@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from typing import Any
 
 import msgspec
@@ -49,21 +50,29 @@ class OutcomeBoard:
     def finish(self, outcome: Outcome) -> None:
         with self._lock:
             future = self._futures.get(outcome.saga_id)
-            if future is None:
+            if future is None or future.done():  # a resumed saga ends a second time
                 future = self._futures[outcome.saga_id] = Future()
             self.finished += 1
             listeners = list(self._listeners)
-        if not future.done():
+        with contextlib.suppress(InvalidStateError):  # the runtime died meanwhile
             future.set_result(outcome)
         for listener in listeners:
             listener(outcome)
+
+    def forget(self, saga_id: str) -> None:
+        """The saga runs again (resumed): its old outcome no longer stands."""
+        with self._lock:
+            future = self._futures.get(saga_id)
+            if future is not None and future.done():
+                del self._futures[saga_id]
 
     def fail_all(self, error: BaseException) -> None:
         """The runtime died: every waiter learns it instead of waiting forever."""
         with self._lock:
             waiting = [f for f in self._futures.values() if not f.done()]
         for future in waiting:
-            future.set_exception(error)
+            with contextlib.suppress(InvalidStateError):
+                future.set_exception(error)
 
     def listen(self, listener: Callable[[Outcome], Any]) -> Callable[[], None]:
         with self._lock:
