@@ -237,6 +237,9 @@ class Command(msgspec.Struct, frozen=True, kw_only=True):
     reply_to: Any
     retry_on: tuple[type[BaseException], ...] = (Exception,)
     delayed: bool = False
+    mode: str = "orchestration"
+    policy: Any = None  # the RetryPolicy a choreography participant applies itself
+    timeout: float = 0.0
 
     @property
     def key(self) -> str:

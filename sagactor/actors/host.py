@@ -19,7 +19,18 @@ import pykka
 
 from ..crashpoints import CrashPoint, SimulatedCrash
 from ..errors import DefinitionError, JournalCorrupt, PayloadError, StepFailed
-from ..messages import Command, Handled, HandledOutcome, ParticipantSnapshot
+from ..messages import (
+    Command,
+    CompensationFailed,
+    Handled,
+    HandledOutcome,
+    ParticipantSnapshot,
+    SagaEvent,
+    StepCompensated,
+)
+from ..messages import StepFailed as SagaStepFailed
+from ..messages import StepSucceeded as SagaStepSucceeded
+from ..sagas.choreography import Published
 from ..persistence.journal import Record, Snapshot
 from ..sagas.machine import ACTION, COMPENSATION, Reply
 from .environment import Environment
@@ -307,6 +318,9 @@ class ParticipantHost(pykka.ThreadingActor):
     ) -> None:
         if self.env.dead.is_set():
             return
+        if cmd.mode == "choreography":
+            self._publish(cmd, outcome, result, raw, reason, retryable)
+            return
         cmd.reply_to(
             Reply(
                 cmd.saga_id,
@@ -320,6 +334,38 @@ class ParticipantHost(pykka.ThreadingActor):
                 retryable,
             )
         )
+
+    def _publish(
+        self,
+        cmd: Command,
+        outcome: str,
+        result: Any,
+        raw: msgspec.Raw,
+        reason: str,
+        retryable: bool,
+    ) -> None:
+        """Choreography: retry technical errors here, then publish the outcome as an event."""
+        event: SagaEvent
+        if outcome == "error" and retryable and cmd.attempt < cmd.policy.max_attempts:
+            again = msgspec.structs.replace(cmd, attempt=cmd.attempt + 1, delayed=False)
+            me = self.actor_ref
+            due = time.time() + cmd.policy.delay(cmd.attempt)
+            self.env.timers.schedule(due, lambda: me.tell(again))
+            return
+        if cmd.kind == ACTION:
+            if outcome == "ok":
+                event = SagaStepSucceeded(step=cmd.step, result=raw)
+            else:
+                business = outcome == "failed"
+                event = SagaStepFailed(
+                    step=cmd.step, attempt=cmd.attempt, reason=reason, business=business
+                )
+        elif outcome == "ok":
+            event = StepCompensated(step=cmd.step)
+        else:
+            event = CompensationFailed(step=cmd.step, attempt=cmd.attempt, error=reason, due=0.0)
+        self.env.crash.hit(CrashPoint.BEFORE_DISPATCH)
+        cmd.reply_to(Published(cmd.saga_id, event, result))
 
     def _snapshot(self) -> Snapshot | None:
         try:

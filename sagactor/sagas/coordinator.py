@@ -20,7 +20,7 @@ import pykka
 from ..actors.environment import Environment
 from ..crashpoints import CrashPoint, SimulatedCrash
 from ..errors import SagaIdConflict
-from ..messages import FINAL_EVENTS, Command, Outcome, SagaEvent
+from ..messages import FINAL_EVENTS, Command, Outcome, SagaEvent, StepSucceeded, StepTimedOut
 from ..persistence.journal import Record
 from ..persistence.recovery import saga_stream
 from .definition import Saga
@@ -40,6 +40,7 @@ from .machine import (
     pending,
     start,
 )
+from .choreography import Published, react
 from .outcomes import OutcomeBoard, outcome_of
 
 __all__ = ["Coordinator", "Rebuild", "Recover", "StartSaga"]
@@ -92,7 +93,9 @@ class Coordinator(pykka.ThreadingActor):
         if self.env.dead.is_set():
             return None
         try:
-            if isinstance(message, Reply | Timeout | Wake | Cancel | Resume):
+            if isinstance(message, Published):
+                self._published(message)
+            elif isinstance(message, Reply | Timeout | Wake | Cancel | Resume):
                 self._advance(message)
             elif isinstance(message, StartSaga):
                 self._start(message)
@@ -135,8 +138,25 @@ class Coordinator(pykka.ThreadingActor):
                 self.sagas[message.saga_id] = state
         if state is None:
             return  # finished, or a late message for a saga this runtime no longer drives
-        events = decide(state, message, time.time())
+        if state.mode == "choreography" and isinstance(message, Timeout | Wake):
+            if message.kind == ACTION and message.attempt == state.attempt:
+                timed_out = StepTimedOut(step=message.step, attempt=message.attempt)
+                events = react(state, timed_out, time.time())
+            else:
+                events = []  # participants retry their own compensations in choreography
+        else:
+            events = decide(state, message, time.time())
         if events:
+            self._commit(state, events)
+
+    def _published(self, message: Published) -> None:
+        state = self.sagas.get(message.saga_id)
+        if state is None:
+            return
+        events = react(state, message.event, time.time())
+        if events:
+            if isinstance(message.event, StepSucceeded):
+                state.results[message.event.step] = message.result
             self._commit(state, events)
 
     def _recover(self, msg: Recover) -> None:
@@ -220,7 +240,7 @@ class Coordinator(pykka.ThreadingActor):
 
     def _send(self, state: SagaState, effect: Send) -> None:
         step = state.definition.step(effect.step)
-        me = self.actor_ref
+        policy = step.retry if effect.kind == ACTION else step.compensation_retry
         self.participants[step.participant].tell(
             Command(
                 saga_id=state.saga_id,
@@ -229,7 +249,10 @@ class Coordinator(pykka.ThreadingActor):
                 name=step.action,
                 attempt=effect.attempt,
                 input=state.input,
-                reply_to=me.tell,
-                retry_on=step.retry.retry_on if effect.kind == ACTION else (Exception,),
+                reply_to=self.actor_ref.tell,
+                retry_on=policy.retry_on,
+                mode=state.mode,
+                policy=policy,
+                timeout=step.timeout or 0.0,
             )
         )

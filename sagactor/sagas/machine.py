@@ -51,6 +51,7 @@ __all__ = [
     "Timer",
     "Wake",
     "decide",
+    "emit",
     "evolve",
     "pending",
     "start",
@@ -175,8 +176,8 @@ def start(
         digest=digest,
     )
     events: list[SagaEvent] = []
-    _emit(state, events, started)
-    _emit(state, events, _start_step(state, 0, 1, now))
+    emit(state, events, started)
+    emit(state, events, _start_step(state, 0, 1, now))
     return state, events
 
 
@@ -191,7 +192,7 @@ def decide(state: SagaState, message: Any, now: float) -> list[SagaEvent]:
     elif isinstance(message, Timeout):
         if _is_current(state, message) and state.in_flight and state.deadline:
             if message.kind == ACTION:
-                _emit(state, events, StepTimedOut(step=message.step, attempt=message.attempt))
+                emit(state, events, StepTimedOut(step=message.step, attempt=message.attempt))
                 _begin_compensation(state, now, events)
             else:
                 _compensation_error(state, "timed out", retryable=True, now=now, events=events)
@@ -199,16 +200,16 @@ def decide(state: SagaState, message: Any, now: float) -> list[SagaEvent]:
         if _is_current(state, message) and state.retry_due:
             if message.kind == ACTION:
                 index = state.definition.index(message.step)
-                _emit(state, events, _start_step(state, index, message.attempt + 1, now))
+                emit(state, events, _start_step(state, index, message.attempt + 1, now))
             else:
-                _emit(state, events, _start_compensation(state, message.attempt + 1, now))
+                emit(state, events, _start_compensation(state, message.attempt + 1, now))
     elif isinstance(message, Cancel):
         if state.status is SagaStatus.RUNNING:
-            _emit(state, events, SagaCancelled(reason=message.reason))
+            emit(state, events, SagaCancelled(reason=message.reason))
             _begin_compensation(state, now, events)
     elif isinstance(message, Resume) and state.status is SagaStatus.STUCK and state.stack:
-        _emit(state, events, SagaResumed())
-        _emit(state, events, _start_compensation(state, 1, now))
+        emit(state, events, SagaResumed())
+        emit(state, events, _start_compensation(state, 1, now))
     return events
 
 
@@ -271,7 +272,8 @@ def replay(state: SagaState, events: list[SagaEvent]) -> SagaState:
 # -- internals ---------------------------------------------------------------------------------
 
 
-def _emit(state: SagaState, events: list[SagaEvent], event: SagaEvent) -> None:
+def emit(state: SagaState, events: list[SagaEvent], event: SagaEvent) -> None:
+    """Apply ``event`` to ``state`` and append it to ``events`` (decide's building block)."""
     evolve(state, event)
     events.append(event)
 
@@ -306,9 +308,9 @@ def _stack_for_compensation(state: SagaState, in_doubt: str | None) -> None:
 
 def _begin_compensation(state: SagaState, now: float, events: list[SagaEvent]) -> None:
     if state.stack:
-        _emit(state, events, _start_compensation(state, 1, now))
+        emit(state, events, _start_compensation(state, 1, now))
     else:
-        _emit(state, events, SagaCompensated(reason=state.reason))
+        emit(state, events, SagaCompensated(reason=state.reason))
 
 
 def _on_reply(state: SagaState, reply: Reply, now: float, events: list[SagaEvent]) -> None:
@@ -320,27 +322,27 @@ def _on_reply(state: SagaState, reply: Reply, now: float, events: list[SagaEvent
         if reply.outcome == "ok":
             # Any attempt's success counts: the message id is the same on every attempt, and
             # the participant's inbox applied the action once.
-            _emit(state, events, StepSucceeded(step=reply.step, result=reply.raw))
+            emit(state, events, StepSucceeded(step=reply.step, result=reply.raw))
             state.results[reply.step] = reply.result
             index = state.definition.index(reply.step) + 1
             if index < len(state.definition.steps):
-                _emit(state, events, _start_step(state, index, 1, now))
+                emit(state, events, _start_step(state, index, 1, now))
             else:
-                _emit(state, events, SagaCompleted())
+                emit(state, events, SagaCompleted())
             return
         if reply.attempt != state.attempt or state.retry_due:
             return
         policy = state.definition.step(reply.step).retry
         if reply.outcome == "error" and reply.retryable and reply.attempt < policy.max_attempts:
             due = now + policy.delay(reply.attempt)
-            _emit(
+            emit(
                 state,
                 events,
                 StepRetrying(step=reply.step, attempt=reply.attempt, error=reply.reason, due=due),
             )
             return
         business = reply.outcome == "failed"
-        _emit(
+        emit(
             state,
             events,
             StepFailed(
@@ -356,11 +358,11 @@ def _on_reply(state: SagaState, reply: Reply, now: float, events: list[SagaEvent
     ):
         return
     if reply.outcome == "ok":
-        _emit(state, events, StepCompensated(step=reply.step))
+        emit(state, events, StepCompensated(step=reply.step))
         if state.stack:
-            _emit(state, events, _start_compensation(state, 1, now))
+            emit(state, events, _start_compensation(state, 1, now))
         else:
-            _emit(state, events, SagaCompensated(reason=state.reason))
+            emit(state, events, SagaCompensated(reason=state.reason))
         return
     _compensation_error(state, reply.reason, retryable=True, now=now, events=events)
 
@@ -371,16 +373,16 @@ def _compensation_error(
     policy = state.definition.step(state.step).compensation_retry
     if retryable and state.attempt < policy.max_attempts:
         due = now + policy.delay(state.attempt)
-        _emit(
+        emit(
             state,
             events,
             CompensationFailed(step=state.step, attempt=state.attempt, error=error, due=due),
         )
         return
-    _emit(
+    emit(
         state,
         events,
         CompensationFailed(step=state.step, attempt=state.attempt, error=error, due=0.0),
     )
     reason = f"compensation of {state.step!r} failed after {state.attempt} attempt(s): {error}"
-    _emit(state, events, SagaStuck(reason=reason))
+    emit(state, events, SagaStuck(reason=reason))
