@@ -73,6 +73,11 @@ class SagaRun:
     def result(self, timeout: float | None = None) -> Outcome:
         """Block until the saga ends; raises :class:`SagaTimeout` after ``timeout`` seconds."""
         future = self._runtime._outcomes.future(self.id)
+        if not future.done():
+            # It may have ended before this runtime started (then no one here will finish it).
+            ended = self._runtime._ended_in_journal(self.id)
+            if ended is not None:
+                return ended
         try:
             return future.result(timeout)
         except TimeoutError:
@@ -465,6 +470,10 @@ class Runtime:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def _ended_in_journal(self, saga_id: str) -> Outcome | None:
+        state = self._load_saga(saga_id)
+        return outcome_of(state) if state is not None and state.status.terminal else None
 
     # -- replay --------------------------------------------------------------------------------
 

@@ -295,7 +295,7 @@ class ParticipantHost(pykka.ThreadingActor):
             crash.hit(CrashPoint.BEFORE_REPLY)
             self._answer(cmd, handled, value)
 
-        self.env.journal.append(records, done, snapshot=snapshot)
+        self.env.append(records, done, snapshot=snapshot)
 
     def _answer(self, cmd: Command, handled: Handled, value: Any) -> None:
         if handled.outcome is HandledOutcome.FAILED:

@@ -169,7 +169,8 @@ class Participant(Generic[S]):
     :func:`evolve` and (for native choreography) :func:`on`.
     """
 
-    name: ClassVar[str] = ""
+    name: str = ""
+    """Unique among a runtime's participants; a class attribute, or set per instance."""
     state: S
 
     _actions: ClassVar[dict[str, HandlerSpec]]

@@ -223,7 +223,7 @@ class Coordinator(pykka.ThreadingActor):
                 accepted.set_result(saga_id)
             self._perform(state, effects, outcome)
 
-        self.env.journal.append(records, done)
+        self.env.append(records, done)
 
     def _perform(self, state: SagaState, effects: list[Effect], outcome: Outcome | None) -> None:
         """Issue what a committed transition calls for. Runs on the committing thread."""
