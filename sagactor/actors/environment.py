@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import pykka
+
 from ..crashpoints import CrashPlan
 from ..persistence.journal import DoneCallback, Journal, Record, Snapshot
 from .faults import FaultPlan
+from .portal import CommitSignals, HandlerPortal
 from .timers import TimerService
 
 __all__ = ["Environment"]
@@ -23,7 +27,15 @@ class Environment:
     crash: CrashPlan = field(default_factory=CrashPlan)
     dead: threading.Event = field(default_factory=threading.Event)
     snapshot_every: int = 1000
-    portal: Any = None
+    portal: HandlerPortal = field(default_factory=HandlerPortal)  # runs async handlers
+    commits: CommitSignals = field(default_factory=CommitSignals)  # wakes Runtime.watch
+
+    def tell(self, ref: pykka.ActorRef[Any], message: Any) -> None:
+        """Send unless the runtime is dead; an actor stopped by close() just misses it."""
+        if self.dead.is_set():
+            return
+        with contextlib.suppress(pykka.ActorDeadError):
+            ref.tell(message)
 
     def append(
         self, records: Sequence[Record], on_done: DoneCallback, *, snapshot: Snapshot | None = None

@@ -35,6 +35,7 @@ from ..persistence.journal import Record, Snapshot
 from ..sagas.machine import ACTION, COMPENSATION, Reply
 from .environment import Environment
 from .participant import HandlerSpec, Participant, StepContext
+from .portal import HandlerCancelled
 
 __all__ = ["HANDLED", "GetState", "ParticipantHost"]
 
@@ -155,7 +156,7 @@ class ParticipantHost(pykka.ThreadingActor):
         return None
 
     def _rebuild(self) -> None:
-        self.env.journal.append_and_wait([])  # let every pipelined append settle first
+        self.env.journal.flush()  # let every pipelined append settle first
         self.load()
         self._stale = False
         logger.warning("participant %s rebuilt its state from the journal", self.name)
@@ -187,7 +188,7 @@ class ParticipantHost(pykka.ThreadingActor):
         if fault.kind == "delay":
             late = msgspec.structs.replace(cmd, delayed=True)
             me = self.actor_ref
-            self.env.timers.schedule(time.time() + fault.seconds, lambda: me.tell(late))
+            self.env.timers.schedule(time.time() + fault.seconds, lambda: self.env.tell(me, late))
         elif fault.kind == "fail" and cmd.kind == ACTION:
             self._commit(
                 cmd, [], self._handled(cmd, HandledOutcome.FAILED, reason="injected failure")
@@ -207,6 +208,15 @@ class ParticipantHost(pykka.ThreadingActor):
                 result = self.env.portal.run_handler(getattr(p, spec.method), ctx, args, cmd)
             else:
                 result = getattr(p, spec.method)(ctx, *args)
+        except HandlerCancelled as cancelled:
+            # An async handler outlived its step's timeout (or the runtime): none of it applies.
+            # An action replies nothing: the coordinator's timer for the same deadline makes the
+            # step in doubt, so it is compensated, never retried. A compensation is retried.
+            if not self.env.dead.is_set():
+                self._undo(ctx)
+                if cmd.kind == COMPENSATION:
+                    self._send(cmd, "error", reason=str(cancelled), retryable=True)
+            return
         except StepFailed as failure:
             self._undo(ctx)
             if cmd.kind == ACTION:
@@ -294,6 +304,7 @@ class ParticipantHost(pykka.ThreadingActor):
             crash.hit(CrashPoint.AFTER_COMMIT)
             crash.hit(CrashPoint.BEFORE_REPLY)
             self._answer(cmd, handled, value)
+            self.env.commits.notify(cmd.saga_id)  # wake whoever watches this saga
 
         self.env.append(records, done, snapshot=snapshot)
 
@@ -350,7 +361,7 @@ class ParticipantHost(pykka.ThreadingActor):
             again = msgspec.structs.replace(cmd, attempt=cmd.attempt + 1, delayed=False)
             me = self.actor_ref
             due = time.time() + cmd.policy.delay(cmd.attempt)
-            self.env.timers.schedule(due, lambda: me.tell(again))
+            self.env.timers.schedule(due, lambda: self.env.tell(me, again))
             return
         if cmd.kind == ACTION:
             if outcome == "ok":

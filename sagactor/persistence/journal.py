@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator, Sequence
 
 import msgspec
 
-from ..errors import JournalError
+from ..errors import JournalError, RuntimeClosed
 
 __all__ = ["DoneCallback", "Journal", "Record", "Snapshot", "StreamConflict"]
 
@@ -132,9 +132,24 @@ class Journal(ABC):
             done.set()
 
         self.append(records, on_done, snapshot=snapshot)
-        done.wait()
+        while not done.wait(0.05):
+            if not self.is_open:
+                raise RuntimeClosed("the journal was closed or killed before the append committed")
         if failure:
             raise failure[0]
+
+    @property
+    def is_open(self) -> bool:
+        """False once closed or killed: appends will never complete."""
+        return True
+
+    def flush(self) -> None:
+        """Wait until every append made so far has committed or failed (errors are the
+        appenders' business, not the caller's)."""
+        try:
+            self.append_and_wait([])
+        except (JournalError, RuntimeClosed):
+            pass
 
     def __enter__(self) -> Journal:
         return self

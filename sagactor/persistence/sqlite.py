@@ -313,6 +313,10 @@ class SqliteJournal(Journal):
             )
         super().append_and_wait(records, snapshot=snapshot)
 
+    @property
+    def is_open(self) -> bool:
+        return self._state == "open"
+
     def set_max_page_count(self, pages: int) -> int:
         """Cap the file at ``pages`` pages, to provoke "disk full"; returns the cap in effect.
 

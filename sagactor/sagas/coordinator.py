@@ -8,6 +8,7 @@ callback. Appends are pipelined, so one group commit serves many sagas at once.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -88,6 +89,7 @@ class Coordinator(pykka.ThreadingActor):
         self.outcomes = outcomes
         self.load = load
         self.sagas: dict[str, SagaState] = {}
+        self._reply_to = functools.partial(env.tell, self.actor_ref)
 
     def on_receive(self, message: Any) -> Any:
         if self.env.dead.is_set():
@@ -171,7 +173,7 @@ class Coordinator(pykka.ThreadingActor):
         msg.done.set_result(resumed)
 
     def _rebuild(self, saga_id: str) -> None:
-        self.env.journal.append_and_wait([])  # let the failed group's followers fail first
+        self.env.journal.flush()  # let the failed group's followers fail first
         self.sagas.pop(saga_id, None)
         state = self.load(saga_id)
         if state is None or state.status.terminal:
@@ -216,12 +218,13 @@ class Coordinator(pykka.ThreadingActor):
                     self.sagas.pop(saga_id, None)
                     accepted.set_exception(error)
                 else:
-                    me.tell(Rebuild(saga_id))
+                    self.env.tell(me, Rebuild(saga_id))
                 return
             crash.hit(CrashPoint.AFTER_COMMIT)
             if accepted is not None:
                 accepted.set_result(saga_id)
             self._perform(state, effects, outcome)
+            self.env.commits.notify(saga_id)  # wake whoever watches this saga
 
         self.env.append(records, done)
 
@@ -234,14 +237,15 @@ class Coordinator(pykka.ThreadingActor):
                 self._send(state, effect)
             elif isinstance(effect, Timer):
                 me, message = self.actor_ref, effect.message
-                self.env.timers.schedule(effect.due, lambda: me.tell(message))
+                self.env.timers.schedule(effect.due, lambda: self.env.tell(me, message))
             elif isinstance(effect, Finish):
                 self.outcomes.finish(outcome or outcome_of(state))
 
     def _send(self, state: SagaState, effect: Send) -> None:
         step = state.definition.step(effect.step)
         policy = step.retry if effect.kind == ACTION else step.compensation_retry
-        self.participants[step.participant].tell(
+        self.env.tell(
+            self.participants[step.participant],
             Command(
                 saga_id=state.saga_id,
                 step=step.name,
@@ -249,10 +253,10 @@ class Coordinator(pykka.ThreadingActor):
                 name=step.action,
                 attempt=effect.attempt,
                 input=state.input,
-                reply_to=self.actor_ref.tell,
+                reply_to=self._reply_to,
                 retry_on=policy.retry_on,
                 mode=state.mode,
                 policy=policy,
                 timeout=step.timeout or 0.0,
-            )
+            ),
         )
