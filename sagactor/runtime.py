@@ -7,7 +7,7 @@ import logging
 import os
 import threading
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -19,6 +19,7 @@ from .actors.environment import Environment
 from .actors.faults import Fault
 from .actors.host import GetState, ParticipantHost
 from .actors.participant import Participant
+from .actors.portal import has_async_handlers
 from .actors.timers import TimerService
 from .crashpoints import CrashPlan, CrashPoint, SimulatedCrash
 from .errors import (
@@ -73,8 +74,9 @@ class SagaRun:
     def result(self, timeout: float | None = None) -> Outcome:
         """Block until the saga ends; raises :class:`SagaTimeout` after ``timeout`` seconds."""
         future = self._runtime._outcomes.future(self.id)
-        if not future.done():
+        if not future.done() and self.id not in self._runtime._resumed:
             # It may have ended before this runtime started (then no one here will finish it).
+            # Not a resumed saga: its journal still says "stuck" until the resume commits.
             ended = self._runtime._ended_in_journal(self.id)
             if ended is not None:
                 return ended
@@ -88,9 +90,16 @@ class SagaRun:
         return self._runtime.status(self.id)
 
     def __await__(self) -> Any:
-        from .aio import wait_future  # anyio is only needed by async callers
+        """``await run``: the outcome, from asyncio or trio, without blocking the loop."""
+        from .aio import wait_outcome  # anyio is only needed by async callers
 
-        return wait_future(self._runtime._outcomes.future(self.id)).__await__()
+        return wait_outcome(self).__await__()
+
+    async def wait(self, timeout: float | None = None) -> Outcome:
+        """``await run.wait(timeout)``: :meth:`result` for async callers (never blocks the loop)."""
+        from .aio import wait_outcome
+
+        return await wait_outcome(self, timeout)
 
     def __repr__(self) -> str:
         return f"SagaRun({self.id!r})"
@@ -119,6 +128,7 @@ class Runtime:
         self.crash_plan.on_crash = self._die
         self._lock = threading.Lock()
         self._accepting: set[Future[Any]] = set()
+        self._resumed: set[str] = set()
         self._outcomes = OutcomeBoard()
         self._hosts: dict[str, pykka.ActorRef[Any]] = {}
         self._host_objects: dict[str, ParticipantHost] = {}
@@ -203,6 +213,8 @@ class Runtime:
             name = participant.participant_name
             if name in self._hosts:
                 raise DefinitionError(name, f"a participant named {name!r} is already registered")
+            if has_async_handlers(participant):
+                self._env.portal.start()  # the event loop its async handlers run on
             host = ParticipantHost.launch(participant, self._env)
             self._hosts[name] = host.actor_ref
             self._host_objects[name] = host
@@ -265,13 +277,27 @@ class Runtime:
         mode: Mode = "orchestration",
     ) -> list[SagaRun]:
         """Start many sagas at once (their starts share group commits); one run per input."""
+        accepted = self._submit(saga, inputs, saga_ids, mode)
+        try:
+            return [SagaRun(self, future.result()) for future in accepted]
+        finally:
+            self._settle(accepted)
+
+    def _submit(
+        self, saga: Saga, inputs: Sequence[Any], saga_ids: Sequence[str] | None, mode: Mode
+    ) -> list[Future[str]]:
+        """Ask the coordinator to start each saga; each future gives its id once journaled.
+
+        Never blocks (``astart`` calls it on the event loop). Pair with :meth:`_settle`.
+        """
         self._check_open()
         if mode not in _MODES:
             raise DefinitionError(saga.name, f"mode must be one of {_MODES}, not {mode!r}")
         if saga_ids is not None and len(saga_ids) != len(inputs):
             raise ValueError("saga_ids and inputs differ in length")
         self.define(saga) if self._definitions.get(saga.name) is not saga else None
-        accepted: list[Future[str]] = []
+        # Check every input before starting any: a bad one must not leave half a batch started.
+        checked: list[tuple[Any, bytes, str]] = []
         for index, value in enumerate(inputs):
             try:
                 raw = msgspec.msgpack.encode(value)
@@ -279,6 +305,9 @@ class Runtime:
                 raise PayloadError("the saga input", error, saga=saga.name) from error
             saga_id = saga_ids[index] if saga_ids is not None else uuid.uuid4().hex[:16]
             _check_saga_id(saga.name, saga_id)
+            checked.append((value, raw, saga_id))
+        accepted: list[Future[str]] = []
+        for value, raw, saga_id in checked:
             future: Future[str] = Future()
             with self._lock:
                 self._accepting.add(future)
@@ -295,14 +324,12 @@ class Runtime:
                 )
             )
             accepted.append(future)
-        runs = []
-        try:
-            for future in accepted:
-                runs.append(SagaRun(self, future.result()))
-        finally:
-            with self._lock:
-                self._accepting.difference_update(accepted)
-        return runs
+        return accepted
+
+    def _settle(self, accepted: list[Future[str]]) -> None:
+        """The caller no longer waits for these acceptances (a crash need not fail them)."""
+        with self._lock:
+            self._accepting.difference_update(accepted)
 
     def run(self, saga_id: str) -> SagaRun:
         """A handle on a saga started earlier (by this runtime or before a restart)."""
@@ -326,7 +353,10 @@ class Runtime:
 
     def resume(self, saga_id: str) -> None:
         """Retry the failed compensation of a stuck saga (after fixing what made it fail)."""
-        self.status(saga_id)
+        if self.status(saga_id).status != "stuck":
+            return  # only a stuck saga resumes; its outcome stands otherwise
+        with self._lock:
+            self._resumed.add(saga_id)
         self._outcomes.forget(saga_id)
         self._coordinator.tell(Resume(saga_id))
 
@@ -433,6 +463,7 @@ class Runtime:
             accepting = list(self._accepting)
         self._env.journal.kill()
         self._env.timers.stop()
+        self._env.portal.close()  # cancels running async handlers
         error = RuntimeCrashed(f"the runtime crashed ({crash}); reopen the journal to recover")
         self._outcomes.fail_all(error)
         for future in accepting:
@@ -451,9 +482,12 @@ class Runtime:
             already_dead = self._env.dead.is_set()
             self._env.dead.set()
         self._env.timers.stop()
+        self._env.portal.close()  # cancels running async handlers, so their actors stop soon
         for ref in [self._coordinator, *self._hosts.values()]:
             ref.stop(block=True) if ref.is_alive() else None
-        if not already_dead:
+        if already_dead:
+            self._env.journal.kill()  # from this thread it waits until the file is released
+        else:
             self._env.journal.close()
             self._outcomes.fail_all(RuntimeClosed("the runtime was closed"))
 
@@ -470,6 +504,38 @@ class Runtime:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    # -- the async face (asyncio or trio, through anyio: see sagactor.aio) ---------------------
+
+    async def astart(
+        self, saga: Saga, input: Any, *, saga_id: str | None = None, mode: Mode = "orchestration"
+    ) -> SagaRun:
+        """:meth:`start` for async callers: awaits the journaling without blocking the loop."""
+        from .aio import start_saga
+
+        return await start_saga(self, saga, input, saga_id=saga_id, mode=mode)
+
+    def watch(self, saga_id: str) -> AsyncIterator[HistoryEntry]:
+        """``async for entry in rt.watch(id)``: the saga's :meth:`history` as it happens.
+
+        Starts with the entries already journaled, then yields each new one once, in journal
+        order, and ends after the saga's terminal event.
+        """
+        from .aio import watch
+
+        return watch(self, saga_id)
+
+    async def aclose(self) -> None:
+        """:meth:`close` for async callers (it runs in a worker thread)."""
+        from .aio import close_runtime
+
+        await close_runtime(self)
+
+    async def __aenter__(self) -> Runtime:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
 
     def _ended_in_journal(self, saga_id: str) -> Outcome | None:
         state = self._load_saga(saga_id)
