@@ -18,7 +18,7 @@ import msgspec
 import pykka
 
 from ..crashpoints import CrashPoint, SimulatedCrash
-from ..errors import DefinitionError, JournalCorrupt, PayloadError, StepFailed
+from ..errors import DefinitionError, JournalCorrupt, PayloadError, RuntimeCrashed, StepFailed
 from ..messages import (
     Command,
     CompensationFailed,
@@ -138,6 +138,8 @@ class ParticipantHost(pykka.ThreadingActor):
     # -- messages ------------------------------------------------------------------------------
 
     def on_receive(self, message: Any) -> Any:
+        if isinstance(message, GetState):
+            return self._state_copy()  # asked: errors go back to the asker
         if self.env.dead.is_set():
             return None
         try:
@@ -145,15 +147,19 @@ class ParticipantHost(pykka.ThreadingActor):
                 self._rebuild()
             if isinstance(message, Command):
                 self._handle(message)
-                return None
-            if isinstance(message, GetState):
-                return copy.deepcopy(self.participant.state)
         except SimulatedCrash:
             return None  # the runtime is already dead; this thread just stops working
         except Exception:
             # Never let pykka stop the actor silently: a participant must outlive a bad message.
             logger.exception("participant %s failed on %r", self.name, message)
         return None
+
+    def _state_copy(self) -> Any:
+        if self.env.dead.is_set():
+            raise RuntimeCrashed(f"participant {self.name!r} is gone with its runtime")
+        if self._stale:
+            self._rebuild()
+        return copy.deepcopy(self.participant.state)
 
     def _rebuild(self) -> None:
         self.env.journal.flush()  # let every pipelined append settle first

@@ -101,7 +101,10 @@ def react(state: SagaState, event: SagaEvent, now: float) -> list[SagaEvent]:
         emit(state, events, end)
         return events
     step = getattr(event, "step", "")
-    for reaction in subscriptions(state.definition).get((type(event).__name__, step), ()):
+    kind = type(event).__name__
+    if isinstance(event, StepFailed) and not event.business:
+        kind = "StepTimedOut"  # in doubt, like a timeout: its own compensation runs first
+    for reaction in subscriptions(state.definition).get((kind, step), ()):
         timeout = state.definition.step(reaction.step).timeout
         deadline = now + timeout if timeout else 0.0
         if reaction.kind == ACTION:

@@ -145,6 +145,7 @@ class SagaState:
     step: str = ""
     kind: str = ACTION
     attempt: int = 0
+    attempt_base: int = 0  # compensation attempts made before the latest resume
     deadline: float = 0.0
     retry_due: float = 0.0
     done: list[str] = field(default_factory=list)
@@ -209,7 +210,9 @@ def decide(state: SagaState, message: Any, now: float) -> list[SagaEvent]:
             _begin_compensation(state, now, events)
     elif isinstance(message, Resume) and state.status is SagaStatus.STUCK and state.stack:
         emit(state, events, SagaResumed())
-        emit(state, events, _start_compensation(state, 1, now))
+        # Number on from the stuck attempts, so that a late reply or a still-pending timer of
+        # an attempt before the resume can never pass for an answer to the resumed one.
+        emit(state, events, _start_compensation(state, state.attempt + 1, now))
     return events
 
 
@@ -223,7 +226,11 @@ def evolve(state: SagaState, event: SagaEvent) -> None:
         state.results.setdefault(event.step, event.result)
     elif isinstance(event, StepFailed):
         state.reason = f"step {event.step!r} failed: {event.reason}"
-        _stack_for_compensation(state, in_doubt=None)
+        # A business failure is recorded in the participant's inbox, so no copy of the command
+        # can ever apply. After a technical error nothing is recorded, and a copy still on its
+        # way (a resend, a delayed delivery) could apply later: the step is in doubt, and its
+        # compensation leaves a tombstone that refuses such a copy.
+        _stack_for_compensation(state, in_doubt=None if event.business else event.step)
     elif isinstance(event, StepTimedOut):
         state.reason = f"step {event.step!r} timed out (attempt {event.attempt})"
         _stack_for_compensation(state, in_doubt=event.step)
@@ -239,6 +246,7 @@ def evolve(state: SagaState, event: SagaEvent) -> None:
     elif isinstance(event, StepCompensated):
         state.stack.remove(event.step)
         state.compensated.append(event.step)
+        state.attempt_base = 0
     elif isinstance(event, SagaCompleted):
         state.status = SagaStatus.COMPLETED
     elif isinstance(event, SagaCompensated):
@@ -247,6 +255,7 @@ def evolve(state: SagaState, event: SagaEvent) -> None:
         state.status, state.reason = SagaStatus.STUCK, event.reason
     elif isinstance(event, SagaResumed):
         state.status = SagaStatus.COMPENSATING
+        state.attempt_base = state.attempt  # a resume grants a fresh retry budget
     state.seq += 1
 
 
@@ -371,8 +380,9 @@ def _compensation_error(
     state: SagaState, error: str, *, retryable: bool, now: float, events: list[SagaEvent]
 ) -> None:
     policy = state.definition.step(state.step).compensation_retry
-    if retryable and state.attempt < policy.max_attempts:
-        due = now + policy.delay(state.attempt)
+    tries = state.attempt - state.attempt_base
+    if retryable and tries < policy.max_attempts:
+        due = now + policy.delay(tries)
         emit(
             state,
             events,
@@ -384,5 +394,5 @@ def _compensation_error(
         events,
         CompensationFailed(step=state.step, attempt=state.attempt, error=error, due=0.0),
     )
-    reason = f"compensation of {state.step!r} failed after {state.attempt} attempt(s): {error}"
+    reason = f"compensation of {state.step!r} failed after {tries} attempt(s): {error}"
     emit(state, events, SagaStuck(reason=reason))
