@@ -9,6 +9,7 @@ recovery time for 10,000 in-flight sagas. ``python bench/bench_durable.py [--qui
 from __future__ import annotations
 
 import argparse
+import functools
 import sqlite3
 import statistics
 import tempfile
@@ -16,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Literal
 
 import sagactor as sa
 from sagactor.examples.shop import Order, make_shop, order_saga
@@ -25,7 +27,9 @@ def _order(i: int) -> Order:
     return Order(f"o{i}", f"c{i % 50}", "sku-1", 1, 10)
 
 
-def throughput(rt: sa.Runtime, in_flight: int, total: int, mode: sa.Mode = "orchestration") -> float:
+def throughput(
+    rt: sa.Runtime, in_flight: int, total: int, mode: sa.Mode = "orchestration"
+) -> float:
     """Sagas/s with ``in_flight`` callers, each starting a saga and waiting for its end."""
     counter = iter(range(total))
     lock = threading.Lock()
@@ -57,7 +61,14 @@ def latencies(rt: sa.Runtime, count: int) -> tuple[float, float]:
     return quantiles[49] * 1000, quantiles[98] * 1000
 
 
-def raw_sqlite(rows: list[tuple[str, int, str, bytes, float, str, int]], synchronous: str, batch: int) -> float:
+_RAW_INSERT = (
+    "INSERT INTO events (stream, seq, type, data, ts, cause, final) VALUES (?,?,?,?,?,?,?)"
+)
+
+
+def raw_sqlite(
+    rows: list[tuple[str, int, str, bytes, float, str, int]], synchronous: str, batch: int
+) -> float:
     """Rows/s for plain executemany inserts of ``rows`` in transactions of ``batch`` rows."""
     with tempfile.TemporaryDirectory() as directory:
         conn = sqlite3.connect(Path(directory) / "raw.db", isolation_level=None)
@@ -70,10 +81,7 @@ def raw_sqlite(rows: list[tuple[str, int, str, bytes, float, str, int]], synchro
         started = time.perf_counter()
         for start in range(0, len(rows), batch):
             conn.execute("BEGIN IMMEDIATE")
-            conn.executemany(
-                "INSERT INTO events (stream, seq, type, data, ts, cause, final) VALUES (?,?,?,?,?,?,?)",
-                rows[start : start + batch],
-            )
+            conn.executemany(_RAW_INSERT, rows[start : start + batch])
             conn.execute("COMMIT")
         elapsed = time.perf_counter() - started
         conn.close()
@@ -84,7 +92,9 @@ def recovery(sagas: int) -> tuple[float, float]:
     """Seconds to reopen a journal holding ``sagas`` in-flight sagas, and to finish them all."""
     with tempfile.TemporaryDirectory() as directory:
         path = Path(directory) / "recover.db"
-        rt = sa.Runtime.open(path, synchronous="normal", participants=make_shop(), sagas=[order_saga])
+        rt = sa.Runtime.open(
+            path, synchronous="normal", participants=make_shop(), sagas=[order_saga]
+        )
         rt.inject("inventory", "reserve", sa.Fault("delay", seconds=3600))
         rt.start_many(order_saga, [_order(i) for i in range(sagas)])
         rt.crash()
@@ -115,14 +125,20 @@ def main() -> None:
     print("4-step shop sagas/s (each caller starts a saga and waits for its end)")
     with sa.Runtime.in_memory(participants=make_shop(), sagas=[order_saga]) as rt:
         for n in (1, 10, 100):
-            results[("memory", n)] = _timed(f"in-memory, {n} in flight", lambda n=n: throughput(rt, n, total[n]))
+            results[("memory", n)] = _timed(
+                f"in-memory, {n} in flight", functools.partial(throughput, rt, n, total[n])
+            )
     with tempfile.TemporaryDirectory() as directory:
-        for sync in ("full", "normal"):
+        syncs: tuple[Literal["full", "normal"], ...] = ("full", "normal")
+        for sync in syncs:
             path = Path(directory) / f"{sync}.db"
-            with sa.Runtime.open(path, synchronous=sync, participants=make_shop(), sagas=[order_saga]) as rt:  # type: ignore[arg-type]
+            with sa.Runtime.open(
+                path, synchronous=sync, participants=make_shop(), sagas=[order_saga]
+            ) as rt:
                 for n in (1, 10, 100):
                     results[(sync, n)] = _timed(
-                        f"durable {sync.upper()}, {n} in flight", lambda n=n: throughput(rt, n, total[n])
+                        f"durable {sync.upper()}, {n} in flight",
+                        functools.partial(throughput, rt, n, total[n]),
                     )
                 if sync == "full":
                     results[("choreo", 100)] = _timed(
@@ -138,19 +154,32 @@ def main() -> None:
     print(f"\njournal rows per saga: {per_saga:.1f}")
     raw_full = raw_sqlite(rows, "FULL", 200)
     raw_per_saga = raw_full / per_saga
-    print(f"raw sqlite3, FULL, 200-row transactions: {raw_full:,.0f} rows/s = {raw_per_saga:,.0f} sagas/s")
+    print(f"raw sqlite3, FULL, 200-row transactions: {raw_full:,.0f} rows/s", end="")
+    print(f" = {raw_per_saga:,.0f} sagas/s")
+    ratios = {
+        "durable FULL / in-memory, 100 in flight": results[("full", 100)]
+        / results[("memory", 100)],
+        "durable NORMAL / in-memory, 100 in flight": results[("normal", 100)]
+        / results[("memory", 100)],
+        "durable FULL, 100 in flight / raw sqlite3": results[("full", 100)] / raw_per_saga,
+        "choreography / orchestration, FULL, 100": results[("choreo", 100)]
+        / results[("full", 100)],
+    }
     print("\nratios")
-    print(f"  durable FULL / in-memory at 100 in flight:   {results[('full', 100)] / results[('memory', 100)]:.2f}")
-    print(f"  durable NORMAL / in-memory at 100 in flight: {results[('normal', 100)] / results[('memory', 100)]:.2f}")
-    print(f"  durable FULL at 100 / raw sqlite3 sagas/s:   {results[('full', 100)] / raw_per_saga:.2f}")
-    print(f"  choreography / orchestration (FULL, 100):    {results[('choreo', 100)] / results[('full', 100)]:.2f}")
-    with tempfile.TemporaryDirectory() as directory:
-        with sa.Runtime.open(Path(directory) / "lat.db", participants=make_shop(), sagas=[order_saga]) as rt:
-            p50, p99 = latencies(rt, int(300 * scale))
+    for label, ratio in ratios.items():
+        print(f"  {label:<46} {ratio:.2f}")
+    with (
+        tempfile.TemporaryDirectory() as directory,
+        sa.Runtime.open(
+            Path(directory) / "lat.db", participants=make_shop(), sagas=[order_saga]
+        ) as rt,
+    ):
+        p50, p99 = latencies(rt, int(300 * scale))
     print(f"\nlatency of one saga at a time, durable FULL: p50 {p50:.2f} ms, p99 {p99:.2f} ms")
     count = int(10_000 * scale)
     reopened, finished = recovery(count)
-    print(f"recovery of {count:,} in-flight sagas: reopen {reopened:.2f} s, all finished after {finished:.2f} s")
+    print(f"recovery of {count:,} in-flight sagas: reopen {reopened:.2f} s,", end="")
+    print(f" all finished after {finished:.2f} s")
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ import anyio.to_thread
 from .errors import SagaTimeout, UnknownSaga
 from .messages import Outcome
 from .persistence.journal import Record
-from .persistence.recovery import decode_saga_events, saga_stream
+from .persistence.recovery import saga_stream
 
 if TYPE_CHECKING:
     from .runtime import HistoryEntry, Mode, Runtime, SagaRun
@@ -205,16 +205,4 @@ def _entries(
     runtime: Runtime, records: Sequence[Record], saga_records: list[Record]
 ) -> list[HistoryEntry]:
     """Typed entries, as ``Runtime.history`` makes them."""
-    from .runtime import HistoryEntry
-
-    events = iter(decode_saga_events(runtime.journal, saga_records))
-    entries = []
-    for r in records:
-        if r.stream.startswith(_PARTICIPANTS):
-            name = r.stream.removeprefix(_PARTICIPANTS)
-            host = runtime._host_objects.get(name)
-            event = host.decode(r) if host is not None else r.data
-        else:
-            name, event = "coordinator", next(events)
-        entries.append(HistoryEntry(r.position, r.ts, name, r.type, event, r.cause))
-    return entries
+    return runtime._entries(records, saga_records)

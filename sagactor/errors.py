@@ -56,7 +56,8 @@ class UnknownParticipant(DefinitionError):  # noqa: N818
     def __init__(self, saga: str, step: str, participant: str, known: list[str]) -> None:
         super().__init__(
             saga,
-            f"unknown participant {participant!r} (registered: {', '.join(sorted(known)) or 'none'})",
+            f"unknown participant {participant!r} "
+            f"(registered: {', '.join(sorted(known)) or 'none'})",
             step=step,
         )
         self.participant = participant

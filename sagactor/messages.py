@@ -21,6 +21,7 @@ __all__ = [
     "SAGA_EVENTS",
     "CompensationFailed",
     "CompensationStarted",
+    "EventDispatched",
     "Handled",
     "Outcome",
     "SagaCancelled",
@@ -147,6 +148,16 @@ class SagaResumed(_Event, frozen=True):
     by: str = "operator"
 
 
+class EventDispatched(_Event, frozen=True):
+    """Native choreography: ``source`` published event ``event_id`` (an ``event_type``), and the
+    dispatcher delivered it to the subscribers of that type."""
+
+    event_id: str
+    event_type: str
+    data: msgspec.Raw
+    source: str
+
+
 SagaEvent = (
     SagaStarted
     | StepStarted
@@ -162,6 +173,7 @@ SagaEvent = (
     | SagaStuck
     | SagaCancelled
     | SagaResumed
+    | EventDispatched
 )
 SAGA_EVENTS: dict[str, type[Any]] = {
     cls.__name__: cls
@@ -180,6 +192,7 @@ SAGA_EVENTS: dict[str, type[Any]] = {
         SagaStuck,
         SagaCancelled,
         SagaResumed,
+        EventDispatched,
     )
 }
 FINAL_EVENTS = frozenset({"SagaCompleted", "SagaCompensated", "SagaStuck"})

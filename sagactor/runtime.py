@@ -33,13 +33,17 @@ from .errors import (
     UnknownSaga,
     UnknownSagaType,
 )
-from .messages import Outcome, SagaStarted
+from .messages import EventDispatched, Outcome, SagaStarted
 from .persistence.journal import Journal, Record
 from .persistence.memory import MemoryJournal
 from .persistence.recovery import decode_saga_events, find_in_flight, rebuild, saga_stream
 from .sagas.coordinator import Coordinator, Recover, StartSaga
 from .sagas.definition import Saga
+from .sagas.dispatcher import NativeDispatcher
 from .sagas.machine import Cancel, Resume, SagaState
+from .sagas.native import Choreography, NativeState
+from .sagas.native import check as check_choreography
+from .sagas.native import event_types as choreography_types
 from .sagas.outcomes import OutcomeBoard, outcome_of
 
 __all__ = ["HistoryEntry", "Mode", "Runtime", "SagaRun"]
@@ -132,9 +136,19 @@ class Runtime:
         self._outcomes = OutcomeBoard()
         self._hosts: dict[str, pykka.ActorRef[Any]] = {}
         self._host_objects: dict[str, ParticipantHost] = {}
-        self._definitions: dict[str, Saga] = {}
+        self._definitions: dict[str, Saga | Choreography] = {}
         self._closed = False
         self._crash: BaseException | None = None
+        self._subscribers: dict[str, list[str]] = {}
+        self._event_types: dict[str, type[Any]] = {}
+        self._dispatcher = NativeDispatcher.start(
+            self._env,
+            self._hosts,
+            self._subscribers,
+            self._event_types,
+            self._outcomes,
+            self._load_saga,
+        )
         self._coordinator = Coordinator.start(
             self._env, self._hosts, self._outcomes, self._load_saga
         )
@@ -218,16 +232,31 @@ class Runtime:
             host = ParticipantHost.launch(participant, self._env)
             self._hosts[name] = host.actor_ref
             self._host_objects[name] = host
+            for kind, spec in type(participant)._reactions.items():
+                self._subscribers.setdefault(kind.__name__, []).append(name)
+                self._event_types.update({t.__name__: t for t in (kind, *spec.emits)})
 
-    def define(self, *sagas: Saga) -> None:
-        """Check each definition against the registered participants and remember it."""
+    def define(self, *sagas: Saga | Choreography) -> None:
+        """Check each definition against the registered participants and remember it.
+
+        A :class:`Choreography` is checked as a workflow graph (unhandled events, work without
+        a compensation path, cycles): every problem found is listed in one DefinitionError.
+        """
         for saga in sagas:
-            self._validate(saga)
+            if isinstance(saga, Choreography):
+                participants = [h.participant for h in self._host_objects.values()]
+                problems = check_choreography(saga, participants)
+                if problems:
+                    raise DefinitionError(saga.name, "; ".join(problems))
+                self._event_types.update(choreography_types(saga, participants))
+            else:
+                self._validate(saga)
             known = self._definitions.get(saga.name)
             if known is not None and known != saga and known.version == saga.version:
                 raise DefinitionError(
                     saga.name,
-                    f"another definition with version {saga.version} is registered; bump the version",
+                    f"another definition with version {saga.version} is registered; "
+                    "bump the version",
                 )
             self._definitions[saga.name] = saga
 
@@ -293,6 +322,13 @@ class Runtime:
         self._check_open()
         if mode not in _MODES:
             raise DefinitionError(saga.name, f"mode must be one of {_MODES}, not {mode!r}")
+        native = isinstance(saga, Choreography)
+        if isinstance(saga, Choreography):
+            for value in inputs:
+                if not isinstance(value, saga.start):
+                    raise DefinitionError(
+                        saga.name, f"starts with a {saga.start.__name__}, not {value!r}"
+                    )
         if saga_ids is not None and len(saga_ids) != len(inputs):
             raise ValueError("saga_ids and inputs differ in length")
         self.define(saga) if self._definitions.get(saga.name) is not saga else None
@@ -311,11 +347,11 @@ class Runtime:
             future: Future[str] = Future()
             with self._lock:
                 self._accepting.add(future)
-            self._coordinator.tell(
+            (self._dispatcher if native else self._coordinator).tell(
                 StartSaga(
                     definition=saga,
                     saga_id=saga_id,
-                    mode=mode,
+                    mode="native" if native else mode,
                     input=value,
                     raw=raw,
                     digest=hashlib.blake2b(raw, digest_size=16).hexdigest(),
@@ -372,7 +408,18 @@ class Runtime:
         done: Future[list[str]] = Future()
         with self._lock:
             self._accepting.add(done)
-        self._coordinator.tell(Recover(found.states, done))
+        natives = [st for st in found.states if isinstance(st, NativeState)]
+        others = [st for st in found.states if not isinstance(st, NativeState)]
+        native_done: Future[list[str]] = Future()
+        with self._lock:
+            self._accepting.add(native_done)
+        self._dispatcher.tell(Recover(natives, native_done))  # type: ignore[arg-type]
+        try:
+            native_done.result()
+        finally:
+            with self._lock:
+                self._accepting.discard(native_done)
+        self._coordinator.tell(Recover(others, done))
         try:
             return done.result()
         finally:
@@ -386,20 +433,32 @@ class Runtime:
         records = self.journal.read(saga_stream(saga_id))
         if not records:
             raise UnknownSaga(saga_id)
-        entries = [
-            HistoryEntry(r.position, r.ts, "coordinator", r.type, e, r.cause)
-            for r, e in zip(records, decode_saga_events(self.journal, records), strict=True)
-        ]
         prefix = f"{saga_id}/"
-        for record in self.journal.read_prefix("participant/"):
-            if record.cause.startswith(prefix):
-                name = record.stream.removeprefix("participant/")
+        theirs = [r for r in self.journal.read_prefix("participant/") if r.cause.startswith(prefix)]
+        merged = sorted([*records, *theirs], key=lambda r: r.position)
+        return self._entries(merged, records)
+
+    def _entries(self, records: Sequence[Record], saga_records: list[Record]) -> list[HistoryEntry]:
+        """Typed timeline entries for ``records`` (``saga_records`` are the saga's own, in order).
+
+        A natively choreographed event is shown as what it is (its type, its publisher).
+        """
+        events = iter(decode_saga_events(self.journal, saga_records))
+        entries = []
+        for r in records:
+            name, kind, event = "coordinator", r.type, None
+            if r.stream.startswith("participant/"):
+                name = r.stream.removeprefix("participant/")
                 host = self._host_objects.get(name)
-                event = host.decode(record) if host is not None else record.data
-                entries.append(
-                    HistoryEntry(record.position, record.ts, name, record.type, event, record.cause)
-                )
-        entries.sort(key=lambda e: e.position)
+                event = host.decode(r) if host is not None else r.data
+            else:
+                event = next(events)
+                if isinstance(event, EventDispatched):
+                    kind, name = event.event_type, event.source
+                    known = self._event_types.get(kind)
+                    if known is not None:
+                        event = msgspec.msgpack.decode(event.data, type=known)
+            entries.append(HistoryEntry(r.position, r.ts, name, kind, event, r.cause))
         return entries
 
     def state(self, participant: str) -> Any:
@@ -414,7 +473,7 @@ class Runtime:
         return sorted(self._hosts)
 
     @property
-    def definitions(self) -> dict[str, Saga]:
+    def definitions(self) -> dict[str, Saga | Choreography]:
         return dict(self._definitions)
 
     def saga_ids(self) -> list[str]:
@@ -543,7 +602,7 @@ class Runtime:
 
     # -- replay --------------------------------------------------------------------------------
 
-    def _load_saga(self, saga_id: str) -> SagaState | None:
+    def _load_saga(self, saga_id: str) -> SagaState | NativeState | None:
         records: list[Record] = self.journal.read(saga_stream(saga_id))
         if not records:
             return None
@@ -556,7 +615,8 @@ class Runtime:
         if definition.version != started.version:
             raise IncompatibleDefinition(
                 {
-                    saga_id: f"started under version {started.version}, registered {definition.version}"
+                    saga_id: f"started under version {started.version}, "
+                    f"registered {definition.version}"
                 }
             )
         return rebuild(saga_id, definition, events)

@@ -83,7 +83,9 @@ def ledgers(steps: int) -> list[sa.Participant[LedgerState]]:
     return [Ledger(f"p{i}") for i in range(steps)]
 
 
-def violations(rt: sa.Runtime, saga_ids: list[str], steps: int, *, timeout: float = 10.0) -> list[str]:
+def violations(
+    rt: sa.Runtime, saga_ids: list[str], steps: int, *, timeout: float = 10.0
+) -> list[str]:
     """Every broken guarantee, after waiting for ``saga_ids`` to end (empty when all hold)."""
     problems: list[str] = []
     states = {f"p{i}": rt.state(f"p{i}") for i in range(steps)}

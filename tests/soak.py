@@ -42,17 +42,27 @@ def child(db: Path, seed: int) -> None:
     rt = _open(db)
     rt.inject("payment", "charge", sa.Fault("fail", probability=0.15, seed=seed))
     rt.inject("shipping", "create", sa.Fault("error", probability=0.2, seed=seed + 1))
-    rt.inject("inventory", "reserve", sa.Fault("delay", probability=0.05, seed=seed + 2, seconds=0.01))
+    rt.inject(
+        "inventory", "reserve", sa.Fault("delay", probability=0.05, seed=seed + 2, seconds=0.01)
+    )
     print("ready", flush=True)
     batch = 0
     while True:
         batch += 1
         modes: tuple[sa.Mode, ...] = ("orchestration", "choreography")
         orders = [
-            Order(f"{seed}-{batch}-{i}", rng.choice(sorted(BALANCES)), rng.choice(sorted(STOCK)), rng.randint(1, 5), rng.randint(1, 500))
+            Order(
+                f"{seed}-{batch}-{i}",
+                rng.choice(sorted(BALANCES)),
+                rng.choice(sorted(STOCK)),
+                rng.randint(1, 5),
+                rng.randint(1, 500),
+            )
             for i in range(rng.randint(1, 8))
         ]
-        runs = rt.start_many(order_saga, orders, saga_ids=[o.id for o in orders], mode=rng.choice(modes))
+        runs = rt.start_many(
+            order_saga, orders, saga_ids=[o.id for o in orders], mode=rng.choice(modes)
+        )
         sys.stdout.write("".join(f"ack {run.id}\n" for run in runs))
         sys.stdout.flush()
 
@@ -64,16 +74,31 @@ class SoakReport:
     violations: list[str] = field(default_factory=list)
 
 
-def soak(kills: int, *, seed: int = 0, db: Path | None = None, max_delay: float = 0.4) -> SoakReport:
+def soak(
+    kills: int, *, seed: int = 0, db: Path | None = None, max_delay: float = 0.4
+) -> SoakReport:
     rng = random.Random(seed)
     workdir = Path(tempfile.mkdtemp(prefix="sagactor-soak-")) if db is None else db.parent
     db = db or workdir / "soak.db"
     report = SoakReport()
     acknowledged: list[str] = []
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent.parent), os.environ.get("PYTHONPATH", "")])}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(
+            [str(Path(__file__).parent.parent), os.environ.get("PYTHONPATH", "")]
+        ),
+    }
     for kill in range(kills):
         proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.soak", "--child", str(db), "--seed", str(seed * 100_000 + kill)],
+            [
+                sys.executable,
+                "-m",
+                "tests.soak",
+                "--child",
+                str(db),
+                "--seed",
+                str(seed * 100_000 + kill),
+            ],
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             env=env,
@@ -117,9 +142,9 @@ def _final_check(db: Path, acknowledged: list[str]) -> list[str]:
         problems += conservation_problems(states, STOCK, MONEY)
         held = states["inventory"].reserved
         for saga_id in acknowledged:
-            completed = rt.status(saga_id).status is sa.SagaStatus.COMPLETED
-            if (f"{saga_id}/reserve_inventory" in held) != completed:
-                problems.append(f"{saga_id}: reservation held={not completed} but saga {rt.status(saga_id).status}")
+            status = rt.status(saga_id).status
+            if (f"{saga_id}/reserve_inventory" in held) != (status is sa.SagaStatus.COMPLETED):
+                problems.append(f"{saga_id}: reservation held wrongly for a {status} saga")
         if rt.journal.open_streams("saga/"):
             problems.append(f"in flight after quiescence: {rt.journal.open_streams('saga/')[:5]}")
     return problems
@@ -137,8 +162,10 @@ def main() -> None:
     started = time.perf_counter()
     report = soak(args.kills, seed=args.seed)
     elapsed = time.perf_counter() - started
-    print(f"kills: {report.kills}  acknowledged sagas: {report.acknowledged}  "
-          f"violations: {len(report.violations)}  ({elapsed:.1f}s)")
+    print(
+        f"kills: {report.kills}  acknowledged sagas: {report.acknowledged}  "
+        f"violations: {len(report.violations)}  ({elapsed:.1f}s)"
+    )
     for violation in report.violations[:20]:
         print("  " + violation)
     sys.exit(1 if report.violations else 0)

@@ -65,7 +65,9 @@ class Disk:
         self.path = tmp_path / f"journal{next(self._names)}.db"
 
     def open(self, saga: sa.Saga, steps: int, **options: Any) -> sa.Runtime:
-        journal = self.memory if self.kind == "memory" else SqliteJournal(self.path, synchronous="normal")
+        journal = (
+            self.memory if self.kind == "memory" else SqliteJournal(self.path, synchronous="normal")
+        )
         return sa.Runtime(journal, participants=ledgers(steps), sagas=[saga], **options)
 
     def in_flight(self) -> int:
@@ -110,7 +112,8 @@ def test_crash_during_recovery(kind: str, mode: sa.Mode, steps: int, tmp_path: P
     # Die right after the first start is journaled, so sagas are still in flight.
     acknowledged = _crash_then_recover(disk, saga, mode, steps, sa.CrashPoint.AFTER_COMMIT, 3)
     in_flight = disk.in_flight()
-    assert in_flight > 0 and acknowledged
+    assert in_flight > 0
+    assert acknowledged
     for hit in range(1, in_flight + 1):
         with disk.open(saga, steps, recover=False) as rt:
             rt.arm(sa.CrashPoint.MID_RECOVERY, hit)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -30,9 +31,11 @@ from ..messages import (
 )
 from ..messages import StepFailed as SagaStepFailed
 from ..messages import StepSucceeded as SagaStepSucceeded
-from ..sagas.choreography import Published
 from ..persistence.journal import Record, Snapshot
+from ..sagas.choreography import Published
+from ..sagas.dispatcher import Deliver
 from ..sagas.machine import ACTION, COMPENSATION, Reply
+from ..sagas.native import Emitted, NativePublished, event_id
 from .environment import Environment
 from .participant import HandlerSpec, Participant, StepContext
 from .portal import HandlerCancelled
@@ -43,9 +46,14 @@ logger = logging.getLogger("sagactor.participant")
 
 HANDLED = "sagactor.Handled"
 _NIL = msgspec.Raw(b"\xc0")
+_REACTION_ATTEMPTS = 3
 _encode = msgspec.msgpack.encode
 _decode_handled = msgspec.msgpack.Decoder(Handled).decode
 _decode_snapshot = msgspec.msgpack.Decoder(ParticipantSnapshot).decode
+
+
+def _ignore(error: BaseException) -> None:
+    """A repeat's empty append failed: the next delivery of the event will try again."""
 
 
 class GetState(msgspec.Struct, frozen=True):
@@ -147,6 +155,8 @@ class ParticipantHost(pykka.ThreadingActor):
                 self._rebuild()
             if isinstance(message, Command):
                 self._handle(message)
+            elif isinstance(message, Deliver):
+                self._react(message)
         except SimulatedCrash:
             return None  # the runtime is already dead; this thread just stops working
         except Exception:
@@ -171,7 +181,7 @@ class ParticipantHost(pykka.ThreadingActor):
         key = cmd.key
         known = self.inbox.get(key)
         if known is not None:
-            self._after_commit([], cmd, known)
+            self._commit(cmd, [], None)
             return
         if cmd.kind == ACTION and f"{cmd.saga_id}/{cmd.step}/{COMPENSATION}" in self.inbox:
             # The compensation came first: refuse, so nothing stays reserved forever.
@@ -232,7 +242,7 @@ class ParticipantHost(pykka.ThreadingActor):
             else:
                 self._send(cmd, "error", reason=f"StepFailed: {failure.reason}", retryable=True)
             return
-        except Exception as error:
+        except Exception as error:  # noqa: BLE001 - a user's handler may raise anything
             self._undo(ctx)
             retryable = isinstance(error, cmd.retry_on)
             self._send(cmd, "error", reason=f"{type(error).__name__}: {error}", retryable=retryable)
@@ -282,35 +292,48 @@ class ParticipantHost(pykka.ThreadingActor):
         return Record(self.stream, self.seq, type_name, data, time.time(), key, final)
 
     def _commit(
-        self, cmd: Command, records: list[Record], handled: Handled, value: Any = None
+        self, cmd: Command, records: list[Record], handled: Handled | None, value: Any = None
     ) -> None:
-        records.append(self._record(HANDLED, _encode(handled), key=cmd.key))
-        self.inbox[handled.key] = handled
+        """Journal ``records`` and ``handled``, then reply. A repeated message passes
+        ``handled=None``: nothing new is written, and the recorded answer is sent."""
+        answer = handled if handled is not None else self.inbox[cmd.key]
+
+        def reply() -> None:
+            self.env.crash.hit(CrashPoint.BEFORE_REPLY)
+            self._answer(cmd, answer, value)
+
+        def failed(error: BaseException) -> None:
+            self._send(cmd, "error", reason=f"journal: {error}", retryable=True)
+
+        self._journal(cmd.saga_id, records, handled, reply, failed)
+
+    def _journal(
+        self,
+        saga_id: str,
+        records: list[Record],
+        handled: Handled | None,
+        then: Callable[[], None],
+        failed: Callable[[BaseException], None],
+    ) -> None:
+        """Append the handler's changes and its inbox record in one batch; ``then`` runs once
+        it is durable. An empty batch still waits for every earlier append (a repeat's answer
+        must not overtake the commit of the original)."""
+        if handled is not None:
+            records.append(self._record(HANDLED, _encode(handled), key=handled.key))
+            self.inbox[handled.key] = handled
         snapshot = None
         every = self.env.snapshot_every
-        if every and (self.seq // every) != ((self.seq - len(records)) // every):
+        if records and every and (self.seq // every) != ((self.seq - len(records)) // every):
             snapshot = self._snapshot()
-        self._after_commit(records, cmd, handled, value, snapshot)
-
-    def _after_commit(
-        self,
-        records: list[Record],
-        cmd: Command,
-        handled: Handled,
-        value: Any = None,
-        snapshot: Snapshot | None = None,
-    ) -> None:
-        crash = self.env.crash
 
         def done(error: BaseException | None) -> None:
             if error is not None:
                 self._stale = True
-                self._send(cmd, "error", reason=f"journal: {error}", retryable=True)
+                failed(error)
                 return
-            crash.hit(CrashPoint.AFTER_COMMIT)
-            crash.hit(CrashPoint.BEFORE_REPLY)
-            self._answer(cmd, handled, value)
-            self.env.commits.notify(cmd.saga_id)  # wake whoever watches this saga
+            self.env.crash.hit(CrashPoint.AFTER_COMMIT)
+            then()
+            self.env.commits.notify(saga_id)  # wake whoever watches this saga
 
         self.env.append(records, done, snapshot=snapshot)
 
@@ -351,6 +374,85 @@ class ParticipantHost(pykka.ThreadingActor):
                 retryable,
             )
         )
+
+    # -- native choreography ------------------------------------------------------------------
+
+    def _react(self, msg: Deliver) -> None:
+        """Run the ``@on`` handler for a delivered event; publish its outbox once committed."""
+        key = f"{msg.saga_id}/{msg.event_id}/on"
+        known = self.inbox.get(key)
+        if known is not None:  # a repeat: republish the recorded outbox, apply nothing
+            emitted = msgspec.msgpack.decode(known.result, type=list[Emitted])
+            self._journal(
+                msg.saga_id, [], None, lambda: self._dispatch(msg, emitted, None), _ignore
+            )
+            return
+        spec = type(self.participant)._reactions.get(type(msg.event))
+        if spec is None:
+            return
+        ctx = StepContext(
+            self.name, msg.saga_id, type(msg.event).__name__, "on", msg.attempt, self._apply
+        )
+        try:
+            method = getattr(self.participant, spec.method)
+            event = _convert(msg.event, spec.arg_types[0])
+            if spec.is_async:
+                self.env.portal.run_handler(method, ctx, [event], msg)
+            else:
+                method(ctx, event)
+            undeclared = sorted(
+                {type(e).__name__ for e in ctx.published if type(e) not in spec.emits}
+            )
+            if undeclared:
+                raise DefinitionError(
+                    type(self.participant).__name__,
+                    f"{spec.method!r} published {', '.join(undeclared)}, not in its @on(emits=...)",
+                )
+            emitted = [
+                Emitted(
+                    event_id(msg.saga_id, self.name, msg.event_id, i),
+                    type(e).__name__,
+                    msgspec.Raw(_encode(e)),
+                )
+                for i, e in enumerate(ctx.published)
+            ]
+            records = [self._encoded(c, key) for c in ctx.changes]
+        except Exception as error:  # noqa: BLE001 - a user's handler may raise anything
+            self._undo(ctx)
+            self._react_failed(
+                msg,
+                f"{spec.method!r} on {type(msg.event).__name__}: {type(error).__name__}: {error}",
+            )
+            return
+        handled = Handled(
+            key=key,
+            saga_id=msg.saga_id,
+            step=type(msg.event).__name__,
+            kind="on",
+            outcome=HandledOutcome.OK,
+            result=msgspec.Raw(_encode(emitted)),
+        )
+        self._journal(
+            msg.saga_id,
+            records,
+            handled,
+            lambda: self._dispatch(msg, emitted, ctx.published),
+            lambda error: self._react_failed(msg, f"journal: {error}"),
+        )
+
+    def _react_failed(self, msg: Deliver, problem: str) -> None:
+        """Technical trouble: try the delivery again a few times, then report it (stuck)."""
+        if msg.attempt < _REACTION_ATTEMPTS:
+            again = msgspec.structs.replace(msg, attempt=msg.attempt + 1)
+            me = self.actor_ref
+            due = time.time() + 0.01 * 2 ** (msg.attempt - 1)
+            self.env.timers.schedule(due, lambda: self.env.tell(me, again))
+            return
+        msg.reply_to(NativePublished(msg.saga_id, self.name, [], None, error=problem))
+
+    def _dispatch(self, msg: Deliver, emitted: list[Emitted], events: list[Any] | None) -> None:
+        self.env.crash.hit(CrashPoint.BEFORE_DISPATCH)
+        msg.reply_to(NativePublished(msg.saga_id, self.name, emitted, events))
 
     def _publish(
         self,

@@ -70,16 +70,23 @@ def compensation(name: str) -> Callable[[F], F]:
 
 
 def evolve(method: F) -> F:
-    """Mark ``def apply(self, state, change: ChangeType) -> None`` as the fold of one change type."""
+    """Mark ``def apply(self, state, change: ChangeType) -> None``: the fold of one change type."""
     setattr(method, _MARK, ("evolve", ""))
     return method
 
 
-def on(event_type: type[Any]) -> Callable[[F], F]:
-    """Mark ``def handler(self, ctx, event)`` as a choreography reaction to ``event_type``."""
+def on(event_type: type[Any], *, emits: tuple[type[Any], ...] = ()) -> Callable[[F], F]:
+    """Mark ``def handler(self, ctx, event)`` as a native-choreography reaction to ``event_type``.
+
+    ``emits`` lists every event type the handler may ``ctx.publish``: the workflow graph and its
+    checks (unhandled events, missing compensation paths, cycles) are derived from it, and
+    publishing an undeclared type is an error.
+    """
+    if not isinstance(event_type, type):
+        raise DefinitionError("?", f"@on needs an event type, not {event_type!r}")
 
     def mark(method: F) -> F:
-        setattr(method, _MARK, ("on", event_type))
+        setattr(method, _MARK, ("on", (event_type, tuple(emits))))
         return method
 
     return mark
@@ -107,6 +114,7 @@ class HandlerSpec:
     method: str
     arg_types: tuple[Any, ...]
     is_async: bool
+    emits: tuple[type[Any], ...] = ()
 
 
 class StepContext:
@@ -209,7 +217,10 @@ class Participant(Generic[S]):
                 "on": "(self, ctx, event)",
             }[kind]
             raise DefinitionError(cls.__name__, f"handler {attr!r} must take {shape}")
-        spec = HandlerSpec(attr, tuple(hints[1:]), inspect.iscoroutinefunction(method))
+        emits: tuple[type[Any], ...] = ()
+        if kind == "on":
+            key, emits = key
+        spec = HandlerSpec(attr, tuple(hints[1:]), inspect.iscoroutinefunction(method), emits)
         if kind == "action":
             cls._actions[key] = spec
         elif kind == "compensation":

@@ -31,14 +31,21 @@ import threading
 from collections.abc import Awaitable, Callable
 from concurrent.futures import CancelledError
 from contextlib import AbstractContextManager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .participant import Participant, StepContext
+
+
+class _Timed(Protocol):
+    """A message with a handler time limit (seconds, 0 for none)."""
+
+    @property
+    def timeout(self) -> float: ...
+
 
 if TYPE_CHECKING:
     from anyio.from_thread import BlockingPortal
 
-    from ..messages import Command
 
 __all__ = ["CommitSignals", "HandlerCancelled", "HandlerPortal", "has_async_handlers"]
 
@@ -98,7 +105,7 @@ class HandlerPortal:
             return self._portal
 
     def run_handler(
-        self, method: AsyncHandler, ctx: StepContext, args: list[Any], cmd: Command
+        self, method: AsyncHandler, ctx: StepContext, args: list[Any], cmd: _Timed
     ) -> Any:
         """Run ``await method(ctx, *args)`` on the loop and wait for it (from an actor thread).
 

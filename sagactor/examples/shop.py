@@ -14,9 +14,23 @@ from typing import Any
 
 import msgspec
 
-from ..actors.participant import Participant, StepContext, action, compensation, evolve
+from ..actors.participant import Participant, StepContext, action, compensation, evolve, on
 from ..errors import StepFailed
 from ..sagas.definition import RetryPolicy, Saga, Step
+from ..sagas.native import Choreography
+from .shop_events import (
+    CustomerNotified,
+    InventoryFailed,
+    InventoryReleased,
+    InventoryReserved,
+    Order,
+    OrderCancelled,
+    OrderCreated,
+    OrderShipped,
+    PaymentFailed,
+    PaymentProcessed,
+    PaymentRefunded,
+)
 
 __all__ = [
     "Inventory",
@@ -26,17 +40,9 @@ __all__ = [
     "Shipping",
     "conservation_problems",
     "make_shop",
+    "order_choreography",
     "order_saga",
 ]
-
-
-class Order(msgspec.Struct, frozen=True):
-    id: str
-    customer: str
-    sku: str
-    qty: int
-    amount: int
-    address: str = "1 Main St"
 
 
 # -- inventory ---------------------------------------------------------------------------------
@@ -90,6 +96,26 @@ class Inventory(Participant[InventoryState]):
     @compensation("reserve")
     def release(self, ctx: StepContext, order: Order, done: Reservation) -> None:
         ctx.record(StockReleased(done.key, done.sku, done.qty))
+
+    # Native choreography: the same service, reacting to events instead of commands. Keys
+    # match the orchestrated ones, so both styles leave the same books.
+
+    @on(OrderCreated, emits=(InventoryReserved, InventoryFailed))
+    def on_order(self, ctx: StepContext, event: OrderCreated) -> None:
+        order = event.order
+        available = self.state.stock.get(order.sku, 0)
+        if available < order.qty:
+            ctx.publish(InventoryFailed(order, f"only {available} of {order.sku} in stock"))
+            return
+        ctx.record(StockReserved(f"{ctx.saga_id}/reserve_inventory", order.sku, order.qty))
+        ctx.publish(InventoryReserved(order))
+
+    @on(OrderCancelled, emits=(InventoryReleased,))
+    def on_cancel(self, ctx: StepContext, event: OrderCancelled) -> None:
+        held = self.state.reserved.get(f"{ctx.saga_id}/reserve_inventory")
+        if held is not None:
+            ctx.record(StockReleased(held.key, held.sku, held.qty))
+        ctx.publish(InventoryReleased(event.order))
 
     @evolve
     def _reserved(self, state: InventoryState, change: StockReserved) -> None:
@@ -155,6 +181,22 @@ class Payment(Participant[PaymentState]):
     def refund(self, ctx: StepContext, order: Order, done: Charge) -> None:
         ctx.record(Refunded(done.key, done.customer, done.amount))
 
+    @on(OrderCreated, emits=(PaymentProcessed, PaymentFailed))
+    def on_order(self, ctx: StepContext, event: OrderCreated) -> None:
+        order = event.order
+        if self._balance(order.customer) < order.amount:
+            ctx.publish(PaymentFailed(order, f"{order.customer} cannot pay {order.amount}"))
+            return
+        ctx.record(Charged(f"{ctx.saga_id}/charge_payment", order.customer, order.amount))
+        ctx.publish(PaymentProcessed(order))
+
+    @on(InventoryReleased, emits=(PaymentRefunded,))
+    def on_released(self, ctx: StepContext, event: InventoryReleased) -> None:
+        charge = self.state.charges.get(f"{ctx.saga_id}/charge_payment")
+        if charge is not None:
+            ctx.record(Refunded(charge.key, charge.customer, charge.amount))
+        ctx.publish(PaymentRefunded(event.order))
+
     @evolve
     def _charged(self, state: PaymentState, change: Charged) -> None:
         state.balances[change.customer] = self._balance(change.customer) - change.amount
@@ -187,10 +229,23 @@ class ShipmentCancelled(msgspec.Struct, frozen=True):
     key: str
 
 
+class JoinNoted(msgspec.Struct, frozen=True):
+    """Native choreography: one side (inventory or payment) of an order answered."""
+
+    saga_id: str
+    side: str
+    failure: str
+
+
+class JoinClosed(msgspec.Struct, frozen=True):
+    saga_id: str
+
+
 class ShippingState(msgspec.Struct):
     shipments: dict[str, Shipment] = {}
     cancelled: int = 0
     applied: dict[str, int] = {}
+    joins: dict[str, dict[str, str]] = {}
 
 
 class Shipping(Participant[ShippingState]):
@@ -209,6 +264,48 @@ class Shipping(Participant[ShippingState]):
     @compensation("create")
     def cancel(self, ctx: StepContext, order: Order, done: Shipment) -> None:
         ctx.record(ShipmentCancelled(done.key))
+
+    # Native choreography: ship once both inventory and payment answered (a join).
+
+    @on(InventoryReserved, emits=(OrderShipped, OrderCancelled))
+    def on_reserved(self, ctx: StepContext, event: InventoryReserved) -> None:
+        self._join(ctx, event.order, "inventory", "")
+
+    @on(InventoryFailed, emits=(OrderCancelled,))
+    def on_no_stock(self, ctx: StepContext, event: InventoryFailed) -> None:
+        self._join(ctx, event.order, "inventory", event.reason)
+
+    @on(PaymentProcessed, emits=(OrderShipped, OrderCancelled))
+    def on_paid(self, ctx: StepContext, event: PaymentProcessed) -> None:
+        self._join(ctx, event.order, "payment", "")
+
+    @on(PaymentFailed, emits=(OrderCancelled,))
+    def on_not_paid(self, ctx: StepContext, event: PaymentFailed) -> None:
+        self._join(ctx, event.order, "payment", event.reason)
+
+    def _join(self, ctx: StepContext, order: Order, side: str, failure: str) -> None:
+        ctx.record(JoinNoted(ctx.saga_id, side, failure))
+        sides = self.state.joins[ctx.saga_id]
+        if len(sides) < 2:
+            return
+        ctx.record(JoinClosed(ctx.saga_id))
+        failures = [reason for reason in sides.values() if reason]
+        if failures:
+            ctx.publish(OrderCancelled(order, "; ".join(sorted(failures))))
+        elif not order.address.strip():
+            ctx.publish(OrderCancelled(order, "no shipping address"))
+        else:
+            key = f"{ctx.saga_id}/create_shipment"
+            ctx.record(ShipmentCreated(key, order.id, order.address))
+            ctx.publish(OrderShipped(order))
+
+    @evolve
+    def _noted(self, state: ShippingState, change: JoinNoted) -> None:
+        state.joins.setdefault(change.saga_id, {})[change.side] = change.failure
+
+    @evolve
+    def _closed(self, state: ShippingState, change: JoinClosed) -> None:
+        del state.joins[change.saga_id]
 
     @evolve
     def _created(self, state: ShippingState, change: ShipmentCreated) -> None:
@@ -248,6 +345,12 @@ class Notification(Participant[NotificationState]):
         ctx.record(NotificationSent(ctx.idempotency_key, order.customer, text))
         return text
 
+    @on(OrderShipped, emits=(CustomerNotified,))
+    def on_shipped(self, ctx: StepContext, event: OrderShipped) -> None:
+        text = f"order {event.order.id} is on its way"
+        ctx.record(NotificationSent(f"{ctx.saga_id}/notify", event.order.customer, text))
+        ctx.publish(CustomerNotified(event.order))
+
     @evolve
     def _sent(self, state: NotificationState, change: NotificationSent) -> None:
         state.sent[change.key] = change.text
@@ -271,6 +374,15 @@ order_saga = Saga(
     ],
     input_type=Order,
 )
+
+
+order_choreography = Choreography(
+    "order-native",
+    start=OrderCreated,
+    completed=(CustomerNotified,),
+    failed=(PaymentRefunded,),
+)
+"""The same business as ``order_saga``, emerging from the participants' ``@on`` handlers."""
 
 
 def make_shop(

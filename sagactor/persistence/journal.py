@@ -10,6 +10,7 @@ transaction without any actor waiting for the disk.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
@@ -23,7 +24,7 @@ __all__ = ["DoneCallback", "Journal", "Record", "Snapshot", "StreamConflict"]
 DoneCallback = Callable[[BaseException | None], None]
 
 
-class StreamConflict(JournalError):
+class StreamConflict(JournalError):  # noqa: N818 - named after the condition, like anyio's
     """An append carried a sequence number already taken in its stream."""
 
     def __init__(self, stream: str, seq: int) -> None:
@@ -146,10 +147,8 @@ class Journal(ABC):
     def flush(self) -> None:
         """Wait until every append made so far has committed or failed (errors are the
         appenders' business, not the caller's)."""
-        try:
+        with contextlib.suppress(JournalError, RuntimeClosed):
             self.append_and_wait([])
-        except (JournalError, RuntimeClosed):
-            pass
 
     def __enter__(self) -> Journal:
         return self

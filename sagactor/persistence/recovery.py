@@ -18,6 +18,7 @@ from ..errors import IncompatibleDefinition, JournalCorrupt, UnknownSagaType
 from ..messages import SagaEvent, SagaStarted
 from ..sagas.definition import Saga
 from ..sagas.machine import SagaState, evolve
+from ..sagas.native import Choreography, NativeState
 from .journal import Journal, Record
 
 __all__ = ["InFlight", "decode_saga_events", "find_in_flight", "rebuild", "saga_stream"]
@@ -41,10 +42,18 @@ def decode_saga_events(journal: Journal, records: list[Record]) -> list[SagaEven
     return events
 
 
-def rebuild(saga_id: str, definition: Saga, events: list[SagaEvent]) -> SagaState:
+def rebuild(
+    saga_id: str, definition: Saga | Choreography, events: list[SagaEvent]
+) -> SagaState | NativeState:
     """The state a saga had after ``events`` (the first must be its ``SagaStarted``)."""
     started = events[0]
     assert isinstance(started, SagaStarted)
+    if isinstance(definition, Choreography):
+        first = msgspec.msgpack.decode(started.input, type=definition.start)
+        native = NativeState(saga_id, definition, first, bytes(started.input), started.digest)
+        for event in events:
+            native.evolve(event)
+        return native
     value: Any = msgspec.msgpack.decode(started.input, type=definition.input_type or Any)
     state = SagaState(
         saga_id, definition, started.mode, value, bytes(started.input), started.digest
@@ -58,7 +67,7 @@ def rebuild(saga_id: str, definition: Saga, events: list[SagaEvent]) -> SagaStat
 class InFlight:
     """What recovery found: sagas to resume, and those it cannot (named, never skipped)."""
 
-    states: list[SagaState] = field(default_factory=list)
+    states: list[SagaState | NativeState] = field(default_factory=list)
     unknown: dict[str, str] = field(default_factory=dict)
     incompatible: dict[str, str] = field(default_factory=dict)
 
@@ -69,7 +78,7 @@ class InFlight:
             raise IncompatibleDefinition(self.incompatible)
 
 
-def find_in_flight(journal: Journal, definitions: Mapping[str, Saga]) -> InFlight:
+def find_in_flight(journal: Journal, definitions: Mapping[str, Saga | Choreography]) -> InFlight:
     """Every saga whose stream has no terminal event, rebuilt (or listed if it cannot be)."""
     found = InFlight()
     for stream in journal.open_streams("saga/"):

@@ -139,6 +139,7 @@ def _end(state: SagaState, event: SagaEvent) -> SagaEvent | None:
         return SagaCompensated(reason=state.reason)
     if isinstance(event, CompensationFailed):
         return SagaStuck(
-            reason=f"compensation of {event.step!r} failed after {event.attempt} attempt(s): {event.error}"
+            reason=f"compensation of {event.step!r} failed after {event.attempt} attempt(s): "
+            f"{event.error}"
         )
     return None

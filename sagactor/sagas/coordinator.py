@@ -24,6 +24,7 @@ from ..errors import SagaIdConflict
 from ..messages import FINAL_EVENTS, Command, Outcome, SagaEvent, StepSucceeded, StepTimedOut
 from ..persistence.journal import Record
 from ..persistence.recovery import saga_stream
+from .choreography import Published, react
 from .definition import Saga
 from .machine import (
     ACTION,
@@ -41,7 +42,6 @@ from .machine import (
     pending,
     start,
 )
-from .choreography import Published, react
 from .outcomes import OutcomeBoard, outcome_of
 
 __all__ = ["Coordinator", "Rebuild", "Recover", "StartSaga"]
@@ -237,7 +237,8 @@ class Coordinator(pykka.ThreadingActor):
                 self._send(state, effect)
             elif isinstance(effect, Timer):
                 me, message = self.actor_ref, effect.message
-                self.env.timers.schedule(effect.due, lambda: self.env.tell(me, message))
+                wake = functools.partial(self.env.tell, me, message)
+                self.env.timers.schedule(effect.due, wake)
             elif isinstance(effect, Finish):
                 self.outcomes.finish(outcome or outcome_of(state))
 

@@ -12,11 +12,14 @@ import msgspec
 
 from ..messages import Outcome
 from .machine import SagaState
+from .native import NativeState
 
 __all__ = ["OutcomeBoard", "outcome_of"]
 
 
-def outcome_of(state: SagaState) -> Outcome:
+def outcome_of(state: SagaState | NativeState) -> Outcome:
+    if isinstance(state, NativeState):
+        return state.outcome()
     results = {
         step: msgspec.msgpack.decode(value) if isinstance(value, msgspec.Raw) else value
         for step, value in state.results.items()
