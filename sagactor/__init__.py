@@ -25,8 +25,10 @@ from .errors import (
 from .messages import Outcome, SagaStatus
 from .runtime import HistoryEntry, Mode, Runtime, SagaRun
 from .sagas.definition import RetryPolicy, Saga, Step
+from .sagas.native import Choreography
 
 __all__ = [
+    "Choreography",
     "CrashPoint",
     "DefinitionError",
     "Fault",

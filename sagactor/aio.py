@@ -31,6 +31,7 @@ from .persistence.recovery import saga_stream
 if TYPE_CHECKING:
     from .runtime import HistoryEntry, Mode, Runtime, SagaRun
     from .sagas.definition import Saga
+    from .sagas.native import Choreography
 
 __all__ = [
     "call_soon_in_loop",
@@ -86,7 +87,7 @@ async def wait_outcome(run: SagaRun, timeout: float | None = None) -> Outcome:
 
 async def start_saga(
     runtime: Runtime,
-    saga: Saga,
+    saga: Saga | Choreography,
     input: Any,
     *,
     saga_id: str | None = None,

@@ -121,7 +121,7 @@ class Runtime:
         journal: Journal,
         *,
         participants: Iterable[Participant[Any]] = (),
-        sagas: Iterable[Saga] = (),
+        sagas: Iterable[Saga | Choreography] = (),
         recover: bool = True,
         snapshot_every: int = 1000,
     ) -> None:
@@ -170,7 +170,7 @@ class Runtime:
         *,
         synchronous: Literal["full", "normal"] = "full",
         participants: Iterable[Participant[Any]] = (),
-        sagas: Iterable[Saga] = (),
+        sagas: Iterable[Saga | Choreography] = (),
         recover: bool = True,
         snapshot_every: int = 1000,
     ) -> Runtime:
@@ -196,7 +196,7 @@ class Runtime:
         *,
         journal: MemoryJournal | None = None,
         participants: Iterable[Participant[Any]] = (),
-        sagas: Iterable[Saga] = (),
+        sagas: Iterable[Saga | Choreography] = (),
         recover: bool = True,
         snapshot_every: int = 1000,
     ) -> Runtime:
@@ -286,7 +286,12 @@ class Runtime:
     # -- running sagas -------------------------------------------------------------------------
 
     def start(
-        self, saga: Saga, input: Any, *, saga_id: str | None = None, mode: Mode = "orchestration"
+        self,
+        saga: Saga | Choreography,
+        input: Any,
+        *,
+        saga_id: str | None = None,
+        mode: Mode = "orchestration",
     ) -> SagaRun:
         """Start ``saga`` on ``input``; returns once the start is durably journaled.
 
@@ -299,7 +304,7 @@ class Runtime:
 
     def start_many(
         self,
-        saga: Saga,
+        saga: Saga | Choreography,
         inputs: Sequence[Any],
         *,
         saga_ids: Sequence[str] | None = None,
@@ -313,7 +318,11 @@ class Runtime:
             self._settle(accepted)
 
     def _submit(
-        self, saga: Saga, inputs: Sequence[Any], saga_ids: Sequence[str] | None, mode: Mode
+        self,
+        saga: Saga | Choreography,
+        inputs: Sequence[Any],
+        saga_ids: Sequence[str] | None,
+        mode: Mode,
     ) -> list[Future[str]]:
         """Ask the coordinator to start each saga; each future gives its id once journaled.
 
@@ -567,7 +576,12 @@ class Runtime:
     # -- the async face (asyncio or trio, through anyio: see sagactor.aio) ---------------------
 
     async def astart(
-        self, saga: Saga, input: Any, *, saga_id: str | None = None, mode: Mode = "orchestration"
+        self,
+        saga: Saga | Choreography,
+        input: Any,
+        *,
+        saga_id: str | None = None,
+        mode: Mode = "orchestration",
     ) -> SagaRun:
         """:meth:`start` for async callers: awaits the journaling without blocking the loop."""
         from .aio import start_saga

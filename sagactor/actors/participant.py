@@ -189,11 +189,12 @@ class Participant(Generic[S]):
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         cls._actions, cls._compensations, cls._evolvers, cls._reactions = {}, {}, {}, {}
-        for klass in reversed(cls.__mro__):
-            for attr, value in vars(klass).items():
-                mark = getattr(value, _MARK, None)
-                if mark is not None:
-                    cls._collect(attr, value, mark)
+        names = {attr for klass in cls.__mro__ for attr in vars(klass)}
+        for attr in sorted(names):
+            value = inspect.getattr_static(cls, attr)  # the override wins, as for any method
+            mark = getattr(value, _MARK, None)
+            if mark is not None:
+                cls._collect(attr, value, mark)
 
     @classmethod
     def _collect(cls, attr: str, method: Any, mark: tuple[str, Any]) -> None:

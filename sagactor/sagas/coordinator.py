@@ -51,7 +51,7 @@ _encode = msgspec.msgpack.encode
 
 
 class StartSaga(msgspec.Struct, frozen=True, kw_only=True):
-    definition: Saga
+    definition: Any  # a Saga, or a Choreography for the native dispatcher
     saga_id: str
     mode: str
     input: Any

@@ -94,7 +94,7 @@ class NativeDispatcher(pykka.ThreadingActor):
             else:
                 msg.accepted.set_result(msg.saga_id)
             return
-        state, events = native_start(msg.definition, msg.saga_id, msg.input, msg.raw, msg.digest)  # type: ignore[arg-type]
+        state, events = native_start(msg.definition, msg.saga_id, msg.input, msg.raw, msg.digest)
         self.sagas[msg.saga_id] = state
         first = events[-1]
         assert isinstance(first, EventDispatched)

@@ -172,11 +172,8 @@ def check(choreography: Choreography, participants: Iterable[Participant[Any]]) 
             "is handled by no participant"
         )
     succeeds = {k for k in reachable if _reachable(graph, [k]) & set(choreography.completed)}
-    failures = {
-        k
-        for k in reachable
-        if k not in succeeds and _reachable(graph, [k]) & set(choreography.failed)
-    }
+    # A failure is an event after which the workflow can no longer complete.
+    failures = {k for k in reachable - set(choreography.completed) if k not in succeeds}
     for participant in participants:
         reacts_to = set(type(participant)._reactions)
         for kind, spec in type(participant)._reactions.items():
