@@ -551,7 +551,8 @@ class Runtime:
             self._env.dead.set()
         self._env.timers.stop()
         self._env.portal.close()  # cancels running async handlers, so their actors stop soon
-        for ref in [self._coordinator, *self._hosts.values()]:
+        refs: list[pykka.ActorRef[Any]] = [self._coordinator, self._dispatcher]
+        for ref in [*refs, *self._hosts.values()]:
             ref.stop(block=True) if ref.is_alive() else None
         if already_dead:
             self._env.journal.kill()  # from this thread it waits until the file is released

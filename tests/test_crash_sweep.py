@@ -7,8 +7,8 @@ the invariants are checked. A point the workload never passes fails the sweep.
 
 from __future__ import annotations
 
+import functools
 import itertools
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ import pytest
 import sagactor as sa
 from sagactor.persistence.memory import MemoryJournal
 from sagactor.persistence.sqlite import SqliteJournal
+from sagactor.testing import CrashCase, crash_and_recover, crash_cases
 
 from .chain import MODES, Job, chain_saga, ledgers, violations
 
@@ -47,13 +48,6 @@ def _points(mode: sa.Mode) -> list[sa.CrashPoint]:
     return points
 
 
-def _dry_run(saga: sa.Saga, mode: sa.Mode, steps: int) -> Counter[sa.CrashPoint]:
-    with sa.Runtime.in_memory(participants=ledgers(steps), sagas=[saga]) as rt:
-        ids = _workload(rt, saga, mode, steps)
-        assert violations(rt, ids, steps) == []
-        return Counter(rt.crash_plan.hits)
-
-
 class Disk:
     """Where a crashed runtime's journal survives: a MemoryJournal object, or a SQLite file."""
 
@@ -77,30 +71,25 @@ class Disk:
             return len(journal.open_streams("saga/"))
 
 
-def _crash_then_recover(
-    disk: Disk, saga: sa.Saga, mode: sa.Mode, steps: int, point: sa.CrashPoint, hit: int
-) -> list[str]:
-    with disk.open(saga, steps) as rt:
-        rt.arm(point, hit)
-        acknowledged = _workload(rt, saga, mode, steps)
-        assert rt.wait_until_crashed(10), f"armed {point} pass {hit} never fired"
-    return acknowledged
-
-
 @pytest.mark.parametrize("kind", ["memory", "sqlite"])
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("steps", [1, 2, 3, 4, 5])
 def test_every_crash_point_and_pass(kind: str, mode: sa.Mode, steps: int, tmp_path: Path) -> None:
     saga = chain_saga(steps)
-    hits = _dry_run(saga, mode, steps)
-    for point in _points(mode):
-        assert hits[point] > 0, f"{point} is never passed in {mode}"
-        for hit in range(1, hits[point] + 1):
-            disk = Disk(kind, tmp_path)
-            acknowledged = _crash_then_recover(disk, saga, mode, steps, point, hit)
-            with disk.open(saga, steps) as rt:
-                problems = violations(rt, acknowledged, steps)
-            assert problems == [], f"{mode}, {point} pass {hit}: {problems}"
+
+    def workload(rt: sa.Runtime) -> list[str]:
+        return _workload(rt, saga, mode, steps)
+
+    dry = Disk("memory", tmp_path)
+    cases = crash_cases(functools.partial(dry.open, saga, steps), workload, _points(mode))
+    for case in cases:
+        disk = Disk(kind, tmp_path)
+        acknowledged, recovered = crash_and_recover(
+            functools.partial(disk.open, saga, steps), workload, case
+        )
+        with recovered as rt:
+            problems = violations(rt, acknowledged, steps)
+        assert problems == [], f"{mode}, {case.point} pass {case.hit}: {problems}"
 
 
 @pytest.mark.parametrize("kind", ["memory", "sqlite"])
@@ -109,8 +98,13 @@ def test_every_crash_point_and_pass(kind: str, mode: sa.Mode, steps: int, tmp_pa
 def test_crash_during_recovery(kind: str, mode: sa.Mode, steps: int, tmp_path: Path) -> None:
     saga = chain_saga(steps)
     disk = Disk(kind, tmp_path)
-    # Die right after the first start is journaled, so sagas are still in flight.
-    acknowledged = _crash_then_recover(disk, saga, mode, steps, sa.CrashPoint.AFTER_COMMIT, 3)
+    # Die early in the run, so sagas are still in flight.
+    acknowledged, recovered = crash_and_recover(
+        functools.partial(disk.open, saga, steps, recover=False),
+        lambda rt: _workload(rt, saga, mode, steps),
+        CrashCase(sa.CrashPoint.AFTER_COMMIT, 3),
+    )
+    recovered.close()
     in_flight = disk.in_flight()
     assert in_flight > 0
     assert acknowledged

@@ -1,0 +1,1 @@
+"""Benchmark scripts: each prints its figures; ``bench/run.py`` runs them all."""
