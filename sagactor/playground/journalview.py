@@ -1,0 +1,259 @@
+"""Reading a journal without a runtime: saga summaries, typed records, the journal's tail.
+
+Everything here works on a :class:`~sagactor.persistence.journal.Journal` alone, so
+``sagactor inspect`` can describe a file without starting any participant, and the playground
+can list thousands of sagas without asking the actors.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Collection, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+
+from ..actors.host import HANDLED
+from ..messages import (
+    SAGA_EVENTS,
+    CompensationFailed,
+    CompensationStarted,
+    EventDispatched,
+    Handled,
+    SagaCancelled,
+    SagaCompensated,
+    SagaCompleted,
+    SagaEvent,
+    SagaResumed,
+    SagaStarted,
+    SagaStatus,
+    SagaStuck,
+    StepCompensated,
+    StepFailed,
+    StepRetrying,
+    StepStarted,
+    StepSucceeded,
+    StepTimedOut,
+)
+from ..persistence.journal import Journal, Record
+from ..persistence.recovery import decode_saga_events
+from ..runtime import HistoryEntry
+
+__all__ = [
+    "SAGA_EVENT_TYPES",
+    "Dispatched",
+    "SagaSummary",
+    "decode_record",
+    "last_records",
+    "mark_dispatched",
+    "summarize",
+    "summarize_events",
+    "summarize_saga",
+]
+
+_saga_decoder = msgspec.msgpack.Decoder(SagaEvent)
+_handled_decoder = msgspec.msgpack.Decoder(Handled)
+SAGA_EVENT_TYPES = tuple(SAGA_EVENTS.values())
+
+
+@dataclass(slots=True)
+class SagaSummary:
+    """What a saga's own stream says about it: status, timings, where it stands."""
+
+    saga_id: str
+    saga: str = "?"
+    version: int = 0
+    mode: str = "?"
+    status: SagaStatus = SagaStatus.RUNNING
+    started: float = 0.0
+    ended: float = 0.0
+    """Wall-clock time of the terminal event; 0 while the saga is in flight."""
+    first_position: int = 0
+    events: int = 0
+    step: str = ""
+    kind: str = ""
+    attempt: int = 0
+    retry_due: float = 0.0
+    reason: str = ""
+    last_error: str = ""
+    done: list[str] = field(default_factory=list)
+    compensated: list[str] = field(default_factory=list)
+    step_seconds: dict[str, float] = field(default_factory=dict)
+    """How long each succeeded step's action took (its last attempt's start to success)."""
+    last_event: str = ""
+    """Native choreography: the last event dispatched, and who published it."""
+
+    @property
+    def finished(self) -> bool:
+        return self.status.terminal
+
+    @property
+    def latency(self) -> float | None:
+        """Seconds from start to the terminal event (None while in flight)."""
+        return self.ended - self.started if self.ended else None
+
+    def where(self) -> str:
+        """Why an unfinished (or stuck) saga is where it is, in one line."""
+        if self.status is SagaStatus.STUCK:
+            detail = f"; last error {self.last_error}" if self.last_error else ""
+            return f"stuck: {self.reason}{detail}"
+        if self.status.terminal:
+            return self.reason
+        what = "compensation of" if self.kind == "compensation" else "step"
+        if self.mode == "native":
+            if not self.last_event:
+                return "started, no event dispatched yet"
+            return f"in flight: last event {self.last_event}, no end event yet"
+        if not self.step:
+            return "started, no step sent yet"
+        if self.retry_due:
+            return (
+                f"waiting to retry {what} {self.step} (attempt {self.attempt + 1}) "
+                f"after {self.last_error}"
+            )
+        return f"in flight: {what} {self.step} (attempt {self.attempt}) sent, no answer recorded"
+
+
+def summarize_events(saga_id: str, timed: Iterable[tuple[float, Any]]) -> SagaSummary:
+    """Fold a saga's ``(timestamp, event)`` pairs into a summary. Pure.
+
+    Events that are not saga events (a participant's records, say) are skipped, so a whole
+    :meth:`~sagactor.Runtime.history` can be folded as it is.
+    """
+    summary = SagaSummary(saga_id)
+    step_started: dict[str, float] = {}
+    for ts, event in timed:
+        if not isinstance(event, SAGA_EVENT_TYPES):
+            continue
+        summary.events += 1
+        if isinstance(event, SagaStarted):
+            summary.saga, summary.version, summary.mode = event.saga, event.version, event.mode
+            summary.started = ts
+        elif isinstance(event, StepStarted):
+            summary.step, summary.kind, summary.attempt = event.step, "action", event.attempt
+            summary.retry_due = 0.0
+            step_started[event.step] = ts
+        elif isinstance(event, StepSucceeded):
+            summary.done.append(event.step)
+            if event.step in step_started:
+                summary.step_seconds[event.step] = ts - step_started[event.step]
+        elif isinstance(event, StepFailed):
+            summary.reason = f"step {event.step!r} failed: {event.reason}"
+            summary.status = SagaStatus.COMPENSATING
+        elif isinstance(event, StepTimedOut):
+            summary.reason = f"step {event.step!r} timed out (attempt {event.attempt})"
+            summary.status = SagaStatus.COMPENSATING
+        elif isinstance(event, SagaCancelled):
+            summary.reason = event.reason
+            summary.status = SagaStatus.COMPENSATING
+        elif isinstance(event, StepRetrying | CompensationFailed):
+            summary.retry_due = event.due
+            summary.last_error = f"{event.step!r} attempt {event.attempt}: {event.error}"
+        elif isinstance(event, CompensationStarted):
+            summary.step, summary.kind, summary.attempt = event.step, "compensation", event.attempt
+            summary.retry_due = 0.0
+        elif isinstance(event, StepCompensated):
+            summary.compensated.append(event.step)
+        elif isinstance(event, EventDispatched):
+            summary.last_event = f"{event.event_type} from {event.source}"
+        elif isinstance(event, SagaResumed):
+            summary.status = SagaStatus.COMPENSATING
+            summary.ended = 0.0
+        elif isinstance(event, SagaCompleted):
+            summary.status, summary.ended = SagaStatus.COMPLETED, ts
+        elif isinstance(event, SagaCompensated):
+            summary.status, summary.ended = SagaStatus.COMPENSATED, ts
+            summary.reason = event.reason
+        elif isinstance(event, SagaStuck):
+            summary.status, summary.ended = SagaStatus.STUCK, ts
+            summary.reason = event.reason
+    return summary
+
+
+@dataclass(frozen=True, slots=True)
+class Dispatched:
+    """A native choreography event in a history: ``event`` as its publisher published it."""
+
+    event: Any
+
+
+def mark_dispatched(
+    entries: Sequence[HistoryEntry], saga_positions: Collection[int]
+) -> list[HistoryEntry]:
+    """``entries`` with each dispatched event (a record of the saga's own stream that is not a
+    saga event) wrapped in :class:`Dispatched`, so it reads apart from a participant's change.
+    ``saga_positions`` are the positions of the saga stream's records."""
+    return [
+        dataclasses.replace(e, event=Dispatched(e.event))
+        if e.position in saga_positions and not isinstance(e.event, SAGA_EVENT_TYPES)
+        else e
+        for e in entries
+    ]
+
+
+def _groups(records: Iterable[Record]) -> Iterator[list[Record]]:
+    group: list[Record] = []
+    for record in records:
+        if group and record.stream != group[0].stream:
+            yield group
+            group = []
+        group.append(record)
+    if group:
+        yield group
+
+
+def summarize(journal: Journal) -> list[SagaSummary]:
+    """Every saga of the journal, in the order they were started."""
+    summaries = [_summary(journal, group) for group in _groups(journal.read_prefix("saga/"))]
+    summaries.sort(key=lambda s: s.first_position)
+    return summaries
+
+
+def summarize_saga(journal: Journal, saga_id: str) -> SagaSummary | None:
+    records = journal.read(f"saga/{saga_id}")
+    return _summary(journal, records) if records else None
+
+
+def _summary(journal: Journal, records: list[Record]) -> SagaSummary:
+    events = decode_saga_events(journal, records)
+    summary = summarize_events(
+        records[0].stream.removeprefix("saga/"),
+        [(r.ts, e) for r, e in zip(records, events, strict=True)],
+    )
+    summary.first_position = records[0].position
+    return summary
+
+
+def decode_record(record: Record) -> Any:
+    """A record's event: typed for saga events and inbox records, plain data otherwise."""
+    try:
+        if record.stream.startswith("saga/"):
+            return _saga_decoder.decode(record.data)
+        if record.type == HANDLED:
+            return _handled_decoder.decode(record.data)
+        return msgspec.msgpack.decode(record.data)
+    except msgspec.DecodeError:
+        return record.data
+
+
+def last_records(journal: Journal, n: int) -> list[Record]:
+    """The journal's last ``n`` records in global order, without reading the whole journal."""
+    if n <= 0 or not journal.read_all(after=0, limit=1):
+        return []
+    # Invariant: a record exists after ``low``; none exists after ``high``.
+    low, high = 0, 1
+    while journal.read_all(after=high, limit=1):
+        low, high = high, high * 2
+    while high - low > 1:
+        middle = (low + high) // 2
+        if journal.read_all(after=middle, limit=1):
+            low = middle
+        else:
+            high = middle
+    after = max(0, high - n)
+    records = journal.read_all(after=after)
+    while len(records) < n and after > 0:  # positions may have gaps
+        after = max(0, after - n)
+        records = journal.read_all(after=after)
+    return records[-n:]
