@@ -11,7 +11,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import bench_async, bench_core, bench_durable  # noqa: E402 - after the path fix
+from bench import bench_async, bench_core, bench_durable
 
 
 def main() -> None:

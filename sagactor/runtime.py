@@ -424,13 +424,13 @@ class Runtime:
             self._accepting.add(native_done)
         self._dispatcher.tell(Recover(natives, native_done))  # type: ignore[arg-type]
         try:
-            native_done.result()
+            resumed = native_done.result()
         finally:
             with self._lock:
                 self._accepting.discard(native_done)
         self._coordinator.tell(Recover(others, done))
         try:
-            return done.result()
+            return [*resumed, *done.result()]
         finally:
             with self._lock:
                 self._accepting.discard(done)

@@ -25,7 +25,6 @@ from ..messages import FINAL_EVENTS, Command, Outcome, SagaEvent, StepSucceeded,
 from ..persistence.journal import Record
 from ..persistence.recovery import saga_stream
 from .choreography import Published, react
-from .definition import Saga
 from .machine import (
     ACTION,
     Cancel,
