@@ -41,6 +41,7 @@ class OutcomeBoard:
         self._lock = threading.Lock()
         self._futures: dict[str, Future[Outcome]] = {}
         self._listeners: list[Callable[[Outcome], Any]] = []
+        self._failure: BaseException | None = None
         self.finished = 0
 
     def future(self, saga_id: str) -> Future[Outcome]:
@@ -48,6 +49,8 @@ class OutcomeBoard:
             future = self._futures.get(saga_id)
             if future is None:
                 future = self._futures[saga_id] = Future()
+                if self._failure is not None:  # asked after the runtime died: say so at once
+                    future.set_exception(self._failure)
             return future
 
     def finish(self, outcome: Outcome) -> None:
@@ -72,6 +75,7 @@ class OutcomeBoard:
     def fail_all(self, error: BaseException) -> None:
         """The runtime died: every waiter learns it instead of waiting forever."""
         with self._lock:
+            self._failure = error
             waiting = [f for f in self._futures.values() if not f.done()]
         for future in waiting:
             with contextlib.suppress(InvalidStateError):

@@ -40,6 +40,8 @@ def crash_cases(
     open_runtime: Callable[[], Runtime],
     workload: Callable[[Runtime], object],
     points: Iterable[CrashPoint] = ORCHESTRATION_POINTS,
+    *,
+    timeout: float = 10.0,
 ) -> list[CrashCase]:
     """Every (point, pass) the workload goes through, from one run without crashing.
 
@@ -48,6 +50,8 @@ def crash_cases(
     """
     with open_runtime() as rt:
         workload(rt)
+        for saga_id in rt.saga_ids():  # count the passes of the whole run, not just its start
+            rt.run(saga_id).result(timeout)
         hits = dict(rt.crash_plan.hits)
     cases = []
     for point in points:
