@@ -5,7 +5,6 @@ from .actors.participant import Participant, StepContext, action, compensation, 
 from .crashpoints import CrashPoint, SimulatedCrash
 from .errors import (
     DefinitionError,
-    HandlerError,
     IncompatibleDefinition,
     JournalCorrupt,
     JournalError,
@@ -32,7 +31,6 @@ __all__ = [
     "CrashPoint",
     "DefinitionError",
     "Fault",
-    "HandlerError",
     "HistoryEntry",
     "IncompatibleDefinition",
     "JournalCorrupt",

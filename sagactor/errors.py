@@ -8,7 +8,6 @@ from __future__ import annotations
 
 __all__ = [
     "DefinitionError",
-    "HandlerError",
     "IncompatibleDefinition",
     "JournalCorrupt",
     "JournalError",
@@ -40,10 +39,16 @@ class StepFailed(SagactorError):  # noqa: N818 - raised by users to mean "the st
 
 
 class DefinitionError(SagactorError, ValueError):
-    """A saga definition, or a participant's handlers, are not usable as written."""
+    """A saga definition, a participant's handlers or a setting are not usable as written.
 
-    def __init__(self, saga: str, problem: str, *, step: str | None = None) -> None:
-        where = f"saga {saga!r}" + (f", step {step!r}" if step else "")
+    ``kind`` says what ``saga`` names: a saga (the default), a participant, a handler, a
+    setting.
+    """
+
+    def __init__(
+        self, saga: str, problem: str, *, step: str | None = None, kind: str = "saga"
+    ) -> None:
+        where = f"{kind} {saga!r}" + (f", step {step!r}" if step else "")
         super().__init__(f"{where}: {problem}")
         self.saga = saga
         self.step = step
@@ -74,16 +79,6 @@ class PayloadError(SagactorError, TypeError):
         self.saga = saga
         self.step = step
         self.cause = cause
-
-
-class HandlerError(SagactorError):
-    """A participant handler raised something other than :class:`StepFailed`."""
-
-    def __init__(self, participant: str, handler: str, error: str) -> None:
-        super().__init__(f"participant {participant!r}, handler {handler!r} raised: {error}")
-        self.participant = participant
-        self.handler = handler
-        self.error = error
 
 
 class SagaIdConflict(SagactorError):  # noqa: N818

@@ -223,10 +223,12 @@ class Runtime:
         self._check_open()
         for participant in participants:
             if not isinstance(participant, Participant):
-                raise TypeError(f"{participant!r} is not a sagactor Participant")
+                raise DefinitionError(
+                    repr(participant), "is not a sagactor Participant", kind="participant"
+                )
             name = participant.participant_name
             if name in self._hosts:
-                raise DefinitionError(name, f"a participant named {name!r} is already registered")
+                raise DefinitionError(name, "is already registered", kind="participant")
             if has_async_handlers(participant):
                 self._env.portal.start()  # the event loop its async handlers run on
             host = ParticipantHost.launch(participant, self._env)
@@ -262,7 +264,7 @@ class Runtime:
 
     def _validate(self, saga: Saga) -> None:
         if not isinstance(saga, Saga):
-            raise TypeError(f"{saga!r} is not a sagactor Saga")
+            raise DefinitionError(repr(saga), "is not a sagactor Saga or Choreography")
         for step in saga.steps:
             host = self._host_objects.get(step.participant)
             if host is None:
@@ -339,7 +341,7 @@ class Runtime:
                         saga.name, f"starts with a {saga.start.__name__}, not {value!r}"
                     )
         if saga_ids is not None and len(saga_ids) != len(inputs):
-            raise ValueError("saga_ids and inputs differ in length")
+            raise DefinitionError(saga.name, "saga_ids and inputs differ in length")
         self.define(saga) if self._definitions.get(saga.name) is not saga else None
         # Check every input before starting any: a bad one must not leave half a batch started.
         checked: list[tuple[Any, bytes, str]] = []

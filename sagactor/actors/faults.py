@@ -11,6 +11,8 @@ import threading
 from dataclasses import dataclass, field
 from typing import Literal
 
+from ..errors import DefinitionError
+
 __all__ = ["Fault", "FaultPlan"]
 
 FaultKind = Literal["fail", "error", "delay"]
@@ -35,11 +37,17 @@ class Fault:
 
     def __post_init__(self) -> None:
         if self.kind not in ("fail", "error", "delay"):
-            raise ValueError(f"unknown fault kind {self.kind!r}: use fail, error or delay")
+            raise DefinitionError(
+                "Fault", f"unknown kind {self.kind!r}: use fail, error or delay", kind="setting"
+            )
         if not 0.0 <= self.probability <= 1.0:
-            raise ValueError(f"probability must be within [0, 1], not {self.probability}")
+            raise DefinitionError(
+                "Fault",
+                f"probability must be within [0, 1], not {self.probability}",
+                kind="setting",
+            )
         if self.times is not None and self.times < 0:
-            raise ValueError("times must be >= 0")
+            raise DefinitionError("Fault", "times must be >= 0", kind="setting")
         self._random = random.Random(self.seed)
 
     def fires(self) -> bool:

@@ -83,7 +83,7 @@ def on(event_type: type[Any], *, emits: tuple[type[Any], ...] = ()) -> Callable[
     publishing an undeclared type is an error.
     """
     if not isinstance(event_type, type):
-        raise DefinitionError("?", f"@on needs an event type, not {event_type!r}")
+        raise DefinitionError("@on", f"needs an event type, not {event_type!r}", kind="decorator")
 
     def mark(method: F) -> F:
         setattr(method, _MARK, ("on", (event_type, tuple(emits))))
@@ -94,7 +94,7 @@ def on(event_type: type[Any], *, emits: tuple[type[Any], ...] = ()) -> Callable[
 
 def _mark(kind: str, name: str) -> Callable[[F], F]:
     if not isinstance(name, str) or not name:
-        raise DefinitionError("?", f"@{kind} needs a non-empty name, not {name!r}")
+        raise DefinitionError(f"@{kind}", f"needs a non-empty name, not {name!r}", kind="decorator")
 
     def mark(method: F) -> F:
         if not callable(method):
@@ -200,13 +200,16 @@ class Participant(Generic[S]):
     def _collect(cls, attr: str, method: Any, mark: tuple[str, Any]) -> None:
         kind, key = mark
         if not callable(method):
-            raise DefinitionError(cls.__name__, f"handler {attr!r} is not callable")
+            raise DefinitionError(
+                cls.__name__, f"handler {attr!r} is not callable", kind="participant"
+            )
         hints = _hints(cls, method)
         if kind == "evolve":
             if len(hints) != 2 or hints[1] is Any:
                 raise DefinitionError(
                     cls.__name__,
                     f"@evolve method {attr!r} must be (self, state, change: ChangeType)",
+                    kind="participant",
                 )
             cls._evolvers[hints[1]] = attr
             return
@@ -217,7 +220,9 @@ class Participant(Generic[S]):
                 "compensation": "(self, ctx, input, done)",
                 "on": "(self, ctx, event)",
             }[kind]
-            raise DefinitionError(cls.__name__, f"handler {attr!r} must take {shape}")
+            raise DefinitionError(
+                cls.__name__, f"handler {attr!r} must take {shape}", kind="participant"
+            )
         emits: tuple[type[Any], ...] = ()
         if kind == "on":
             key, emits = key
@@ -248,7 +253,9 @@ def _hints(cls: type, method: Any) -> list[Any]:
         annotations = typing.get_type_hints(function)
     except Exception as error:
         raise DefinitionError(
-            cls.__name__, f"cannot resolve the annotations of {function.__name__!r}: {error}"
+            cls.__name__,
+            f"cannot resolve the annotations of {function.__name__!r}: {error}",
+            kind="participant",
         ) from error
     parameters = list(inspect.signature(function).parameters.values())[1:]
     return [annotations.get(p.name, Any) for p in parameters]

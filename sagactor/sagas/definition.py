@@ -27,9 +27,17 @@ class RetryPolicy:
 
     def __post_init__(self) -> None:
         if self.max_attempts < 1:
-            raise ValueError(f"max_attempts must be at least 1, not {self.max_attempts}")
+            raise DefinitionError(
+                "RetryPolicy",
+                f"max_attempts must be at least 1, not {self.max_attempts}",
+                kind="setting",
+            )
         if self.backoff < 0 or self.multiplier < 1 or self.max_backoff < 0:
-            raise ValueError("backoff and max_backoff must be >= 0 and multiplier >= 1")
+            raise DefinitionError(
+                "RetryPolicy",
+                "backoff and max_backoff must be >= 0 and multiplier >= 1",
+                kind="setting",
+            )
 
     def delay(self, attempt: int) -> float:
         """Seconds to wait before attempt ``attempt + 1``."""
