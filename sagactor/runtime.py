@@ -37,7 +37,7 @@ from .messages import EventDispatched, Outcome, SagaStarted
 from .persistence.journal import Journal, Record
 from .persistence.memory import MemoryJournal
 from .persistence.recovery import decode_saga_events, find_in_flight, rebuild, saga_stream
-from .sagas.coordinator import Coordinator, Recover, StartSaga
+from .sagas.coordinator import Coordinator
 from .sagas.definition import Saga
 from .sagas.dispatcher import NativeDispatcher
 from .sagas.machine import Cancel, Resume, SagaState
@@ -45,6 +45,7 @@ from .sagas.native import Choreography, NativeState
 from .sagas.native import check as check_choreography
 from .sagas.native import event_types as choreography_types
 from .sagas.outcomes import OutcomeBoard, outcome_of
+from .sagas.saga_actor import Recover, StartSaga
 
 __all__ = ["HistoryEntry", "Mode", "Runtime", "SagaRun"]
 
@@ -424,7 +425,7 @@ class Runtime:
         native_done: Future[list[str]] = Future()
         with self._lock:
             self._accepting.add(native_done)
-        self._dispatcher.tell(Recover(natives, native_done))  # type: ignore[arg-type]
+        self._dispatcher.tell(Recover(natives, native_done))
         try:
             resumed = native_done.result()
         finally:

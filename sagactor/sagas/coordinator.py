@@ -3,33 +3,26 @@
 It never blocks on a participant: a command carries a reply address and the reply comes back
 as a message. It never acts before it has written down why: each decision's events are
 journaled first, and the commands and timers they call for are issued from the commit's
-callback. Appends are pipelined, so one group commit serves many sagas at once.
+callback (see :class:`~sagactor.sagas.saga_actor.SagaActor`). Appends are pipelined, so one
+group commit serves many sagas at once. Step-list choreography runs here too: then the
+participants' published events are routed by :func:`~sagactor.sagas.choreography.react`.
 """
 
 from __future__ import annotations
 
 import functools
-import logging
 import time
-from collections.abc import Callable
-from concurrent.futures import Future
 from typing import Any
 
-import msgspec
 import pykka
 
 from ..actors.environment import Environment
-from ..crashpoints import CrashPoint, SimulatedCrash
-from ..errors import SagaIdConflict
-from ..messages import FINAL_EVENTS, Command, Outcome, SagaEvent, StepSucceeded, StepTimedOut
-from ..persistence.journal import Record
-from ..persistence.recovery import saga_stream
+from ..messages import Command, SagaEvent, StepSucceeded, StepTimedOut
 from .choreography import Published, react
 from .machine import (
     ACTION,
     Cancel,
     Effect,
-    Finish,
     Reply,
     Resume,
     SagaState,
@@ -41,40 +34,15 @@ from .machine import (
     pending,
     start,
 )
-from .outcomes import OutcomeBoard, outcome_of
+from .outcomes import OutcomeBoard
+from .saga_actor import Rebuild, Recover, SagaActor, SagaLoader, StartSaga
 
 __all__ = ["Coordinator", "Rebuild", "Recover", "StartSaga"]
 
-logger = logging.getLogger("sagactor.coordinator")
-_encode = msgspec.msgpack.encode
 
+class Coordinator(SagaActor):
+    role = "coordinator"
 
-class StartSaga(msgspec.Struct, frozen=True, kw_only=True):
-    definition: Any  # a Saga, or a Choreography for the native dispatcher
-    saga_id: str
-    mode: str
-    input: Any
-    raw: bytes
-    digest: str
-    fresh: bool
-    accepted: Future[str]
-
-
-class Recover(msgspec.Struct, frozen=True):
-    states: list[SagaState]
-    done: Future[list[str]]
-
-
-class Rebuild(msgspec.Struct, frozen=True):
-    """A commit of this saga failed: reload it from the journal and resume."""
-
-    saga_id: str
-
-
-SagaLoader = Callable[[str], SagaState | None]
-
-
-class Coordinator(pykka.ThreadingActor):
     def __init__(
         self,
         env: Environment,
@@ -82,48 +50,25 @@ class Coordinator(pykka.ThreadingActor):
         outcomes: OutcomeBoard,
         load: SagaLoader,
     ) -> None:
-        super().__init__()
-        self.env = env
+        super().__init__(env, outcomes, load)
         self.participants = participants
-        self.outcomes = outcomes
-        self.load = load
-        self.sagas: dict[str, SagaState] = {}
-        self._reply_to = functools.partial(env.tell, self.actor_ref)
 
-    def on_receive(self, message: Any) -> Any:
-        if self.env.dead.is_set():
-            return None
-        try:
-            if isinstance(message, Published):
-                self._published(message)
-            elif isinstance(message, Reply | Timeout | Wake | Cancel | Resume):
-                self._advance(message)
-            elif isinstance(message, StartSaga):
-                self._start(message)
-            elif isinstance(message, Recover):
-                self._recover(message)
-            elif isinstance(message, Rebuild):
-                self._rebuild(message.saga_id)
-        except SimulatedCrash:
-            return None
-        except Exception:
-            logger.exception("coordinator failed on %r", message)
-        return None
+    def receive(self, message: Any) -> None:
+        if isinstance(message, Published):
+            self._published(message)
+        elif isinstance(message, Reply | Timeout | Wake | Cancel | Resume):
+            self._advance(message)
+        elif isinstance(message, StartSaga):
+            self._start(message)
+        elif isinstance(message, Recover):
+            self.recover(message, self._resume)
+        elif isinstance(message, Rebuild):
+            self.rebuild(message.saga_id, self._resume)
 
     # -- inputs --------------------------------------------------------------------------------
 
     def _start(self, msg: StartSaga) -> None:
-        existing = self.sagas.get(msg.saga_id)
-        if existing is None and not msg.fresh:
-            existing = self.load(msg.saga_id)
-        if existing is not None:
-            if existing.definition.name != msg.definition.name:
-                problem = f"by saga {existing.definition.name!r}"
-                msg.accepted.set_exception(SagaIdConflict(msg.saga_id, problem))
-            elif existing.digest != msg.digest:
-                msg.accepted.set_exception(SagaIdConflict(msg.saga_id, "with a different input"))
-            else:
-                msg.accepted.set_result(msg.saga_id)
+        if self.already_started(msg):
             return
         state, events = start(
             msg.definition, msg.saga_id, msg.mode, msg.input, msg.raw, msg.digest, time.time()
@@ -160,74 +105,19 @@ class Coordinator(pykka.ThreadingActor):
                 state.results[message.event.step] = message.result
             self._commit(state, events)
 
-    def _recover(self, msg: Recover) -> None:
-        resumed = []
-        for state in msg.states:
-            if state.saga_id in self.sagas:
-                continue
-            self.sagas[state.saga_id] = state
-            self._perform(state, pending(state), None)
-            resumed.append(state.saga_id)
-            self.env.crash.hit(CrashPoint.MID_RECOVERY)
-        msg.done.set_result(resumed)
-
-    def _rebuild(self, saga_id: str) -> None:
-        self.env.journal.flush()  # let the failed group's followers fail first
-        self.sagas.pop(saga_id, None)
-        state = self.load(saga_id)
-        if state is None or state.status.terminal:
-            return
-        self.sagas[saga_id] = state
-        self._perform(state, pending(state), None)
+    def _resume(self, state: SagaState) -> None:
+        self._perform(state, pending(state))
 
     # -- journal, then act ---------------------------------------------------------------------
 
-    def _commit(
-        self, state: SagaState, events: list[SagaEvent], accepted: Future[str] | None = None
-    ) -> None:
-        stream = saga_stream(state.saga_id)
-        now = time.time()
-        first = state.seq - len(events) + 1
-        cause = f"{state.saga_id}/{state.step}/{state.kind}"
-        records = [
-            Record(
-                stream,
-                first + i,
-                type(e).__name__,
-                _encode(e),
-                now,
-                cause,
-                type(e).__name__ in FINAL_EVENTS,
-            )
-            for i, e in enumerate(events)
-        ]
+    def _commit(self, state: SagaState, events: list[SagaEvent], accepted: Any = None) -> None:
         effects = pending(state)
-        outcome = None
-        if state.status.terminal:
-            state.ended_at = now
-            outcome = outcome_of(state)
-            del self.sagas[state.saga_id]
-        crash = self.env.crash
-        me = self.actor_ref
-        saga_id = state.saga_id
+        cause = f"{state.saga_id}/{state.step}/{state.kind}"
+        self.commit(
+            state, events, cause, functools.partial(self._perform, state, effects), accepted
+        )
 
-        def done(error: BaseException | None) -> None:
-            if error is not None:
-                if accepted is not None:
-                    self.sagas.pop(saga_id, None)
-                    accepted.set_exception(error)
-                else:
-                    self.env.tell(me, Rebuild(saga_id))
-                return
-            crash.hit(CrashPoint.AFTER_COMMIT)
-            if accepted is not None:
-                accepted.set_result(saga_id)
-            self._perform(state, effects, outcome)
-            self.env.commits.notify(saga_id)  # wake whoever watches this saga
-
-        self.env.append(records, done)
-
-    def _perform(self, state: SagaState, effects: list[Effect], outcome: Outcome | None) -> None:
+    def _perform(self, state: SagaState, effects: list[Effect]) -> None:
         """Issue what a committed transition calls for. Runs on the committing thread."""
         if self.env.dead.is_set():
             return
@@ -235,11 +125,9 @@ class Coordinator(pykka.ThreadingActor):
             if isinstance(effect, Send):
                 self._send(state, effect)
             elif isinstance(effect, Timer):
-                me, message = self.actor_ref, effect.message
-                wake = functools.partial(self.env.tell, me, message)
+                wake = functools.partial(self.env.tell, self.actor_ref, effect.message)
                 self.env.timers.schedule(effect.due, wake)
-            elif isinstance(effect, Finish):
-                self.outcomes.finish(outcome or outcome_of(state))
+            # A Finish is published by SagaActor.commit, once the end is durable.
 
     def _send(self, state: SagaState, effect: Send) -> None:
         step = state.definition.step(effect.step)

@@ -1,0 +1,163 @@
+"""What the coordinator and the native dispatcher share: one actor driving many sagas, which
+never acts before the events that justify it are durable.
+
+Subclasses decide which events a message causes (:meth:`receive`) and what to do once they are
+committed (the ``then`` of :meth:`commit`); this class journals them, answers a start's
+caller, publishes the outcome of a saga that ended, and on a failed commit rebuilds the saga
+from the journal rather than trusting its memory.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from typing import Any
+
+import msgspec
+import pykka
+
+from ..actors.environment import Environment
+from ..crashpoints import CrashPoint, SimulatedCrash
+from ..errors import SagaIdConflict
+from ..messages import FINAL_EVENTS, Outcome, SagaEvent
+from ..persistence.journal import Record
+from ..persistence.recovery import saga_stream
+from .outcomes import OutcomeBoard, outcome_of
+
+__all__ = ["Rebuild", "Recover", "SagaActor", "SagaLoader", "StartSaga"]
+
+logger = logging.getLogger("sagactor")
+_encode = msgspec.msgpack.encode
+
+SagaLoader = Callable[[str], Any]
+
+
+class StartSaga(msgspec.Struct, frozen=True, kw_only=True):
+    definition: Any  # a Saga, or a Choreography for the native dispatcher
+    saga_id: str
+    mode: str
+    input: Any
+    raw: bytes
+    digest: str
+    fresh: bool
+    accepted: Future[str]
+
+
+class Recover(msgspec.Struct, frozen=True):
+    states: list[Any]
+    done: Future[list[str]]
+
+
+class Rebuild(msgspec.Struct, frozen=True):
+    """A commit of this saga failed: reload it from the journal and resume."""
+
+    saga_id: str
+
+
+class SagaActor(pykka.ThreadingActor):
+    role = "saga actor"
+
+    def __init__(self, env: Environment, outcomes: OutcomeBoard, load: SagaLoader) -> None:
+        super().__init__()
+        self.env = env
+        self.outcomes = outcomes
+        self.load = load
+        self.sagas: dict[str, Any] = {}
+        self._reply_to = functools.partial(env.tell, self.actor_ref)
+
+    def on_receive(self, message: Any) -> Any:
+        if self.env.dead.is_set():
+            return None
+        try:
+            self.receive(message)
+        except SimulatedCrash:
+            return None  # the runtime is already dead; this thread just stops working
+        except Exception:
+            # Never let pykka stop the actor silently: one bad message must not stop every saga.
+            logger.exception("%s failed on %r", self.role, message)
+        return None
+
+    def receive(self, message: Any) -> None:
+        raise NotImplementedError
+
+    def already_started(self, msg: StartSaga) -> bool:
+        """Answer a start whose id is taken (same saga and input: fine; else a conflict)."""
+        existing = self.sagas.get(msg.saga_id)
+        if existing is None and not msg.fresh:
+            existing = self.load(msg.saga_id)
+        if existing is None:
+            return False
+        if existing.definition.name != msg.definition.name:
+            problem = f"by saga {existing.definition.name!r}"
+            msg.accepted.set_exception(SagaIdConflict(msg.saga_id, problem))
+        elif existing.digest != msg.digest:
+            msg.accepted.set_exception(SagaIdConflict(msg.saga_id, "with a different input"))
+        else:
+            msg.accepted.set_result(msg.saga_id)
+        return True
+
+    def commit(
+        self,
+        state: Any,
+        events: list[SagaEvent],
+        cause: str,
+        then: Callable[[], None],
+        accepted: Future[str] | None = None,
+    ) -> None:
+        """Journal ``events`` (already applied to ``state``); once durable, run ``then``."""
+        now = time.time()
+        first = state.seq - len(events) + 1
+        stream = saga_stream(state.saga_id)
+        records = [
+            Record(stream, first + i, name, _encode(e), now, cause, name in FINAL_EVENTS)
+            for i, e in enumerate(events)
+            for name in (type(e).__name__,)
+        ]
+        outcome: Outcome | None = None
+        if state.status.terminal:
+            outcome = outcome_of(state)
+            del self.sagas[state.saga_id]
+        saga_id, me = state.saga_id, self.actor_ref
+
+        def done(error: BaseException | None) -> None:
+            if error is not None:
+                if accepted is not None:
+                    self.sagas.pop(saga_id, None)
+                    accepted.set_exception(error)
+                else:
+                    self.env.tell(me, Rebuild(saga_id))
+                return
+            self.env.crash.hit(CrashPoint.AFTER_COMMIT)
+            if accepted is not None:
+                accepted.set_result(saga_id)
+            if not self.env.dead.is_set():
+                then()
+            if outcome is not None:
+                self.outcomes.finish(outcome)
+            self.env.commits.notify(saga_id)  # wake whoever watches this saga
+
+        self.env.append(records, done)
+
+    def recover(self, msg: Recover, resume: Callable[[Any], None]) -> None:
+        """Take over in-flight sagas and resume each through the normal path."""
+        resumed: list[str] = []
+        for state in msg.states:
+            if state.saga_id in self.sagas:
+                continue
+            self.sagas[state.saga_id] = state
+            resume(state)
+            resumed.append(state.saga_id)
+            self.env.crash.hit(CrashPoint.MID_RECOVERY)
+        msg.done.set_result(resumed)
+
+    def rebuild(self, saga_id: str, resume: Callable[[Any], None]) -> None:
+        self.env.journal.flush()  # let the failed group's followers fail first
+        self.sagas.pop(saga_id, None)
+        state = self.load(saga_id)
+        if state is None or state.status.terminal:
+            return
+        self.sagas[saga_id] = state
+        resume(state)
