@@ -33,6 +33,7 @@ logger = logging.getLogger("sagactor")
 _encode = msgspec.msgpack.encode
 
 SagaLoader = Callable[[str], Any]
+REBUILD_DELAY = 0.05  # seconds between a failed commit and the saga's reload from the journal
 
 
 class StartSaga(msgspec.Struct, frozen=True, kw_only=True):
@@ -128,7 +129,9 @@ class SagaActor(pykka.ThreadingActor):
                     self.sagas.pop(saga_id, None)
                     accepted.set_exception(error)
                 else:
-                    self.env.tell(me, Rebuild(saga_id))
+                    # Not at once: while the disk is full, an immediate retry would spin.
+                    retry = functools.partial(self.env.tell, me, Rebuild(saga_id))
+                    self.env.timers.schedule(time.time() + REBUILD_DELAY, retry)
                 return
             self.env.crash.hit(CrashPoint.AFTER_COMMIT)
             if accepted is not None:
