@@ -71,12 +71,18 @@ class UnknownParticipant(DefinitionError):  # noqa: N818
 class PayloadError(SagactorError, TypeError):
     """A saga input or a handler's result cannot be encoded with msgspec."""
 
-    def __init__(self, what: str, cause: BaseException, *, saga: str = "", step: str = "") -> None:
-        where = ", ".join(
-            p for p in (f"saga {saga!r}" if saga else "", f"step {step!r}" if step else "") if p
+    def __init__(
+        self, what: str, cause: BaseException, *, saga: str = "", step: str = "", saga_id: str = ""
+    ) -> None:
+        parts = (
+            f"saga {saga!r}" if saga else "",
+            f"saga id {saga_id!r}" if saga_id else "",
+            f"step {step!r}" if step else "",
         )
+        where = ", ".join(p for p in parts if p)
         super().__init__(f"{where + ': ' if where else ''}{what} cannot be encoded: {cause}")
         self.saga = saga
+        self.saga_id = saga_id
         self.step = step
         self.cause = cause
 

@@ -253,9 +253,11 @@ class ParticipantHost(pykka.ThreadingActor):
         except (msgspec.EncodeError, TypeError, OverflowError) as error:
             self._undo(ctx, force=True)
             problem = PayloadError(
-                f"the result of {spec.method!r}", error, saga=cmd.saga_id, step=cmd.step
+                f"the result of {spec.method!r}", error, saga_id=cmd.saga_id, step=cmd.step
             )
-            self._send(cmd, "failed", reason=str(problem))
+            # Nothing is recorded, so the step is in doubt like any technical failure: its
+            # compensation leaves a tombstone against a copy of the command still on its way.
+            self._send(cmd, "error", reason=str(problem), retryable=False)
             return
         self._commit(cmd, records, self._handled(cmd, HandledOutcome.OK, result=raw), value=result)
 
