@@ -278,6 +278,15 @@ def native_start(
     return state, events
 
 
+def _failure_reason(state: NativeState, terminal: str) -> str:
+    """Why a choreography failed: the latest event that carries a ``reason`` field, if any."""
+    for dispatched in reversed(state.dispatched):
+        payload = msgspec.msgpack.decode(dispatched.data)
+        if isinstance(payload, dict) and payload.get("reason"):
+            return f"{dispatched.event_type}: {payload['reason']} (ended with {terminal})"
+    return f"ended with {terminal}"
+
+
 def native_react(state: NativeState, published: NativePublished) -> list[SagaEvent]:
     """The journal events a participant's outbox causes: its new events, each followed by the
     end if it is terminal. Events already seen (a republished outbox) cause nothing."""
@@ -303,7 +312,7 @@ def native_react(state: NativeState, published: NativePublished) -> list[SagaEve
         if end is SagaStatus.COMPLETED:
             news.append(SagaCompleted())
         elif end is SagaStatus.COMPENSATED:
-            news.append(SagaCompensated(reason=f"ended with {emitted.type}"))
+            news.append(SagaCompensated(reason=_failure_reason(state, emitted.type)))
         for event in news:
             state.evolve(event)
         events += news
