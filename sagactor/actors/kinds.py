@@ -1,0 +1,262 @@
+"""How actors run: the one seam, built on pykka's own hooks (inbox, future, actor loop).
+
+pykka stays the actor API (refs, ``tell``, ``ask``); an :class:`ActorKind` decides where an
+actor's messages are handled:
+
+* :class:`ThreadKind`: one OS thread per actor (pykka's ``ThreadingActor``), kept for
+  comparison and for code that must block inside a handler;
+* :class:`SchedulerKind` (the default): many actors share one scheduler thread, like Akka's
+  dispatcher: a ready queue of actors with mail, each run for a bounded batch of messages.
+  Waking an actor costs a deque append instead of a thread switch.
+
+A later deterministic kind (one thread, a seeded choice of the next actor) plugs in here too.
+An actor of any kind must not block its thread for long: a scheduler thread serves every actor
+of its runtime, so slow user code runs elsewhere and comes back as a message.
+
+Failure rules match pykka's, with one change: a ``BaseException`` that is not an ``Exception``
+(``KeyboardInterrupt``, ``SystemExit``, a simulated crash) escaping a handler goes to the
+actor's :meth:`KindActor.on_fatal` instead of pykka's ``ActorRegistry.stop_all()``, which would
+stop every actor of every runtime in the process.
+"""
+
+from __future__ import annotations
+
+import collections
+import itertools
+import logging
+import sys
+import threading
+from abc import ABC, abstractmethod
+from typing import Any
+
+import pykka
+from pykka import messages as pykka_messages
+from pykka._envelope import Envelope
+
+__all__ = ["ActorKind", "KindActor", "SchedulerKind", "ThreadKind"]
+
+logger = logging.getLogger("sagactor.actors")
+
+_names = itertools.count()
+
+
+class ActorKind(ABC):
+    """Where and when the actors of one runtime handle their messages."""
+
+    @abstractmethod
+    def mailbox(self, actor: KindActor) -> Any:
+        """A new inbox for ``actor`` (pykka's ``ActorInbox`` protocol: put, get, empty)."""
+
+    @abstractmethod
+    def launch(self, actor: KindActor) -> None:
+        """Begin running ``actor``: ``on_start``, then its messages."""
+
+    def close(self) -> None:  # noqa: B027 - a kind without threads has nothing to release
+        """Release the kind's threads once every actor has stopped. Idempotent."""
+
+
+class KindActor(pykka.Actor):
+    """A pykka actor whose inbox and loop come from an :class:`ActorKind`."""
+
+    @staticmethod
+    def _create_future() -> pykka.Future[Any]:
+        return pykka.ThreadingFuture()  # asked from any thread, so a thread-safe future
+
+    def __init__(self, kind: ActorKind) -> None:
+        self.kind = kind
+        super().__init__()
+
+    def _create_actor_inbox(self) -> Any:  # type: ignore[override]
+        return self.kind.mailbox(self)
+
+    def _start_actor_loop(self) -> None:
+        self.kind.launch(self)
+
+    def on_fatal(self, error: BaseException) -> None:
+        """A ``BaseException`` escaped a handler: stop this actor only (override to do more)."""
+        logger.error("%s stopped by %r", self, error)
+        self._stop()
+
+    # -- what a kind calls ------------------------------------------------------------------
+
+    def handle_envelope(self, envelope: Envelope[Any]) -> None:
+        """One message, with pykka's reply and failure rules (see the module docstring)."""
+        try:
+            response = self._handle_receive(envelope.message)
+            if envelope.reply_to is not None:
+                envelope.reply_to.set(response)
+        except Exception:  # noqa: BLE001 - pykka's rule: to the asker, else on_failure
+            if envelope.reply_to is not None:
+                envelope.reply_to.set_exception()
+            else:
+                self._handle_failure(*sys.exc_info())
+                try:
+                    self.on_failure(*sys.exc_info())
+                except Exception:  # noqa: BLE001 - as pykka: a failing hook is logged
+                    self._handle_failure(*sys.exc_info())
+        except BaseException as error:  # noqa: BLE001 - see on_fatal
+            if envelope.reply_to is not None:
+                envelope.reply_to.set_exception()
+            self.on_fatal(error)
+
+    def fail_pending(self, envelopes: collections.deque[Envelope[Any]]) -> None:
+        """The actor stopped: answer what is left in its inbox, as pykka's teardown does."""
+        while envelopes:
+            envelope = envelopes.popleft()
+            if envelope.reply_to is None:
+                continue
+            if isinstance(envelope.message, pykka_messages._ActorStop):
+                envelope.reply_to.set(None)
+            else:
+                dead = pykka.ActorDeadError(f"{self.actor_ref} stopped before handling the message")
+                envelope.reply_to.set_exception((pykka.ActorDeadError, dead, None))
+
+
+# -- one thread per actor ----------------------------------------------------------------------
+
+
+class _QueueInbox:
+    """A thread's inbox: a deque and a condition (cheaper than ``queue.Queue``)."""
+
+    __slots__ = ("_cond", "items")
+
+    def __init__(self) -> None:
+        self.items: collections.deque[Envelope[Any]] = collections.deque()
+        self._cond = threading.Condition(threading.Lock())
+
+    def put(self, envelope: Envelope[Any], /) -> None:
+        with self._cond:
+            self.items.append(envelope)
+            self._cond.notify()
+
+    def get(self) -> Envelope[Any]:
+        with self._cond:
+            while not self.items:
+                self._cond.wait()
+            return self.items.popleft()
+
+    def empty(self) -> bool:
+        return not self.items
+
+
+class ThreadKind(ActorKind):
+    """One daemon thread per actor: pykka's threading model, with sagactor's failure rules."""
+
+    def mailbox(self, actor: KindActor) -> _QueueInbox:
+        return _QueueInbox()
+
+    def launch(self, actor: KindActor) -> None:
+        name = f"sagactor-{type(actor).__name__}-{next(_names)}"
+        threading.Thread(target=self._loop, args=(actor,), name=name, daemon=True).start()
+
+    @staticmethod
+    def _loop(actor: KindActor) -> None:
+        actor._actor_loop_setup()
+        inbox: _QueueInbox = actor.actor_inbox  # type: ignore[assignment]
+        while not actor.actor_stopped.is_set():
+            actor.handle_envelope(inbox.get())
+        actor.fail_pending(inbox.items)
+
+
+# -- many actors, one scheduler thread ---------------------------------------------------------
+
+
+class _Mailbox:
+    """An actor's inbox on a scheduler: the first message to an idle actor makes it ready."""
+
+    __slots__ = ("_actor", "_kind", "_lock", "items", "scheduled", "started")
+
+    def __init__(self, kind: SchedulerKind, actor: KindActor) -> None:
+        self.items: collections.deque[Envelope[Any]] = collections.deque()
+        self._lock = threading.Lock()
+        self._kind = kind
+        self._actor = actor
+        self.scheduled = True  # not ready until launched: on_start runs first
+        self.started = False
+
+    def put(self, envelope: Envelope[Any], /) -> None:
+        with self._lock:
+            self.items.append(envelope)
+            if self.scheduled:
+                return
+            self.scheduled = True
+        self._kind.ready(self._actor)
+
+    def get(self) -> Envelope[Any]:
+        return self.items.popleft()
+
+    def empty(self) -> bool:
+        return not self.items
+
+    def settle(self) -> bool:
+        """After a batch: stay ready if mail is left (True), else go idle."""
+        with self._lock:
+            if self.items:
+                return True
+            self.scheduled = False
+            return False
+
+
+class SchedulerKind(ActorKind):
+    """Many actors on one thread: a ready queue, each actor run for up to ``batch`` messages.
+
+    Fair (round robin over ready actors) and cheap: waking an idle actor appends it to a deque.
+    """
+
+    def __init__(self, name: str = "sagactor-scheduler", batch: int = 64) -> None:
+        self.batch = batch
+        self._ready: collections.deque[KindActor] = collections.deque()
+        self._cond = threading.Condition(threading.Lock())
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def mailbox(self, actor: KindActor) -> _Mailbox:
+        return _Mailbox(self, actor)
+
+    def launch(self, actor: KindActor) -> None:
+        self.ready(actor)  # its first turn runs on_start (see _turn)
+
+    def ready(self, actor: KindActor) -> None:
+        with self._cond:
+            self._ready.append(actor)
+            if len(self._ready) == 1:
+                self._cond.notify()
+
+    @property
+    def on_scheduler(self) -> bool:
+        """True on the scheduler's own thread (where blocking would stall every actor)."""
+        return threading.current_thread() is self._thread
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify()
+        if not self.on_scheduler:
+            self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._ready and not self._closed:
+                    self._cond.wait()
+                if not self._ready:
+                    return
+                actor = self._ready.popleft()
+            self._turn(actor)
+
+    def _turn(self, actor: KindActor) -> None:
+        inbox: _Mailbox = actor.actor_inbox  # type: ignore[assignment]
+        items = inbox.items
+        if not inbox.started and not actor.actor_stopped.is_set():
+            inbox.started = True
+            actor._actor_loop_setup()
+        for _ in range(self.batch):
+            if not items or actor.actor_stopped.is_set():
+                break
+            actor.handle_envelope(items.popleft())
+        if actor.actor_stopped.is_set():
+            actor.fail_pending(items)
+            return
+        if inbox.settle():
+            self.ready(actor)
