@@ -26,7 +26,7 @@ CRASH_POINTS: dict[str, str] = {
 _CRASH_HELP = "\n".join(f"  {name:<16} {what}" for name, what in CRASH_POINTS.items())
 
 
-def ordinal(n: int) -> str:
+def _ordinal(n: int) -> str:
     suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
     return f"{n}{suffix}"
 
@@ -89,7 +89,7 @@ def cmd_crash(shell: Session, args: list[str]) -> None:
     rt.arm(point, hit)
     shell.armed.append(point)
     shell.crash_noticed = False
-    shell.emit(f"armed: the runtime dies at the {ordinal(hit)} pass through {point} from now")
+    shell.emit(f"armed: the runtime dies at the {_ordinal(hit)} pass through {point} from now")
     shell.emit(f"  ({CRASH_POINTS[point]})")
 
 
