@@ -108,14 +108,14 @@ def cmd_help(shell: Session, args: list[str]) -> None:
         shell.emit("commands (`help COMMAND` for its usage, details and examples):")
         shell.emit(table(["command", "what it does"], rows))
         return
-    command = lookup(args[0])
-    if command is None:
+    found = lookup(args[0])
+    if found is None:
         raise UsageError("help", f"no command {args[0]!r}{suggest(args[0], command_names())}")
-    shell.emit(f"usage: {command.usage}")
-    shell.emit(f"  {command.summary}")
-    if command.aliases:
-        shell.emit(f"  also: {', '.join(command.aliases)}")
-    for line in command.details.strip("\n").splitlines():
+    shell.emit(f"usage: {found.usage}")
+    shell.emit(f"  {found.summary}")
+    if found.aliases:
+        shell.emit(f"  also: {', '.join(found.aliases)}")
+    for line in found.details.strip("\n").splitlines():
         shell.emit(f"  {line}" if line else "")
 
 

@@ -78,9 +78,9 @@ def command_names() -> list[str]:
 
 
 def lookup(name: str) -> Command | None:
-    command = COMMANDS.get(name)
-    if command is not None:
-        return command
+    found = COMMANDS.get(name)
+    if found is not None:
+        return found
     return next((c for c in COMMANDS.values() if name in c.aliases), None)
 
 
