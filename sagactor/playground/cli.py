@@ -22,7 +22,7 @@ from .render import inspect_report
 from .repl import run_interactive, run_script
 from .shell import Shell
 
-__all__ = ["main"]
+__all__ = ["inspect", "main", "play"]
 
 _SUBCOMMANDS = ("play", "inspect")
 

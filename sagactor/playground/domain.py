@@ -41,6 +41,7 @@ __all__ = [
     "build_input",
     "input_fields",
     "load_domain",
+    "shop_domain",
     "start_type",
 ]
 

@@ -31,7 +31,7 @@ from ..sagas.definition import Saga
 from .journalview import SAGA_EVENT_TYPES, Dispatched
 from .render import Reaction, event_order, undo_target
 
-__all__ = ["flowchart", "native_flowchart", "sequence"]
+__all__ = ["flowchart", "native_flowchart", "node_id", "sequence", "text"]
 
 COORDINATOR = "coordinator"
 DISPATCHER = "dispatcher"

@@ -1,0 +1,265 @@
+"""One saga's timeline: its correlated history across participants, then its steps."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ...messages import (
+    CompensationFailed,
+    CompensationStarted,
+    EventDispatched,
+    Handled,
+    SagaCancelled,
+    SagaCompensated,
+    SagaCompleted,
+    SagaResumed,
+    SagaStarted,
+    SagaStatus,
+    SagaStuck,
+    StepCompensated,
+    StepFailed,
+    StepRetrying,
+    StepStarted,
+    StepSucceeded,
+    StepTimedOut,
+)
+from ...runtime import HistoryEntry
+from ...sagas.definition import Saga
+from ..journalview import SAGA_EVENT_TYPES, Dispatched, summarize_events
+from .basics import compact, duration, table
+from .graphs import owner
+
+__all__ = ["DISPATCHER", "choreography_row", "describe", "native_row", "timeline"]
+
+
+DISPATCHER = "dispatcher"
+"""Who journals a choreography saga's stream: it routes events, it decides nothing."""
+
+
+def choreography_row(entry: HistoryEntry, definition: Saga | None) -> tuple[str, str, str] | None:
+    """(who, what, detail) of a choreography saga event: participants publish their outcomes,
+    the dispatcher delivers them to the subscribers. None for other entries."""
+    event = entry.event
+    if isinstance(event, StepStarted):
+        who, action = owner(event.step, definition)
+        return DISPATCHER, "deliver", f"to {who}: {action} ({event.step}, attempt {event.attempt})"
+    if isinstance(event, CompensationStarted):
+        who, action = owner(event.step, definition)
+        detail = f"to {who}: undo {action} ({event.step}, attempt {event.attempt})"
+        return DISPATCHER, "deliver", detail
+    published: tuple[str, str] | None = None
+    if isinstance(event, StepSucceeded):
+        published = ("step ok", f"{event.step} => {compact(event.result, 60)}")
+    elif isinstance(event, StepFailed):
+        published = ("step FAILED", f"{event.step}: {event.reason}")
+    elif isinstance(event, StepCompensated):
+        published = ("compensated", event.step)
+    elif isinstance(event, CompensationFailed):
+        published = ("undo FAILED", f"{event.step} attempt {event.attempt}: {event.error}")
+    if published is not None:
+        step = getattr(event, "step", "")
+        who = owner(step, definition)[0] if definition is not None else "?"
+        return who, f"publish {published[0]}", published[1]
+    if isinstance(event, SAGA_EVENT_TYPES):
+        what, detail = describe(entry, definition)
+        return DISPATCHER, what, detail
+    return None
+
+
+def native_row(entry: HistoryEntry) -> tuple[str, str, str] | None:
+    """(who, what, detail) of a native choreography entry: published events, reactions."""
+    event = entry.event
+    if isinstance(event, Dispatched):
+        who = DISPATCHER if entry.source == "start" else entry.source
+        what = "start event" if entry.source == "start" else "publish"
+        return who, what, f"{entry.type} {compact(event.event, 60)}"
+    if isinstance(event, EventDispatched):  # an event type this runtime cannot decode
+        return event.source, "publish", f"{event.event_type} {compact(event.data, 60)}"
+    if isinstance(event, Handled) and event.kind == "on":
+        reason = f": {event.reason}" if event.reason else ""
+        return entry.source, f"reacted to {event.step}", f"{event.outcome.value}{reason}"
+    if isinstance(event, SAGA_EVENT_TYPES):
+        return DISPATCHER, *describe(entry)
+    return None
+
+
+def _native_events(entries: Sequence[HistoryEntry]) -> str:
+    rows: list[list[Any]] = []
+    handlers: dict[str, list[str]] = {}
+    for entry in entries:
+        if isinstance(entry.event, Handled) and entry.event.kind == "on":
+            handlers.setdefault(entry.event.step, []).append(entry.source)
+    for entry in entries:
+        if isinstance(entry.event, Dispatched):
+            by = "(start)" if entry.source == "start" else entry.source
+            handled = handlers.pop(entry.type, [])
+            rows.append([len(rows) + 1, entry.type, by, ", ".join(handled) or "-"])
+    return table(["#", "event", "published by", "handled by"], rows)
+
+
+def describe(entry: HistoryEntry, definition: Saga | None = None) -> tuple[str, str]:
+    """(what, detail) for one history entry."""
+    event = entry.event
+    if isinstance(event, SagaStarted):
+        mode = "native choreography" if event.mode == "native" else event.mode
+        return "saga started", f"{event.saga} v{event.version}, {mode}"
+    if isinstance(event, StepStarted):
+        who, action = owner(event.step, definition)
+        return "run step", f"{event.step} -> {who}.{action} (attempt {event.attempt})"
+    if isinstance(event, StepSucceeded):
+        return "step ok", f"{event.step} => {compact(event.result, 60)}"
+    if isinstance(event, StepFailed):
+        why = "business failure" if event.business else f"gave up after attempt {event.attempt}"
+        return "step FAILED", f"{event.step}: {event.reason} ({why})"
+    if isinstance(event, StepRetrying):
+        wait = max(0.0, event.due - entry.ts)
+        return "step error", (
+            f"{event.step} attempt {event.attempt}: {event.error}; retry in {duration(wait)}"
+        )
+    if isinstance(event, StepTimedOut):
+        return "step TIMED OUT", f"{event.step} attempt {event.attempt} (in doubt: undone too)"
+    if isinstance(event, CompensationStarted):
+        who, action = owner(event.step, definition)
+        return "compensate", f"{event.step} -> {who}.undo {action} (attempt {event.attempt})"
+    if isinstance(event, CompensationFailed):
+        then = f"retry in {duration(max(0.0, event.due - entry.ts))}" if event.due else "giving up"
+        return "undo error", f"{event.step} attempt {event.attempt}: {event.error}; {then}"
+    if isinstance(event, StepCompensated):
+        return "compensated", event.step
+    if isinstance(event, SagaCompleted):
+        return "saga COMPLETED", ""
+    if isinstance(event, SagaCompensated):
+        return "saga COMPENSATED", event.reason
+    if isinstance(event, SagaStuck):
+        return "saga STUCK", event.reason
+    if isinstance(event, SagaCancelled):
+        return "saga cancelled", event.reason
+    if isinstance(event, SagaResumed):
+        return "saga resumed", f"by {event.by}"
+    if isinstance(event, Handled):
+        reason = f": {event.reason}" if event.reason else ""
+        return f"handled {event.kind}", f"{event.step} {event.outcome.value}{reason}"
+    return f"  {entry.type}", compact(event, 60)
+
+
+@dataclass(slots=True)
+class _StepRow:
+    attempts: int = 0
+    first: float = 0.0
+    last_start: float = 0.0
+    outcome: str = "not run"
+    took: float | None = None
+    undo: str = "-"
+    undo_first: float = 0.0
+    undo_attempts: int = 0
+
+
+def _step_rows(entries: Sequence[HistoryEntry], definition: Saga | None) -> dict[str, _StepRow]:
+    rows: dict[str, _StepRow] = {}
+    if definition is not None:
+        for step in definition.steps:
+            rows[step.name] = _StepRow(undo="-" if step.compensable else "no undo")
+    for entry in entries:
+        event, ts = entry.event, entry.ts
+        name = getattr(event, "step", None)
+        if not isinstance(name, str) or isinstance(event, Handled):
+            continue
+        row = rows.setdefault(name, _StepRow())
+        if isinstance(event, StepStarted):
+            row.attempts = max(row.attempts, event.attempt)
+            row.first = row.first or ts
+            row.last_start = ts
+            row.outcome = "running"
+        elif isinstance(event, StepSucceeded):
+            row.outcome, row.took = "ok", ts - row.first
+        elif isinstance(event, StepFailed):
+            row.outcome, row.took = "FAILED", ts - row.first
+        elif isinstance(event, StepTimedOut):
+            row.outcome, row.took = "timed out", ts - row.first
+        elif isinstance(event, StepRetrying) and row.outcome == "running":
+            row.outcome = "retrying"
+        elif isinstance(event, CompensationStarted):
+            row.undo_first = row.undo_first or ts
+            row.undo_attempts = max(row.undo_attempts, event.attempt)
+            row.undo = f"undoing (attempt {event.attempt})"
+        elif isinstance(event, CompensationFailed) and not event.due:
+            row.undo = f"FAILED after {event.attempt} attempt(s)"
+        elif isinstance(event, StepCompensated):
+            row.undo = f"undone in {duration(ts - row.undo_first)}"
+            if row.undo_attempts > 1:
+                row.undo += f" ({row.undo_attempts} attempts)"
+    return rows
+
+
+def timeline(
+    saga_id: str,
+    entries: Sequence[HistoryEntry],
+    definition: Saga | None = None,
+    marks: Sequence[tuple[float, str]] = (),
+) -> str:
+    """One saga's correlated history across participants, then a table of its steps.
+
+    ``marks`` are ``(wall-clock time, text)`` moments (a recovery, say) shown in place when
+    they fall within the saga's lifetime.
+    """
+    if not entries:
+        return f"saga {saga_id}: no events"
+    summary = summarize_events(saga_id, [(e.ts, e.event) for e in entries])
+    start = entries[0].ts
+    mode = "native choreography" if summary.mode == "native" else summary.mode
+    head = f"saga {saga_id}: {summary.saga} v{summary.version}, {mode}, {summary.status}"
+    if summary.latency is not None:
+        head += f" in {duration(summary.latency)}"
+    lines = [head]
+    first = entries[0].event
+    if isinstance(first, SagaStarted):
+        lines.append(f"  input:  {compact(first.input, 100)}")
+    if summary.reason:
+        lines.append(f"  reason: {summary.reason}")
+    native = summary.mode == "native"
+    if summary.status is SagaStatus.STUCK and summary.last_error:
+        lines.append(f"  last error: {summary.last_error}")
+    if not summary.status.terminal:
+        lines.append(f"  now:    {summary.where()}")
+    lines.append("")
+    rows = []
+    pending = sorted(m for m in marks if start <= m[0] <= entries[-1].ts)
+    for entry in entries:
+        while pending and pending[0][0] <= entry.ts:
+            ts, text = pending.pop(0)
+            rows.append([f"+{duration(ts - start)}", "--", "-- playground --", text])
+        special = (
+            native_row(entry)
+            if native
+            else choreography_row(entry, definition)
+            if summary.mode == "choreography"
+            else None
+        )
+        who, what, detail = special or (entry.source, *describe(entry, definition))
+        rows.append([f"+{duration(entry.ts - start)}", who, what, detail])
+    lines.append(table(["time", "who", "what", "detail"], rows))
+    lines.append("")
+    if native:
+        lines.append(_native_events(entries))
+        return "\n".join(lines)
+    step_rows = _step_rows(entries, definition)
+    table_rows = []
+    for index, (name, row) in enumerate(step_rows.items(), 1):
+        who, action = owner(name, definition)
+        table_rows.append(
+            [
+                index,
+                name,
+                f"{who}.{action}",
+                row.attempts or "-",
+                row.outcome,
+                "-" if row.took is None else duration(row.took),
+                row.undo,
+            ]
+        )
+    lines.append(
+        table(["#", "step", "handler", "attempts", "outcome", "took", "compensation"], table_rows)
+    )
+    return "\n".join(lines)
