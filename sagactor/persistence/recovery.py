@@ -47,6 +47,7 @@ from ..messages import (
     StepTimedOut,
 )
 from ..sagas.definition import Saga
+from ..sagas.inputs import describe
 from ..sagas.machine import SagaState, evolve
 from ..sagas.native import Choreography, NativeState
 from ..sagas.outcomes import OutcomeBoard
@@ -150,12 +151,15 @@ def _replay(
         return rebuild(saga_id, definition, events)
     except msgspec.DecodeError as error:  # only the input is decoded here
         wanted = definition.start if isinstance(definition, Choreography) else definition.input_type
+        field, problem = describe(error) if isinstance(error, msgspec.ValidationError) else ("", "")
         raise PayloadError(
             "the journaled input",
             error,
             saga=definition.name,
             saga_id=saga_id,
             problem=f"does not decode as {getattr(wanted, '__name__', wanted)}",
+            detail=(f"field {field!r}: " if field else "") + problem,
+            field=field,
         ) from error
     except Exception as error:  # whatever it is, it must not stop the others
         raise IncompatibleDefinition(

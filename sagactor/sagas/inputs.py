@@ -17,7 +17,7 @@ from ..errors import PayloadError
 from .definition import Saga
 from .native import Choreography
 
-__all__ = ["prepare_input"]
+__all__ = ["describe", "prepare_input"]
 
 _MISSING = re.compile(r"missing required field `([^`]*)`")
 
