@@ -132,7 +132,11 @@ class SqliteJournal(Journal):
         has_schema = False
         if not memory:
             # Judge an existing file before anything (even the lock file) is written.
-            has_schema = self._inspect()
+            try:
+                has_schema = self._inspect()
+            except BaseException:
+                self.remove_side_files()  # a WAL-mode file read-only leaves -wal and -shm
+                raise
             self._lock_fd = _acquire_lock(self.path)
         try:
             self._wconn = self._connect(self.path)
@@ -222,7 +226,9 @@ class SqliteJournal(Journal):
             self._verify_schema(conn, app_id, {name for kind, name in objects if kind == "table"})
             return True
         except sqlite3.DatabaseError as error:
-            raise JournalCorrupt(self.path, f"not a readable SQLite database ({error})") from error
+            damaged = (getattr(error, "sqlite_errorcode", 0) & 0xFF) in _CORRUPT_CODES
+            detail = f": the file is damaged ({error})" if damaged else f" ({error})"
+            raise JournalCorrupt(self.path, f"not a readable SQLite database{detail}") from error
         finally:
             conn.close()
 
