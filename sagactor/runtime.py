@@ -40,9 +40,7 @@ from .persistence.recovery import (
     decode_saga_events,
     find_in_flight,
     load_saga,
-    quarantined_outcome,
     saga_stream,
-    summarize,
 )
 from .sagas.coordinator import Coordinator
 from .sagas.definition import Saga
@@ -370,18 +368,7 @@ class Runtime:
         future = self._outcomes.future(saga_id)
         if future.done() and future.exception() is None:
             return future.result()
-        quarantined = self._quarantine.get(saga_id)
-        if quarantined is not None:
-            return quarantined_outcome(quarantined)
-        records = self.journal.read(saga_stream(saga_id))
-        if not records:
-            raise UnknownSaga(saga_id)
-        try:
-            return summarize(saga_id, decode_saga_events(self.journal, records)).outcome()
-        except JournalCorrupt as error:
-            if records[-1].final:
-                raise  # a finished saga is not quarantined: nothing waits for it
-            return quarantined_outcome(self._quarantine.add(SagaQuarantined(saga_id, "", error)))
+        return self._quarantine.outcome(self.journal, saga_id)
 
     def cancel(self, saga_id: str, reason: str = "cancelled") -> None:
         """Stop a running saga: it compensates what it did.
@@ -439,13 +426,7 @@ class Runtime:
         if self._quarantine.get(saga_id) is None:
             self.status(saga_id)
             return SagaRun(self, saga_id)
-        records = self.journal.read(saga_stream(saga_id))
-        try:
-            state = load_saga(self.journal, saga_id, records, self._definitions)
-        except SagaQuarantined as error:
-            raise self._quarantine.add(error) from error.cause
-        self._quarantine.release(saga_id)
-        self._take_over([state])
+        self._take_over([self._quarantine.retry(self.journal, saga_id, self._definitions)])
         return SagaRun(self, saga_id)
 
     def _not_quarantined(self, saga_id: str) -> Outcome:
@@ -663,17 +644,7 @@ class Runtime:
     # -- replay --------------------------------------------------------------------------------
 
     def _load_saga(self, saga_id: str) -> SagaState | NativeState | None:
-        """The saga rebuilt from the journal, for an actor to drive; None if there is no such
-        saga or it cannot be loaded (an in-flight one is then quarantined)."""
-        records: list[Record] = self.journal.read(saga_stream(saga_id))
-        if not records:
-            return None
-        try:
-            return load_saga(self.journal, saga_id, records, self._definitions)
-        except SagaQuarantined as error:
-            if not records[-1].final:
-                self._quarantine.add(error)
-            return None
+        return self._quarantine.load(self.journal, saga_id, self._definitions)
 
 
 def _check_saga_id(saga: str, saga_id: str) -> None:

@@ -28,6 +28,7 @@ from ..errors import (
     PayloadError,
     SagactorError,
     SagaQuarantined,
+    UnknownSaga,
     UnknownSagaType,
 )
 from ..messages import (
@@ -299,6 +300,53 @@ class Quarantine:
             known = self._errors.pop(saga_id, None)
         if known is not None:
             self._outcomes.forget(saga_id)
+
+    def load(
+        self, journal: Journal, saga_id: str, definitions: Mapping[str, Saga | Choreography]
+    ) -> SagaState | NativeState | None:
+        """The saga rebuilt, for an actor to drive; None if there is no such saga or it cannot
+        be loaded (an in-flight one is then quarantined)."""
+        records = journal.read(saga_stream(saga_id))
+        if not records:
+            return None
+        try:
+            return load_saga(journal, saga_id, records, definitions)
+        except SagaQuarantined as error:
+            if not records[-1].final:
+                self.add(error)
+            return None
+
+    def retry(
+        self, journal: Journal, saga_id: str, definitions: Mapping[str, Saga | Choreography]
+    ) -> SagaState | NativeState:
+        """Load a quarantined saga again: released if it loads, else quarantined anew (raised)."""
+        try:
+            state = load_saga(journal, saga_id, journal.read(saga_stream(saga_id)), definitions)
+        except SagaQuarantined as error:
+            raise self.add(error) from error.cause
+        self.release(saga_id)
+        return state
+
+    def outcome(self, journal: Journal, saga_id: str) -> Outcome:
+        """Where the saga stands by its own events (no definition needed), or ``quarantined``.
+
+        Raises:
+            UnknownSaga: No saga has that id.
+            JournalCorrupt: A finished saga's events do not decode (nothing waits for it; an
+                in-flight one is quarantined instead).
+        """
+        known = self.get(saga_id)
+        if known is not None:
+            return quarantined_outcome(known)
+        records = journal.read(saga_stream(saga_id))
+        if not records:
+            raise UnknownSaga(saga_id)
+        try:
+            return summarize(saga_id, decode_saga_events(journal, records)).outcome()
+        except JournalCorrupt as error:
+            if records[-1].final:
+                raise
+            return quarantined_outcome(self.add(SagaQuarantined(saga_id, "", error)))
 
     def get(self, saga_id: str) -> SagaQuarantined | None:
         with self._lock:

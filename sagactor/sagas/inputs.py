@@ -29,7 +29,7 @@ def prepare_input(saga: Saga | Choreography, value: Any) -> tuple[Any, bytes]:
         PayloadError: The value does not fit the input type, or msgspec cannot encode it.
     """
     wanted: Any = saga.start if isinstance(saga, Choreography) else saga.input_type
-    if wanted is not None:
+    if wanted is not None and not _is_a(value, wanted):
         try:
             value = msgspec.convert(value, wanted, from_attributes=True)
         except msgspec.ValidationError as error:
@@ -63,6 +63,14 @@ def describe(error: msgspec.ValidationError) -> tuple[str, str]:
     if missing:
         path += f".{missing.group(1)}"
     return path.removeprefix("."), problem[:1].lower() + problem[1:]
+
+
+def _is_a(value: Any, kind: Any) -> bool:
+    """Already of that type (then it needs no conversion: the common case, made cheap)."""
+    try:
+        return isinstance(value, kind)
+    except TypeError:  # a parametrised generic, a Literal...: let msgspec judge
+        return False
 
 
 def _name(kind: Any) -> str:
