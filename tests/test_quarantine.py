@@ -390,3 +390,22 @@ def test_the_playground_shows_a_quarantined_saga_and_retries_it(
     assert "quarantined" not in second
     assert "2 completed" in second
     assert os.path.exists(db)
+
+
+def test_inspect_lists_an_undecodable_saga_as_quarantined_and_the_others_as_ever(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = tmp_path / "trips.db"
+    starts: list[Start] = [(TRIP, Trip(f"city-{i}"), f"t{i}", "orchestration") for i in range(3)]
+
+    def damage(rt: sa.Runtime) -> None:
+        seq = rt.journal.last_seq("saga/t1") + 1
+        rt.journal.append_and_wait([Record("saga/t1", seq, "StepSucceeded", b"\xc1", 0.0, "")])
+
+    crash_in_flight(db, starts, before_crash=damage)
+    assert main(["inspect", str(db), "--all"]) == 0
+    out = capsys.readouterr().out
+    assert "3 (2 running, 1 quarantined)" in out
+    row = next(line for line in out.splitlines() if line.lstrip().startswith("t1 "))
+    assert row.split()[:3] == ["t1", "trip", "quarantined"]
+    assert "saga/t1 record" in row

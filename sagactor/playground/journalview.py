@@ -230,19 +230,17 @@ def summarize_saga(journal: Journal, saga_id: str) -> SagaSummary | None:
 
 
 def _summary(journal: Journal, records: list[Record]) -> SagaSummary:
-    saga_id = records[0].stream.removeprefix("saga/")
-    try:
-        events = decode_saga_events(journal, records)
-    except JournalCorrupt as error:  # one unreadable saga must not hide the others
-        return SagaSummary(
-            saga_id,
-            status=SagaStatus.QUARANTINED,
-            reason=str(error),
-            started=records[0].ts,
-            first_position=records[0].position,
-            events=len(records),
-        )
-    summary = summarize_events(saga_id, [(r.ts, e) for r, e in zip(records, events, strict=True)])
+    timed: list[tuple[float, Any]] = []
+    damaged: JournalCorrupt | None = None
+    for record in records:
+        try:
+            timed += [(record.ts, e) for e in decode_saga_events(journal, [record])]
+        except JournalCorrupt as error:  # one unreadable saga must not hide the others
+            damaged = error
+            break
+    summary = summarize_events(records[0].stream.removeprefix("saga/"), timed)
+    if damaged is not None:
+        summary.status, summary.reason = SagaStatus.QUARANTINED, str(damaged)
     summary.first_position = records[0].position
     return summary
 
