@@ -268,7 +268,10 @@ def test_an_undecodable_event_quarantines_only_its_saga(
             assert rt.run(f"t{i}").result(WAIT).ok
         assert list(rt.quarantined()) == ["t3"]
         assert isinstance(rt.quarantined()["t3"].cause, sa.JournalCorrupt)
-        assert "saga/t3" in rt.status("t3").reason
+        outcome = rt.status("t3")
+        assert outcome.status is sa.SagaStatus.QUARANTINED
+        assert outcome.saga == ordinary.name
+        assert "saga/t3" in outcome.reason
         with pytest.raises(sa.SagaQuarantined):
             rt.retry_quarantined("t3")
 

@@ -142,7 +142,16 @@ def load_saga(
             )
         return _replay(saga_id, definition, events)
     except SagactorError as error:
-        raise SagaQuarantined(saga_id, name, error) from error
+        raise SagaQuarantined(saga_id, name or _saga_name(records), error) from error
+
+
+def _saga_name(records: list[Record]) -> str:
+    """The saga's name from its first record, if that one decodes ("" if not)."""
+    try:
+        started = _decoder.decode(records[0].data) if records else None
+    except msgspec.DecodeError:
+        return ""
+    return started.saga if isinstance(started, SagaStarted) else ""
 
 
 def _replay(
@@ -346,7 +355,8 @@ class Quarantine:
         except JournalCorrupt as error:
             if records[-1].final:
                 raise
-            return quarantined_outcome(self.add(SagaQuarantined(saga_id, "", error)))
+            quarantined = SagaQuarantined(saga_id, _saga_name(records), error)
+            return quarantined_outcome(self.add(quarantined))
 
     def get(self, saga_id: str) -> SagaQuarantined | None:
         with self._lock:
