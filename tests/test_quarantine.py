@@ -250,6 +250,25 @@ def test_an_input_that_no_longer_decodes_is_quarantined_until_the_type_is_fixed(
             assert rt.run(f"t{i}").result(WAIT).ok
 
 
+@pytest.mark.parametrize("kind", ["orchestration", "choreography"])
+def test_a_step_renamed_without_a_version_bump_quarantines_the_sagas_that_ran_it(
+    where: MemoryJournal | Path, kind: str
+) -> None:
+    other = sa.Saga("other", [sa.Step("book", "hotel", "book")], input_type=Trip)
+    starts: list[Start] = [(other, Trip(f"city-{i}"), f"o{i}", mode_of(kind)) for i in range(5)]
+    starts.append((TRIP, Trip("rome"), "renamed", mode_of(kind)))
+    crash_in_flight(where, starts)
+
+    renamed = sa.Saga("trip", [sa.Step("reserve", "hotel", "book")], input_type=Trip)
+    with open_runtime(where, [other, renamed]) as rt:
+        for i in range(5):
+            assert rt.run(f"o{i}").result(WAIT).ok
+        cause = rt.quarantined()["renamed"].cause
+        assert isinstance(cause, sa.IncompatibleDefinition)
+        assert "['book']" in str(cause)
+        assert "bump the version" in str(cause)
+
+
 @pytest.mark.parametrize("kind", KINDS)
 def test_an_undecodable_event_quarantines_only_its_saga(
     where: MemoryJournal | Path, kind: str

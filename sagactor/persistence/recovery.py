@@ -157,6 +157,14 @@ def _saga_name(records: list[Record]) -> str:
 def _replay(
     saga_id: str, definition: Saga | Choreography, events: list[SagaEvent]
 ) -> SagaState | NativeState:
+    if isinstance(definition, Saga):  # a step renamed or removed without a version bump
+        known = {step.name for step in definition.steps}
+        named = {str(getattr(e, "step", "")) for e in events} - {""}
+        unknown = sorted(named - known)
+        if unknown:
+            raise IncompatibleDefinition(
+                {saga_id: f"its steps {unknown} are not in {definition.key} (bump the version)"}
+            )
     try:
         return rebuild(saga_id, definition, events)
     except msgspec.DecodeError as error:  # only the input is decoded here
