@@ -17,6 +17,7 @@ __all__ = [
     "RuntimeClosed",
     "RuntimeCrashed",
     "SagaIdConflict",
+    "SagaQuarantined",
     "SagaTimeout",
     "SagactorError",
     "StepFailed",
@@ -69,10 +70,20 @@ class UnknownParticipant(DefinitionError):  # noqa: N818
 
 
 class PayloadError(SagactorError, TypeError):
-    """A saga input or a handler's result cannot be encoded with msgspec."""
+    """A saga input or a handler's result cannot be encoded with msgspec, or does not fit its
+    declared type (then ``field`` is the path of the offending field, empty for the whole)."""
 
     def __init__(
-        self, what: str, cause: BaseException, *, saga: str = "", step: str = "", saga_id: str = ""
+        self,
+        what: str,
+        cause: BaseException,
+        *,
+        saga: str = "",
+        step: str = "",
+        saga_id: str = "",
+        problem: str = "cannot be encoded",
+        detail: str = "",
+        field: str = "",
     ) -> None:
         parts = (
             f"saga {saga!r}" if saga else "",
@@ -80,11 +91,12 @@ class PayloadError(SagactorError, TypeError):
             f"step {step!r}" if step else "",
         )
         where = ", ".join(p for p in parts if p)
-        super().__init__(f"{where + ': ' if where else ''}{what} cannot be encoded: {cause}")
+        super().__init__(f"{where + ': ' if where else ''}{what} {problem}: {detail or cause}")
         self.saga = saga
         self.saga_id = saga_id
         self.step = step
         self.cause = cause
+        self.field = field
 
 
 class SagaIdConflict(SagactorError):  # noqa: N818
@@ -125,6 +137,25 @@ class IncompatibleDefinition(SagactorError):  # noqa: N818
         listing = ", ".join(f"{sid} ({why})" for sid, why in sorted(sagas.items()))
         super().__init__(f"{len(sagas)} in-flight saga(s) cannot resume: {listing}")
         self.sagas = sagas
+
+
+class SagaQuarantined(SagactorError):  # noqa: N818
+    """An in-flight saga cannot be loaded (its definition is unknown or of another version, its
+    input or events do not decode): it is set aside, visible, while the others run.
+
+    ``cause`` is the error that keeps it from loading. Fix that (register the definition,
+    repair the decoder), then call :meth:`Runtime.retry_quarantined`.
+    """
+
+    def __init__(self, saga_id: str, saga: str, cause: SagactorError) -> None:
+        kind = f" ({saga})" if saga else ""
+        super().__init__(
+            f"saga {saga_id!r}{kind} is quarantined: {cause}; fix the cause, then "
+            f"retry_quarantined({saga_id!r})"
+        )
+        self.saga_id = saga_id
+        self.saga = saga
+        self.cause = cause
 
 
 class SagaTimeout(SagactorError, TimeoutError):  # noqa: N818

@@ -36,7 +36,12 @@ class SagaRun:
         self.id = saga_id
 
     def result(self, timeout: float | None = None) -> Outcome:
-        """Block until the saga ends; raises :class:`SagaTimeout` after ``timeout`` seconds."""
+        """Block until the saga ends; raises :class:`SagaTimeout` after ``timeout`` seconds.
+
+        Raises :class:`UnknownSaga` for an id no saga has, and :class:`SagaQuarantined` at once
+        (not after the timeout) for a saga that cannot be loaded: it would not end until someone
+        fixes the cause and calls :meth:`Runtime.retry_quarantined`.
+        """
         future = self._runtime._outcomes.future(self.id)
         if not future.done() and self.id not in self._runtime._resumed:
             # It may have ended before this runtime started (then no one here will finish it).

@@ -42,13 +42,16 @@ __all__ = [
 
 
 class SagaStatus(StrEnum):
-    """Where a saga stands. The last three are terminal (``stuck`` can be resumed)."""
+    """Where a saga stands. Completed, compensated and stuck are terminal (``stuck`` can be
+    resumed). ``quarantined``: in flight, but it cannot be loaded (see ``SagaQuarantined``);
+    it waits, set aside, for ``Runtime.retry_quarantined``."""
 
     RUNNING = "running"
     COMPENSATING = "compensating"
     COMPLETED = "completed"
     COMPENSATED = "compensated"
     STUCK = "stuck"
+    QUARANTINED = "quarantined"
 
     @property
     def terminal(self) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import sqlite3
 import threading
 import uuid
 from collections.abc import AsyncIterator, Iterable, Sequence
@@ -23,27 +24,33 @@ from .actors.timers import TimerService
 from .crashpoints import CrashPlan, CrashPoint, SimulatedCrash
 from .errors import (
     DefinitionError,
-    IncompatibleDefinition,
-    PayloadError,
+    JournalCorrupt,
     RuntimeClosed,
     RuntimeCrashed,
+    SagaQuarantined,
     UnknownParticipant,
     UnknownSaga,
-    UnknownSagaType,
 )
 from .handles import HistoryEntry, SagaRun
-from .messages import EventDispatched, Outcome, SagaStarted
+from .messages import EventDispatched, Outcome
 from .persistence.journal import Journal, Record
 from .persistence.memory import MemoryJournal
-from .persistence.recovery import decode_saga_events, find_in_flight, rebuild, saga_stream
+from .persistence.recovery import (
+    Quarantine,
+    decode_saga_events,
+    find_in_flight,
+    load_saga,
+    saga_stream,
+)
 from .sagas.coordinator import Coordinator
 from .sagas.definition import Saga
 from .sagas.dispatcher import NativeDispatcher
+from .sagas.inputs import prepare_input
 from .sagas.machine import Cancel, Resume, SagaState
 from .sagas.native import Choreography, NativeState
 from .sagas.native import check as check_choreography
 from .sagas.native import event_types as choreography_types
-from .sagas.outcomes import OutcomeBoard, outcome_of
+from .sagas.outcomes import OutcomeBoard
 from .sagas.saga_actor import Recover, StartSaga
 
 __all__ = ["HistoryEntry", "Mode", "Runtime", "SagaRun"]  # the first and last from .handles
@@ -79,6 +86,7 @@ class Runtime:
         self._accepting: set[Future[Any]] = set()
         self._resumed: set[str] = set()
         self._outcomes = OutcomeBoard()
+        self._quarantine = Quarantine(self._outcomes)
         self._hosts: dict[str, pykka.ActorRef[Any]] = {}
         self._host_objects: dict[str, ParticipantHost] = {}
         self._definitions: dict[str, Saga | Choreography] = {}
@@ -131,8 +139,11 @@ class Runtime:
                 recover=recover,
                 snapshot_every=snapshot_every,
             )
-        except BaseException:
+        except BaseException as error:
             journal.close()
+            journal.remove_side_files()  # a refused file is left as it was found
+            if isinstance(error, sqlite3.Error | msgspec.MsgspecError):  # a backstop: none should
+                raise JournalCorrupt(journal.path, f"cannot be read: {error!r}") from error
             raise
 
     @classmethod
@@ -234,16 +245,23 @@ class Runtime:
 
     def start(
         self,
-        saga: Saga | Choreography,
+        saga: Saga | Choreography | str,
         input: Any,
         *,
         saga_id: str | None = None,
         mode: Mode = "orchestration",
     ) -> SagaRun:
-        """Start ``saga`` on ``input``; returns once the start is durably journaled.
+        """Start ``saga`` (a definition, or the name of a registered one) on ``input``; returns
+        once the start is durably journaled.
+
+        The input is first converted to the saga's ``input_type`` (a dict or a dataclass becomes
+        that Struct); one that does not fit raises :class:`PayloadError` naming the field, and
+        nothing is journaled. Handlers get the input as the journal gives it back, so they see
+        the same value live and after a restart.
 
         A ``saga_id`` is an idempotency key: the same id with the same input returns the
-        existing run; with another input it raises :class:`SagaIdConflict`.
+        existing run; with another input, or another saga or version, it raises
+        :class:`SagaIdConflict`.
         """
         return self.start_many(
             saga, [input], saga_ids=None if saga_id is None else [saga_id], mode=mode
@@ -251,7 +269,7 @@ class Runtime:
 
     def start_many(
         self,
-        saga: Saga | Choreography,
+        saga: Saga | Choreography | str,
         inputs: Sequence[Any],
         *,
         saga_ids: Sequence[str] | None = None,
@@ -266,7 +284,7 @@ class Runtime:
 
     def _submit(
         self,
-        saga: Saga | Choreography,
+        saga: Saga | Choreography | str,
         inputs: Sequence[Any],
         saga_ids: Sequence[str] | None,
         mode: Mode,
@@ -276,6 +294,7 @@ class Runtime:
         Never blocks (``astart`` calls it on the event loop). Pair with :meth:`_settle`.
         """
         self._check_open()
+        saga = self._definition(saga)
         if mode not in _MODES:
             raise DefinitionError(saga.name, f"mode must be one of {_MODES}, not {mode!r}")
         native = isinstance(saga, Choreography)
@@ -290,11 +309,8 @@ class Runtime:
         self.define(saga) if self._definitions.get(saga.name) is not saga else None
         # Check every input before starting any: a bad one must not leave half a batch started.
         checked: list[tuple[Any, bytes, str]] = []
-        for index, value in enumerate(inputs):
-            try:
-                raw = msgspec.msgpack.encode(value)
-            except (msgspec.EncodeError, TypeError, OverflowError) as error:
-                raise PayloadError("the saga input", error, saga=saga.name) from error
+        for index, given in enumerate(inputs):
+            value, raw = prepare_input(saga, given)
             saga_id = saga_ids[index] if saga_ids is not None else uuid.uuid4().hex[:16]
             _check_saga_id(saga.name, saga_id)
             checked.append((value, raw, saga_id))
@@ -318,6 +334,20 @@ class Runtime:
             accepted.append(future)
         return accepted
 
+    def _definition(self, saga: Saga | Choreography | str) -> Saga | Choreography:
+        """``saga`` itself, or the registered definition it names."""
+        if isinstance(saga, Saga | Choreography):
+            return saga
+        known = self._definitions.get(saga) if isinstance(saga, str) else None
+        if known is None:
+            registered = ", ".join(sorted(self._definitions)) or "none"
+            raise DefinitionError(
+                str(saga),
+                "is neither a Saga, a Choreography nor the name of a registered one "
+                f"(registered: {registered})",
+            )
+        return known
+
     def _settle(self, accepted: list[Future[str]]) -> None:
         """The caller no longer waits for these acceptances (a crash need not fail them)."""
         with self._lock:
@@ -329,24 +359,39 @@ class Runtime:
         return SagaRun(self, saga_id)
 
     def status(self, saga_id: str) -> Outcome:
-        """Where the saga stands now (its outcome if it ended)."""
+        """Where the saga stands now (its outcome if it ended).
+
+        Read from the saga's own events, so a saga that finished under an older or removed
+        definition stays readable. A quarantined saga's status is ``quarantined``, its reason
+        the error that keeps it from loading.
+        """
         future = self._outcomes.future(saga_id)
         if future.done() and future.exception() is None:
             return future.result()
-        state = self._load_saga(saga_id)
-        if state is None:
-            raise UnknownSaga(saga_id)
-        return outcome_of(state)
+        return self._quarantine.outcome(self.journal, saga_id)
 
     def cancel(self, saga_id: str, reason: str = "cancelled") -> None:
-        """Stop a running saga: it compensates what it did."""
-        self.status(saga_id)
+        """Stop a running saga: it compensates what it did.
+
+        Raises :class:`SagaQuarantined` for a quarantined saga (retry it first).
+        """
+        self._not_quarantined(saga_id)
         self._coordinator.tell(Cancel(saga_id, reason))
 
     def resume(self, saga_id: str) -> None:
-        """Retry the failed compensation of a stuck saga (after fixing what made it fail)."""
-        if self.status(saga_id).status != "stuck":
+        """Retry the failed compensation of a stuck saga (after fixing what made it fail).
+
+        Raises :class:`SagaQuarantined` for a quarantined saga, and the error that keeps a
+        stuck saga from loading (its definition removed, say) rather than ignore the resume.
+        """
+        if self._not_quarantined(saga_id).status != "stuck":
             return  # only a stuck saga resumes; its outcome stands otherwise
+        try:
+            load_saga(
+                self.journal, saga_id, self.journal.read(saga_stream(saga_id)), self._definitions
+            )
+        except SagaQuarantined as error:
+            raise error.cause from error
         with self._lock:
             self._resumed.add(saga_id)
         self._outcomes.forget(saga_id)
@@ -355,17 +400,49 @@ class Runtime:
     def recover(self) -> list[str]:
         """Resume every in-flight saga of the journal; returns their ids.
 
-        Raises :class:`UnknownSagaType` or :class:`IncompatibleDefinition` naming the sagas
-        that cannot resume (then none is resumed).
+        A saga that cannot be loaded (its definition unknown or of another version, its input
+        or events undecodable) is quarantined instead, never stopping the others: see
+        :meth:`quarantined` and :meth:`retry_quarantined`.
         """
         self._check_open()
         found = find_in_flight(self.journal, self._definitions)
-        found.raise_if_blocked()
+        for error in found.quarantined:
+            self._quarantine.add(error)
+        for state in found.states:
+            self._quarantine.release(state.saga_id)  # its cause was fixed since
+        return self._take_over(found.states)
+
+    def quarantined(self) -> dict[str, SagaQuarantined]:
+        """The quarantined sagas by id, each with the error that keeps it from loading."""
+        return self._quarantine.errors()
+
+    def retry_quarantined(self, saga_id: str) -> SagaRun:
+        """Load a quarantined saga again (after fixing its cause) and resume it.
+
+        Raises :class:`SagaQuarantined` if it still cannot load (it stays quarantined), and
+        :class:`UnknownSaga` for an unknown id. A saga that is not quarantined is left as it is.
+        """
+        self._check_open()
+        if self._quarantine.get(saga_id) is None:
+            self.status(saga_id)
+            return SagaRun(self, saga_id)
+        self._take_over([self._quarantine.retry(self.journal, saga_id, self._definitions)])
+        return SagaRun(self, saga_id)
+
+    def _not_quarantined(self, saga_id: str) -> Outcome:
+        outcome = self.status(saga_id)
+        quarantined = self._quarantine.get(saga_id)
+        if quarantined is not None:
+            raise quarantined
+        return outcome
+
+    def _take_over(self, states: list[SagaState | NativeState]) -> list[str]:
+        """Hand loaded sagas to their actors, which resume them; returns their ids."""
         done: Future[list[str]] = Future()
         with self._lock:
             self._accepting.add(done)
-        natives = [st for st in found.states if isinstance(st, NativeState)]
-        others = [st for st in found.states if not isinstance(st, NativeState)]
+        natives = [st for st in states if isinstance(st, NativeState)]
+        others = [st for st in states if not isinstance(st, NativeState)]
         native_done: Future[list[str]] = Future()
         with self._lock:
             self._accepting.add(native_done)
@@ -525,7 +602,7 @@ class Runtime:
 
     async def astart(
         self,
-        saga: Saga | Choreography,
+        saga: Saga | Choreography | str,
         input: Any,
         *,
         saga_id: str | None = None,
@@ -534,7 +611,8 @@ class Runtime:
         """:meth:`start` for async callers: awaits the journaling without blocking the loop."""
         from .aio import start_saga
 
-        return await start_saga(self, saga, input, saga_id=saga_id, mode=mode)
+        definition = self._definition(saga)
+        return await start_saga(self, definition, input, saga_id=saga_id, mode=mode)
 
     def watch(self, saga_id: str) -> AsyncIterator[HistoryEntry]:
         """``async for entry in rt.watch(id)``: the saga's :meth:`history` as it happens.
@@ -559,29 +637,14 @@ class Runtime:
         await self.aclose()
 
     def _ended_in_journal(self, saga_id: str) -> Outcome | None:
-        state = self._load_saga(saga_id)
-        return outcome_of(state) if state is not None and state.status.terminal else None
+        """Its outcome if the journal says it ended; raises if it is unknown or quarantined."""
+        outcome = self._not_quarantined(saga_id)
+        return outcome if outcome.status.terminal else None
 
     # -- replay --------------------------------------------------------------------------------
 
     def _load_saga(self, saga_id: str) -> SagaState | NativeState | None:
-        records: list[Record] = self.journal.read(saga_stream(saga_id))
-        if not records:
-            return None
-        events = decode_saga_events(self.journal, records)
-        started = events[0]
-        assert isinstance(started, SagaStarted)
-        definition = self._definitions.get(started.saga)
-        if definition is None:
-            raise UnknownSagaType({saga_id: started.saga})
-        if definition.version != started.version:
-            raise IncompatibleDefinition(
-                {
-                    saga_id: f"started under version {started.version}, "
-                    f"registered {definition.version}"
-                }
-            )
-        return rebuild(saga_id, definition, events)
+        return self._quarantine.load(self.journal, saga_id, self._definitions)
 
 
 def _check_saga_id(saga: str, saga_id: str) -> None:

@@ -10,6 +10,7 @@ through a separate connection and see committed data only.
 from __future__ import annotations
 
 import collections
+import contextlib
 import fcntl
 import logging
 import os
@@ -40,6 +41,8 @@ APPLICATION_ID: Final = 0x53414741  # "SAGA", in the file header, for `file(1)` 
 _APP_NAME: Final = "sagactor"
 _SQLITE_MAGIC: Final = b"SQLite format 3\x00"
 _MAX_GROUP: Final = 1000  # batches per transaction: bounds the blast radius of one failure
+_SIDE_FILES: Final = ("-wal", "-shm", ".lock")
+_CORRUPT_CODES: Final = (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
 
 log = logging.getLogger(__name__)
 
@@ -122,15 +125,24 @@ class SqliteJournal(Journal):
         self._queue: collections.deque[_Batch] = collections.deque()
         self._state: Literal["open", "closing", "killed"] = "open"
         self._released = False
+        # What a refused open may remove again: only the side files it created itself.
+        self._created = (
+            [] if memory else [f"{self.path}{s}" for s in _SIDE_FILES if not _exists(self.path + s)]
+        )
         has_schema = False
         if not memory:
             # Judge an existing file before anything (even the lock file) is written.
-            has_schema = self._inspect()
+            try:
+                has_schema = self._inspect()
+            except BaseException:
+                self.remove_side_files()  # a WAL-mode file read-only leaves -wal and -shm
+                raise
             self._lock_fd = _acquire_lock(self.path)
         try:
             self._wconn = self._connect(self.path)
         except BaseException:
             self._unlock()
+            self.remove_side_files()
             raise
         try:
             if not memory:
@@ -152,8 +164,9 @@ class SqliteJournal(Journal):
         except BaseException as error:
             self._wconn.close()
             self._unlock()
+            self.remove_side_files()
             if isinstance(error, sqlite3.Error):
-                raise JournalError(f"journal {self.path!r}: cannot open: {error}") from error
+                raise _read_error(self.path, "cannot open", error) from error
             raise
         self._writer = threading.Thread(
             target=self._run, name=f"sagactor-journal-writer:{self.path}", daemon=True
@@ -162,11 +175,24 @@ class SqliteJournal(Journal):
 
     # -- opening -------------------------------------------------------------------------------
 
+    def remove_side_files(self) -> None:
+        """After a refused open: delete the ``-wal``, ``-shm`` and ``.lock`` files this journal
+        created, so the file is left as it was found. Only once it is closed, and only if it
+        committed nothing (a WAL holding its commits is never removed)."""
+        if self.commits or not (self._released or self._lock_fd is None):
+            return
+        for name in self._created:
+            if name.endswith(".lock"):
+                _remove_lock(name)
+            else:
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(name)
+
     def _connect(self, target: str, *, uri: bool = False) -> sqlite3.Connection:
         try:
             conn = sqlite3.connect(target, isolation_level=None, check_same_thread=False, uri=uri)
         except sqlite3.Error as error:
-            raise JournalError(f"journal {self.path!r}: cannot open: {error}") from error
+            raise _read_error(self.path, "cannot open", error) from error
         conn.execute(f"PRAGMA busy_timeout = {self._busy_ms}")
         return conn
 
@@ -200,7 +226,9 @@ class SqliteJournal(Journal):
             self._verify_schema(conn, app_id, {name for kind, name in objects if kind == "table"})
             return True
         except sqlite3.DatabaseError as error:
-            raise JournalCorrupt(self.path, f"not a readable SQLite database ({error})") from error
+            damaged = (getattr(error, "sqlite_errorcode", 0) & 0xFF) in _CORRUPT_CODES
+            detail = f": the file is damaged ({error})" if damaged else f" ({error})"
+            raise JournalCorrupt(self.path, f"not a readable SQLite database{detail}") from error
         finally:
             conn.close()
 
@@ -447,7 +475,10 @@ class SqliteJournal(Journal):
         with self._read_lock:
             if self._released:
                 raise RuntimeClosed(f"journal {self.path!r} is closed")
-            return self._rconn.execute(sql, params).fetchall()
+            try:
+                return self._rconn.execute(sql, params).fetchall()
+            except sqlite3.Error as error:  # a damaged page, an I/O error
+                raise _read_error(self.path, "cannot be read", error) from error
 
     def read(self, stream: str, after: int = 0, limit: int | None = None) -> list[Record]:
         rows = self._rows(
@@ -609,17 +640,60 @@ def _upper_bound(prefix: str) -> str | None:
 
 
 def _acquire_lock(path: str) -> int:
-    """Hold ``<path>.lock`` exclusively; the OS drops the lock when the process dies."""
+    """Hold ``<path>.lock`` exclusively; the OS drops the lock when the process dies.
+
+    A lock file may be removed by its holder (:func:`_remove_lock`): a lock taken on a file
+    that is no longer at its path is let go, and taken again on the one there now.
+    """
+    name = f"{path}.lock"
+    while True:
+        try:
+            fd = os.open(name, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError as error:
+            raise JournalError(f"journal {path!r}: cannot create its lock file: {error}") from error
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if _same_file(fd, name):
+                return fd
+        except BlockingIOError:
+            os.close(fd)
+            raise JournalLocked(path) from None
+        except BaseException:
+            os.close(fd)
+            raise
+        os.close(fd)
+
+
+def _remove_lock(name: str) -> None:
+    """Delete a lock file, holding its lock meanwhile (else leave it: someone holds it)."""
     try:
-        fd = os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-    except OSError as error:
-        raise JournalError(f"journal {path!r}: cannot create its lock file: {error}") from error
+        fd = os.open(name, os.O_RDWR | os.O_CLOEXEC)
+    except OSError:
+        return
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
+        if _same_file(fd, name):
+            os.remove(name)
+    except OSError:
+        pass  # held by another journal, or already gone: not ours to remove
+    finally:
         os.close(fd)
-        raise JournalLocked(path) from None
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd
+
+
+def _same_file(fd: int, name: str) -> bool:
+    try:
+        return os.path.samestat(os.fstat(fd), os.stat(name))
+    except FileNotFoundError:
+        return False
+
+
+def _exists(name: str) -> bool:
+    return os.path.lexists(name)
+
+
+def _read_error(path: str, what: str, error: sqlite3.Error) -> JournalError:
+    """A damaged file is :class:`JournalCorrupt`; any other failure a :class:`JournalError`."""
+    code = getattr(error, "sqlite_errorcode", 0) & 0xFF
+    if code in _CORRUPT_CODES:
+        return JournalCorrupt(path, f"{what}: the file is damaged ({error})")
+    return JournalError(f"journal {path!r}: {what}: {error}")

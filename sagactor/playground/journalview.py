@@ -8,13 +8,14 @@ can list thousands of sagas without asking the actors.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
 
 from ..actors.host import HANDLED
+from ..errors import JournalCorrupt
 from ..messages import (
     SAGA_EVENTS,
     CompensationFailed,
@@ -95,6 +96,8 @@ class SagaSummary:
 
     def where(self) -> str:
         """Why an unfinished (or stuck) saga is where it is, in one line."""
+        if self.status is SagaStatus.QUARANTINED:
+            return f"quarantined: {self.reason}"
         if self.status is SagaStatus.STUCK:
             detail = f"; last error {self.last_error}" if self.last_error else ""
             return f"stuck: {self.reason}{detail}"
@@ -203,10 +206,21 @@ def _groups(records: Iterable[Record]) -> Iterator[list[Record]]:
         yield group
 
 
-def summarize(journal: Journal) -> list[SagaSummary]:
-    """Every saga of the journal, in the order they were started."""
+def summarize(
+    journal: Journal, quarantined: Mapping[str, BaseException] | None = None
+) -> list[SagaSummary]:
+    """Every saga of the journal, in the order they were started.
+
+    ``quarantined`` (a runtime's :meth:`~sagactor.Runtime.quarantined`) marks those sagas
+    quarantined, with their errors; a saga whose events do not decode is shown so too.
+    """
     summaries = [_summary(journal, group) for group in _groups(journal.read_prefix("saga/"))]
     summaries.sort(key=lambda s: s.first_position)
+    for summary in summaries:
+        error = (quarantined or {}).get(summary.saga_id)
+        if error is not None:
+            summary.status = SagaStatus.QUARANTINED
+            summary.reason = str(getattr(error, "cause", error))
     return summaries
 
 
@@ -216,11 +230,17 @@ def summarize_saga(journal: Journal, saga_id: str) -> SagaSummary | None:
 
 
 def _summary(journal: Journal, records: list[Record]) -> SagaSummary:
-    events = decode_saga_events(journal, records)
-    summary = summarize_events(
-        records[0].stream.removeprefix("saga/"),
-        [(r.ts, e) for r, e in zip(records, events, strict=True)],
-    )
+    timed: list[tuple[float, Any]] = []
+    damaged: JournalCorrupt | None = None
+    for record in records:
+        try:
+            timed += [(record.ts, e) for e in decode_saga_events(journal, [record])]
+        except JournalCorrupt as error:  # one unreadable saga must not hide the others
+            damaged = error
+            break
+    summary = summarize_events(records[0].stream.removeprefix("saga/"), timed)
+    if damaged is not None:
+        summary.status, summary.reason = SagaStatus.QUARANTINED, str(damaged)
     summary.first_position = records[0].position
     return summary
 

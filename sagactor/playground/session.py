@@ -18,7 +18,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from ..errors import RuntimeClosed, RuntimeCrashed, SagaTimeout
+from ..errors import RuntimeClosed, RuntimeCrashed, SagaQuarantined, SagaTimeout
 from ..messages import Outcome, SagaStatus
 from ..persistence.memory import MemoryJournal
 from ..runtime import Runtime, SagaRun
@@ -179,6 +179,7 @@ class Session:
             lines.append(
                 f"it holds {len(self.known_ids)} saga(s); resumed {len(resumed)} in flight"
             )
+        lines += self.quarantine_lines()
         lines.append("type `help` for the commands, `quit` to leave")
         return "\n".join(lines)
 
@@ -217,7 +218,19 @@ class Session:
             self.mid_recovery = None
         resumed = _recover(rt)
         self.refresh_ids()
+        for line in self.quarantine_lines():
+            self.emit(line)
         return rt, resumed
+
+    def quarantine_lines(self) -> list[str]:
+        """The quarantined sagas, each with why, and what to do about them."""
+        found = self.rt.quarantined() if self.rt is not None else {}
+        if not found:
+            return []
+        lines = [f"! {len(found)} saga(s) quarantined (they cannot be loaded; the others run):"]
+        lines += [f"  {saga_id}: {error.cause}" for saga_id, error in sorted(found.items())[:10]]
+        lines.append("  fix the cause, then `py rt.retry_quarantined(ID)`")
+        return lines
 
     def close(self) -> None:
         rt, self.rt = self.rt, None
@@ -344,6 +357,9 @@ class Session:
                             continue
                     except (RuntimeCrashed, RuntimeClosed):
                         crashed = True
+                    except SagaQuarantined:  # it would not end: show it as it stands
+                        outcomes.append(run.status)
+                        break
                     pending.append(run.id)
                     break
                 progress.update(len(outcomes))
@@ -387,7 +403,8 @@ def _recover(rt: Runtime) -> list[str]:
     """
     in_flight = [s.removeprefix("saga/") for s in rt.journal.open_streams("saga/")]
     resumed = rt.recover()
-    return list(dict.fromkeys([*resumed, *in_flight]))
+    quarantined = rt.quarantined()
+    return [i for i in dict.fromkeys([*resumed, *in_flight]) if i not in quarantined]
 
 
 def _shut(rt: Runtime) -> None:

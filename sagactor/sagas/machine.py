@@ -153,6 +153,7 @@ class SagaState:
     stack: list[str] = field(default_factory=list)
     compensated: list[str] = field(default_factory=list)
     reason: str = ""
+    failure: str = ""  # the reason a stuck saga had before, given back by a resume
     last_error: str = ""
     seq: int = 0
     started_at: float = 0.0
@@ -252,9 +253,9 @@ def evolve(state: SagaState, event: SagaEvent) -> None:
     elif isinstance(event, SagaCompensated):
         state.status, state.reason = SagaStatus.COMPENSATED, event.reason
     elif isinstance(event, SagaStuck):
-        state.status, state.reason = SagaStatus.STUCK, event.reason
+        state.status, state.failure, state.reason = SagaStatus.STUCK, state.reason, event.reason
     elif isinstance(event, SagaResumed):
-        state.status = SagaStatus.COMPENSATING
+        state.status, state.reason = SagaStatus.COMPENSATING, state.failure
         state.attempt_base = state.attempt  # a resume grants a fresh retry budget
     state.seq += 1
 

@@ -21,10 +21,10 @@ import pykka
 
 from ..actors.environment import Environment
 from ..crashpoints import CrashPoint, SimulatedCrash
-from ..errors import SagaIdConflict
+from ..errors import JournalCorrupt, SagaIdConflict
 from ..messages import FINAL_EVENTS, Outcome, SagaEvent
 from ..persistence.journal import Record
-from ..persistence.recovery import saga_stream
+from ..persistence.recovery import decode_saga_events, saga_stream, summarize
 from .outcomes import OutcomeBoard, outcome_of
 
 __all__ = ["Rebuild", "Recover", "SagaActor", "SagaLoader", "StartSaga"]
@@ -85,16 +85,37 @@ class SagaActor(pykka.ThreadingActor):
         raise NotImplementedError
 
     def already_started(self, msg: StartSaga) -> bool:
-        """Answer a start whose id is taken (same saga and input: fine; else a conflict)."""
+        """Answer a start whose id is taken: the same saga (name and version) and input are
+        fine, anything else is a conflict. A saga found in the journal is judged by its own
+        events, so one of a removed or older definition is a conflict, never a hang."""
         existing = self.sagas.get(msg.saga_id)
-        if existing is None and not msg.fresh:
-            existing = self.load(msg.saga_id)
-        if existing is None:
+        if existing is not None:
+            name, version, digest = (
+                existing.definition.name,
+                existing.definition.version,
+                existing.digest,
+            )
+        elif msg.fresh:
             return False
-        if existing.definition.name != msg.definition.name:
-            problem = f"by saga {existing.definition.name!r}"
+        else:
+            records = self.env.journal.read(saga_stream(msg.saga_id))
+            if not records:
+                return False
+            try:
+                found = summarize(msg.saga_id, decode_saga_events(self.env.journal, records))
+            except JournalCorrupt as error:
+                problem = f"by a saga whose journal cannot be read ({error})"
+                msg.accepted.set_exception(SagaIdConflict(msg.saga_id, problem))
+                return True
+            name, version, digest = found.saga, found.version, found.digest
+        if name != msg.definition.name:
+            msg.accepted.set_exception(SagaIdConflict(msg.saga_id, f"by saga {name!r}"))
+        elif version != msg.definition.version:
+            problem = (
+                f"by version {version} of saga {name!r} (this is version {msg.definition.version})"
+            )
             msg.accepted.set_exception(SagaIdConflict(msg.saga_id, problem))
-        elif existing.digest != msg.digest:
+        elif digest != msg.digest:
             msg.accepted.set_exception(SagaIdConflict(msg.saga_id, "with a different input"))
         else:
             msg.accepted.set_result(msg.saga_id)

@@ -57,7 +57,7 @@ def cmd_sagas(shell: Session, args: list[str]) -> None:
         else:
             raise UsageError("sagas", f"no status {arg!r}{suggest(arg, SAGA_FILTERS)}")
     rt = shell.live()
-    summaries = summarize(rt.journal)
+    summaries = summarize(rt.journal, rt.quarantined())
     shell.remember(s.saga_id for s in summaries)
     chosen = [
         s
