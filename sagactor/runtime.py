@@ -27,6 +27,7 @@ from .errors import (
     PayloadError,
     RuntimeClosed,
     RuntimeCrashed,
+    SagactorError,
     UnknownParticipant,
     UnknownSaga,
     UnknownSagaType,
@@ -38,9 +39,9 @@ from .persistence.memory import MemoryJournal
 from .persistence.recovery import decode_saga_events, find_in_flight, rebuild, saga_stream
 from .sagas.coordinator import Coordinator
 from .sagas.definition import Saga
-from .sagas.dispatcher import NativeDispatcher
+from .sagas.dispatcher import CancelNative, NativeDispatcher
 from .sagas.machine import Cancel, Resume, SagaState
-from .sagas.native import Choreography, NativeState
+from .sagas.native import Choreography, NativeState, cancel_plan
 from .sagas.native import check as check_choreography
 from .sagas.native import event_types as choreography_types
 from .sagas.outcomes import OutcomeBoard, outcome_of
@@ -303,7 +304,8 @@ class Runtime:
             future: Future[str] = Future()
             with self._lock:
                 self._accepting.add(future)
-            (self._dispatcher if native else self._coordinator).tell(
+            self._tell(
+                self._dispatcher if native else self._coordinator,
                 StartSaga(
                     definition=saga,
                     saga_id=saga_id,
@@ -313,7 +315,7 @@ class Runtime:
                     digest=hashlib.blake2b(raw, digest_size=16).hexdigest(),
                     fresh=saga_ids is None,
                     accepted=future,
-                )
+                ),
             )
             accepted.append(future)
         return accepted
@@ -339,18 +341,39 @@ class Runtime:
         return outcome_of(state)
 
     def cancel(self, saga_id: str, reason: str = "cancelled") -> None:
-        """Stop a running saga: it compensates what it did."""
-        self.status(saga_id)
-        self._coordinator.tell(Cancel(saga_id, reason))
+        """Stop a running saga: it compensates what it did (a saga that ended keeps its outcome).
+
+        A native :class:`Choreography` needs a ``cancel`` event (its subscribers undo their
+        work); without one this raises :class:`DefinitionError`. A natively choreographed saga
+        past its point of no return completes: the cancel is then dropped with a warning.
+        """
+        self._check_open()
+        definition = self._definitions.get(self.status(saga_id).saga)
+        if not isinstance(definition, Choreography):
+            self._tell(self._coordinator, Cancel(saga_id, reason))
+            return
+        if definition.cancel is None:
+            raise DefinitionError(
+                definition.name,
+                "declares no cancel event, so its sagas cannot be cancelled: pass "
+                "Choreography(..., cancel=SomeEvent), an event whose subscribers undo their work",
+            )
+        participants = [h.participant for h in self._host_objects.values()]
+        too_late, moot = cancel_plan(definition, participants)
+        self._tell(self._dispatcher, CancelNative(saga_id, reason, too_late, moot))
 
     def resume(self, saga_id: str) -> None:
-        """Retry the failed compensation of a stuck saga (after fixing what made it fail)."""
-        if self.status(saga_id).status != "stuck":
+        """Retry what left a saga stuck (after fixing its cause): the failed compensation, or
+        in native choreography the reaction that failed. Other sagas are left as they are."""
+        self._check_open()
+        outcome = self.status(saga_id)
+        if outcome.status != "stuck":
             return  # only a stuck saga resumes; its outcome stands otherwise
         with self._lock:
             self._resumed.add(saga_id)
         self._outcomes.forget(saga_id)
-        self._coordinator.tell(Resume(saga_id))
+        native = isinstance(self._definitions.get(outcome.saga), Choreography)
+        self._tell(self._dispatcher if native else self._coordinator, Resume(saga_id))
 
     def recover(self) -> list[str]:
         """Resume every in-flight saga of the journal; returns their ids.
@@ -369,13 +392,13 @@ class Runtime:
         native_done: Future[list[str]] = Future()
         with self._lock:
             self._accepting.add(native_done)
-        self._dispatcher.tell(Recover(natives, native_done))
+        self._tell(self._dispatcher, Recover(natives, native_done))
         try:
             resumed = native_done.result()
         finally:
             with self._lock:
                 self._accepting.discard(native_done)
-        self._coordinator.tell(Recover(others, done))
+        self._tell(self._coordinator, Recover(others, done))
         try:
             return [*resumed, *done.result()]
         finally:
@@ -422,7 +445,10 @@ class Runtime:
         ref = self._hosts.get(participant)
         if ref is None:
             raise UnknownParticipant("-", "-", participant, list(self._hosts))
-        return ref.ask(GetState())
+        try:
+            return ref.ask(GetState())
+        except pykka.ActorDeadError as error:
+            raise self._actors_gone() from error
 
     @property
     def participants(self) -> list[str]:
@@ -506,6 +532,19 @@ class Runtime:
         else:
             self._env.journal.close()
             self._outcomes.fail_all(RuntimeClosed("the runtime was closed"))
+
+    def _tell(self, ref: pykka.ActorRef[Any], message: Any) -> None:
+        try:
+            ref.tell(message)
+        except pykka.ActorDeadError as error:
+            raise self._actors_gone() from error
+
+    def _actors_gone(self) -> SagactorError:
+        """What a caller learns when an actor of this runtime is gone (never pykka's error)."""
+        if self._closed and self._crash is None:
+            return RuntimeClosed("the runtime is closed")
+        self._die(RuntimeCrashed("its actors were stopped from outside the runtime"))
+        return RuntimeCrashed(f"the runtime crashed ({self._crash}); reopen the journal to recover")
 
     def _check_open(self) -> None:
         if self._crash is not None:

@@ -36,6 +36,7 @@ from ..sagas.choreography import Published
 from ..sagas.dispatcher import Deliver
 from ..sagas.machine import ACTION, COMPENSATION, Reply
 from ..sagas.native import Emitted, NativePublished, event_id
+from .aborts import die_of
 from .environment import Environment
 from .participant import HandlerSpec, Participant, StepContext
 from .portal import HandlerCancelled
@@ -162,14 +163,36 @@ class ParticipantHost(pykka.ThreadingActor):
         except Exception:
             # Never let pykka stop the actor silently: a participant must outlive a bad message.
             logger.exception("participant %s failed on %r", self.name, message)
+        except BaseException as error:  # noqa: BLE001 - KeyboardInterrupt, SystemExit: see aborts
+            die_of(self.env, f"{self._where(message)} raised {error!r}", error)
         return None
+
+    def on_stop(self) -> None:
+        # Stopped while its runtime lives: pykka's stop_all, from anywhere in the process.
+        die_of(self.env, f"participant {self.name!r} was stopped from outside its runtime")
+
+    def _where(self, message: Any) -> str:
+        if isinstance(message, Command):
+            what = f"{message.kind} {message.name!r}"
+        elif isinstance(message, Deliver):
+            what = f"reaction to {type(message.event).__name__}"
+        else:
+            return f"participant {self.name!r}"
+        return f"participant {self.name!r}, {what} of saga {message.saga_id!r}"
 
     def _state_copy(self) -> Any:
         if self.env.dead.is_set():
             raise RuntimeCrashed(f"participant {self.name!r} is gone with its runtime")
-        if self._stale:
-            self._rebuild()
-        return copy.deepcopy(self.participant.state)
+        try:
+            if self._stale:
+                self._rebuild()
+            return copy.deepcopy(self.participant.state)
+        except Exception:
+            raise
+        except BaseException as error:
+            if not isinstance(error, SimulatedCrash):
+                die_of(self.env, f"participant {self.name!r} raised {error!r} (its state)", error)
+            raise RuntimeCrashed(f"participant {self.name!r} is gone with its runtime") from error
 
     def _rebuild(self) -> None:
         self.env.journal.flush()  # let every pipelined append settle first
@@ -390,7 +413,8 @@ class ParticipantHost(pykka.ThreadingActor):
             )
             return
         spec = type(self.participant)._reactions.get(type(msg.event))
-        if spec is None:
+        if spec is None:  # answer all the same: the dispatcher counts deliveries in flight
+            msg.reply_to(NativePublished(msg.saga_id, self.name, [], cause=msg.event_id))
             return
         ctx = StepContext(
             self.name, msg.saga_id, type(msg.event).__name__, "on", msg.attempt, self._apply
@@ -450,11 +474,13 @@ class ParticipantHost(pykka.ThreadingActor):
             due = time.time() + 0.01 * 2 ** (msg.attempt - 1)
             self.env.timers.schedule(due, lambda: self.env.tell(me, again))
             return
-        msg.reply_to(NativePublished(msg.saga_id, self.name, [], None, error=problem))
+        msg.reply_to(
+            NativePublished(msg.saga_id, self.name, [], None, error=problem, cause=msg.event_id)
+        )
 
     def _dispatch(self, msg: Deliver, emitted: list[Emitted], events: list[Any] | None) -> None:
         self.env.crash.hit(CrashPoint.BEFORE_DISPATCH)
-        msg.reply_to(NativePublished(msg.saga_id, self.name, emitted, events))
+        msg.reply_to(NativePublished(msg.saga_id, self.name, emitted, events, cause=msg.event_id))
 
     def _publish(
         self,

@@ -33,6 +33,7 @@ from concurrent.futures import CancelledError
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, Protocol
 
+from .aborts import HandlerAborted
 from .participant import Participant, StepContext
 
 
@@ -116,7 +117,9 @@ class HandlerPortal:
         if portal is None:
             raise HandlerCancelled("the runtime is closed")
         try:
-            return portal.call(_run, method, ctx, args, cmd.timeout)
+            return portal.call(_guarded, method, ctx, args, cmd.timeout)
+        except HandlerAborted as aborted:
+            raise aborted.error from None  # KeyboardInterrupt, SystemExit: the host's to handle
         except CancelledError as error:  # the portal stopped and cancelled the handler
             raise HandlerCancelled("the runtime closed while the handler ran") from error
         except RuntimeError:
@@ -146,6 +149,19 @@ def _stop(context: AbstractContextManager[BlockingPortal], portal: BlockingPorta
     with contextlib.suppress(RuntimeError):  # already stopped
         portal.call(portal.stop, True)  # cancel what still runs
     context.__exit__(None, None, None)
+
+
+async def _guarded(method: AsyncHandler, ctx: StepContext, args: list[Any], timeout: float) -> Any:
+    import anyio
+
+    try:
+        return await _run(method, ctx, args, timeout)
+    except Exception:
+        raise
+    except anyio.get_cancelled_exc_class():
+        raise
+    except BaseException as error:
+        raise HandlerAborted(error) from error
 
 
 async def _run(method: AsyncHandler, ctx: StepContext, args: list[Any], timeout: float) -> Any:
