@@ -467,10 +467,11 @@ def cancel_refusal(
         return f"the saga already ended ({state.status})"
     if any(m.error for m in held):
         return "a reaction failed meanwhile (the saga is stuck: resume it, then cancel)"
-    kinds = {d.event_type for d in state.dispatched} | {e.type for m in held for e in m.emitted}
-    if kinds & too_late:
-        first = sorted(kinds & too_late)[0]
-        return f"it passed its point of no return ({first} was published): it completes"
-    if kinds & moot:
-        return f"it already undoes its work ({sorted(kinds & moot)[0]} was published)"
+    kinds = [d.event_type for d in state.dispatched] + [e.type for m in held for e in m.emitted]
+    late = [k for k in kinds if k in too_late]
+    if late:
+        return f"it passed its point of no return ({late[0]} was published): it completes"
+    undoing = [k for k in kinds if k in moot]
+    if undoing:
+        return f"it already undoes its work ({undoing[0]} was published)"
     return ""
