@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import hashlib
 import logging
 import os
 import threading
+import time
 import uuid
+import weakref
 from collections.abc import AsyncIterator, Iterable, Sequence
 from concurrent.futures import Future
 from typing import Any, Literal
@@ -53,6 +57,19 @@ logger = logging.getLogger("sagactor")
 
 Mode = Literal["orchestration", "choreography"]
 _MODES = ("orchestration", "choreography")
+_EXIT_GRACE = 10.0  # seconds a runtime left open at exit waits for each running handler
+_OPEN: weakref.WeakSet[Runtime] = weakref.WeakSet()  # closed at interpreter exit
+
+
+@atexit.register
+def _close_forgotten() -> None:
+    """A script that forgot ``close()`` still ends, with its journal flushed and released (its
+    actors run on daemon threads, so the interpreter reaches this hook)."""
+    for runtime in list(_OPEN):
+        try:
+            runtime._shutdown(_EXIT_GRACE)
+        except Exception:
+            logger.exception("closing %r at exit failed", runtime)
 
 
 class Runtime:
@@ -85,6 +102,7 @@ class Runtime:
         self._definitions: dict[str, Saga | Choreography] = {}
         self._closed = False
         self._crash: BaseException | None = None
+        _OPEN.add(self)
         self._subscribers: dict[str, list[str]] = {}
         self._event_types: dict[str, type[Any]] = {}
         self._dispatcher = NativeDispatcher.start(
@@ -516,6 +534,12 @@ class Runtime:
 
     def close(self) -> None:
         """Stop the actors and close the journal. In-flight sagas resume at the next open."""
+        self._shutdown(None)
+
+    def _shutdown(self, grace: float | None) -> None:
+        """:meth:`close`, waiting at most ``grace`` seconds for each actor (None: as long as
+        its current handler runs)."""
+        _OPEN.discard(self)
         with self._lock:
             if self._closed:
                 return
@@ -525,8 +549,12 @@ class Runtime:
         self._env.timers.stop()
         self._env.portal.close()  # cancels running async handlers, so their actors stop soon
         refs: list[pykka.ActorRef[Any]] = [self._coordinator, self._dispatcher]
-        for ref in [*refs, *self._hosts.values()]:
-            ref.stop(block=True) if ref.is_alive() else None
+        stopping = [ref.stop(block=False) for ref in [*refs, *self._hosts.values()]]
+        deadline = None if grace is None else time.monotonic() + grace
+        for future in stopping:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            with contextlib.suppress(pykka.Timeout):  # a handler still running at exit
+                future.get(timeout=left)
         if already_dead:
             self._env.journal.kill()  # from this thread it waits until the file is released
         else:

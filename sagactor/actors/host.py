@@ -62,6 +62,8 @@ class GetState(msgspec.Struct, frozen=True):
 
 
 class ParticipantHost(pykka.ThreadingActor):
+    use_daemon_thread = True  # a forgotten runtime must not keep the process alive (atexit)
+
     def __init__(self, participant: Participant[Any], env: Environment) -> None:
         super().__init__()
         self.participant = participant

@@ -61,6 +61,7 @@ class Rebuild(msgspec.Struct, frozen=True):
 
 class SagaActor(pykka.ThreadingActor):
     role = "saga actor"
+    use_daemon_thread = True  # a forgotten runtime must not keep the process alive (atexit)
 
     def __init__(self, env: Environment, outcomes: OutcomeBoard, load: SagaLoader) -> None:
         super().__init__()
