@@ -20,6 +20,7 @@ from .errors import (
     UnknownParticipant,
     UnknownSaga,
     UnknownSagaType,
+    UnrecordedChange,
 )
 from .messages import Outcome, SagaStatus
 from .runtime import HistoryEntry, Mode, Runtime, SagaRun
@@ -58,6 +59,7 @@ __all__ = [
     "UnknownParticipant",
     "UnknownSaga",
     "UnknownSagaType",
+    "UnrecordedChange",
     "action",
     "compensation",
     "evolve",

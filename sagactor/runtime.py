@@ -18,6 +18,7 @@ from typing import Any, Literal
 import msgspec
 import pykka
 
+from .actors import statecheck
 from .actors.environment import Environment
 from .actors.faults import Fault
 from .actors.host import GetState, ParticipantHost
@@ -87,11 +88,14 @@ class Runtime:
         sagas: Iterable[Saga | Choreography] = (),
         recover: bool = True,
         snapshot_every: int = 1000,
+        check_state: bool | None = None,
     ) -> None:
         self.crash_plan = CrashPlan()
         self._env = Environment(
             journal, TimerService(), crash=self.crash_plan, snapshot_every=snapshot_every
         )
+        # Check mode: a handler changing self.state without ctx.record fails its step.
+        self._env.check_state = statecheck.default() if check_state is None else check_state
         self.crash_plan.on_crash = self._die
         self._lock = threading.Lock()
         self._accepting: set[Future[Any]] = set()
@@ -137,8 +141,14 @@ class Runtime:
         sagas: Iterable[Saga | Choreography] = (),
         recover: bool = True,
         snapshot_every: int = 1000,
+        check_state: bool | None = None,
     ) -> Runtime:
-        """A runtime over the SQLite journal at ``path``; in-flight sagas are resumed."""
+        """A runtime over the SQLite journal at ``path``; in-flight sagas are resumed.
+
+        ``check_state=True`` (the default under ``sagactor.testing.check_state()``) makes a
+        handler that changes its participant's state without ``ctx.record`` fail its step with
+        :class:`UnrecordedChange`: a mode for tests, it costs a state copy per handler.
+        """
         from .persistence.sqlite import SqliteJournal
 
         journal = SqliteJournal(path, synchronous=synchronous)
@@ -149,6 +159,7 @@ class Runtime:
                 sagas=sagas,
                 recover=recover,
                 snapshot_every=snapshot_every,
+                check_state=check_state,
             )
         except BaseException:
             journal.close()
@@ -163,6 +174,7 @@ class Runtime:
         sagas: Iterable[Saga | Choreography] = (),
         recover: bool = True,
         snapshot_every: int = 1000,
+        check_state: bool | None = None,
     ) -> Runtime:
         """A runtime whose journal lives in memory: fast, gone with the process.
 
@@ -174,6 +186,7 @@ class Runtime:
             sagas=sagas,
             recover=recover,
             snapshot_every=snapshot_every,
+            check_state=check_state,
         )
 
     @property

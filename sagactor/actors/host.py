@@ -19,7 +19,14 @@ import msgspec
 import pykka
 
 from ..crashpoints import CrashPoint, SimulatedCrash
-from ..errors import DefinitionError, JournalCorrupt, PayloadError, RuntimeCrashed, StepFailed
+from ..errors import (
+    DefinitionError,
+    JournalCorrupt,
+    PayloadError,
+    RuntimeCrashed,
+    StepFailed,
+    UnrecordedChange,
+)
 from ..messages import (
     Command,
     CompensationFailed,
@@ -40,6 +47,7 @@ from .aborts import die_of
 from .environment import Environment
 from .participant import HandlerSpec, Participant, StepContext
 from .portal import HandlerCancelled
+from .statecheck import StateCheck
 
 __all__ = ["HANDLED", "GetState", "ParticipantHost"]
 
@@ -77,6 +85,7 @@ class ParticipantHost(pykka.ThreadingActor):
         self._decoders = {
             name: msgspec.msgpack.Decoder(cls) for name, cls in self._change_types.items()
         }
+        self._check = StateCheck(participant, self._apply) if env.check_state else None
         self.load()
 
     @classmethod
@@ -138,13 +147,16 @@ class ParticipantHost(pykka.ThreadingActor):
             self._apply(event)
 
     def _apply(self, change: Any) -> None:
-        method = type(self.participant)._evolvers.get(type(change))
+        p = self.participant
+        method = type(p)._evolvers.get(type(change))
         if method is None:
             raise DefinitionError(
-                type(self.participant).__name__,
+                type(p).__name__,
                 f"recorded a {type(change).__name__}, which no @evolve method applies",
             )
-        getattr(self.participant, method)(self.participant.state, change)
+        new = getattr(p, method)(p.state, change)
+        if new is not None:  # the new state, for immutable ones (an int, a frozen Struct)
+            p.state = _new_state(p, method, new)
 
     # -- messages ------------------------------------------------------------------------------
 
@@ -245,10 +257,7 @@ class ParticipantHost(pykka.ThreadingActor):
         ctx = StepContext(self.name, cmd.saga_id, cmd.step, cmd.kind, cmd.attempt, self._apply)
         try:
             args = self._arguments(spec, cmd)
-            if spec.is_async:
-                result = self.env.portal.run_handler(getattr(p, spec.method), ctx, args, cmd)
-            else:
-                result = getattr(p, spec.method)(ctx, *args)
+            result = self._invoke(spec, ctx, args, cmd)
         except HandlerCancelled as cancelled:
             # An async handler outlived its step's timeout (or the runtime): none of it applies.
             # An action replies nothing: the coordinator's timer for the same deadline makes the
@@ -266,6 +275,10 @@ class ParticipantHost(pykka.ThreadingActor):
                 )
             else:
                 self._send(cmd, "error", reason=f"StepFailed: {failure.reason}", retryable=True)
+            return
+        except UnrecordedChange as unrecorded:  # a bug in the handler: retrying cannot help
+            self._undo(ctx, force=True)
+            self._send(cmd, "error", reason=str(unrecorded), retryable=False)
             return
         except Exception as error:  # noqa: BLE001 - a user's handler may raise anything
             self._undo(ctx)
@@ -285,6 +298,17 @@ class ParticipantHost(pykka.ThreadingActor):
             self._send(cmd, "error", reason=str(problem), retryable=False)
             return
         self._commit(cmd, records, self._handled(cmd, HandledOutcome.OK, result=raw), value=result)
+
+    def _invoke(self, spec: HandlerSpec, ctx: StepContext, args: list[Any], msg: Any) -> Any:
+        """Run a handler (an async one on the portal), checked in check mode."""
+        method = getattr(self.participant, spec.method)
+
+        def call() -> Any:
+            if spec.is_async:
+                return self.env.portal.run_handler(method, ctx, args, msg)
+            return method(ctx, *args)
+
+        return call() if self._check is None else self._check.run(ctx, spec.method, call)
 
     def _arguments(self, spec: HandlerSpec, cmd: Command) -> list[Any]:
         args = [_convert(cmd.input, spec.arg_types[0])]
@@ -422,12 +446,8 @@ class ParticipantHost(pykka.ThreadingActor):
             self.name, msg.saga_id, type(msg.event).__name__, "on", msg.attempt, self._apply
         )
         try:
-            method = getattr(self.participant, spec.method)
             event = _convert(msg.event, spec.arg_types[0])
-            if spec.is_async:
-                self.env.portal.run_handler(method, ctx, [event], msg)
-            else:
-                method(ctx, event)
+            self._invoke(spec, ctx, [event], msg)
             undeclared = sorted(
                 {type(e).__name__ for e in ctx.published if type(e) not in spec.emits}
             )
@@ -445,6 +465,11 @@ class ParticipantHost(pykka.ThreadingActor):
                 for i, e in enumerate(ctx.published)
             ]
             records = [self._encoded(c, key) for c in ctx.changes]
+        except UnrecordedChange as unrecorded:  # a bug in the handler: retrying cannot help
+            self._undo(ctx, force=True)
+            why = str(unrecorded)
+            msg.reply_to(NativePublished(msg.saga_id, self.name, [], error=why, cause=msg.event_id))
+            return
         except Exception as error:  # noqa: BLE001 - a user's handler may raise anything
             self._undo(ctx)
             self._react_failed(
@@ -524,6 +549,21 @@ class ParticipantHost(pykka.ThreadingActor):
             logger.warning("participant %s: state cannot be snapshotted: %s", self.name, error)
             return None
         return Snapshot(self.stream, self.seq, data)
+
+
+def _new_state(p: Participant[Any], method: str, new: Any) -> Any:
+    """``new``, once it is sure to be a state of the type that snapshots decode into."""
+    if p.state is None:
+        problem = "initial_state() returns None: return the first state from initial_state()"
+    elif not isinstance(new, type(p.state)):
+        problem = f"the state is a {type(p.state).__name__}: return the new state or None"
+    else:
+        return new
+    raise DefinitionError(
+        type(p).__name__,
+        f"@evolve method {method!r} returned {new!r} (a {type(new).__name__}), but {problem}",
+        kind="participant",
+    )
 
 
 def _convert(value: Any, wanted: Any) -> Any:
