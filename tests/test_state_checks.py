@@ -149,7 +149,7 @@ def opener(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[..., sa.R
     journal = MemoryJournal()
 
     def open_runtime(**options: Any) -> sa.Runtime:
-        people = [Keeper(), Refuser()]
+        people: list[sa.Participant[Any]] = [Keeper(), Refuser()]
         if request.param == "sqlite":
             return sa.Runtime.open(tmp_path / "book.db", participants=people, **options)
         return sa.Runtime.in_memory(journal=journal, participants=people, **options)
@@ -352,7 +352,7 @@ def test_evolve_may_return_the_new_state(tmp_path: Path, mode: sa.Mode, storage:
     journal = MemoryJournal()
 
     def open_runtime() -> sa.Runtime:
-        people = [Counter(), Tallier()]
+        people: list[sa.Participant[Any]] = [Counter(), Tallier()]
         options: dict[str, Any] = {"check_state": True, "snapshot_every": 3}
         if storage == "sqlite":
             return sa.Runtime.open(tmp_path / "n.db", participants=people, **options)
