@@ -46,9 +46,10 @@ from .sagas.coordinator import Coordinator
 from .sagas.definition import Saga
 from .sagas.dispatcher import CancelNative, NativeDispatcher
 from .sagas.machine import Cancel, Resume, SagaState
-from .sagas.native import Choreography, NativeState, cancel_plan
+from .sagas.native import Choreography, NativeState
 from .sagas.native import check as check_choreography
 from .sagas.native import event_types as choreography_types
+from .sagas.native_cancel import cancel_plan
 from .sagas.outcomes import OutcomeBoard, outcome_of
 from .sagas.saga_actor import Recover, StartSaga
 

@@ -45,7 +45,7 @@ from ..sagas.machine import ACTION, COMPENSATION, Reply
 from ..sagas.native import Emitted, NativePublished, event_id
 from .aborts import die_of
 from .environment import Environment
-from .participant import HandlerSpec, Participant, StepContext
+from .participant import HandlerSpec, Participant, StepContext, apply_change
 from .portal import HandlerCancelled
 from .statecheck import StateCheck
 
@@ -147,16 +147,7 @@ class ParticipantHost(pykka.ThreadingActor):
             self._apply(event)
 
     def _apply(self, change: Any) -> None:
-        p = self.participant
-        method = type(p)._evolvers.get(type(change))
-        if method is None:
-            raise DefinitionError(
-                type(p).__name__,
-                f"recorded a {type(change).__name__}, which no @evolve method applies",
-            )
-        new = getattr(p, method)(p.state, change)
-        if new is not None:  # the new state, for immutable ones (an int, a frozen Struct)
-            p.state = _new_state(p, method, new)
+        apply_change(self.participant, change)
 
     # -- messages ------------------------------------------------------------------------------
 
@@ -549,21 +540,6 @@ class ParticipantHost(pykka.ThreadingActor):
             logger.warning("participant %s: state cannot be snapshotted: %s", self.name, error)
             return None
         return Snapshot(self.stream, self.seq, data)
-
-
-def _new_state(p: Participant[Any], method: str, new: Any) -> Any:
-    """``new``, once it is sure to be a state of the type that snapshots decode into."""
-    if p.state is None:
-        problem = "initial_state() returns None: return the first state from initial_state()"
-    elif not isinstance(new, type(p.state)):
-        problem = f"the state is a {type(p.state).__name__}: return the new state or None"
-    else:
-        return new
-    raise DefinitionError(
-        type(p).__name__,
-        f"@evolve method {method!r} returned {new!r} (a {type(new).__name__}), but {problem}",
-        kind="participant",
-    )
 
 
 def _convert(value: Any, wanted: Any) -> Any:

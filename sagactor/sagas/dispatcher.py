@@ -30,14 +30,8 @@ import pykka
 from ..actors.environment import Environment
 from ..messages import EventDispatched, SagaEvent, SagaResumed, SagaStatus
 from .machine import Resume
-from .native import (
-    NativePublished,
-    NativeState,
-    cancel_refusal,
-    native_cancel,
-    native_react,
-    native_start,
-)
+from .native import NativePublished, NativeState, native_react, native_start
+from .native_cancel import cancel_refusal, native_cancel
 from .outcomes import OutcomeBoard
 from .saga_actor import Rebuild, Recover, SagaActor, SagaLoader, StartSaga
 

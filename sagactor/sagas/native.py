@@ -37,13 +37,10 @@ __all__ = [
     "Emitted",
     "NativePublished",
     "NativeState",
-    "cancel_plan",
-    "cancel_refusal",
     "check",
     "event_graph",
     "event_id",
     "event_types",
-    "native_cancel",
     "subscribers",
 ]
 
@@ -286,17 +283,6 @@ def _cancel_problems(
     return problems
 
 
-def cancel_plan(
-    choreography: Choreography, participants: Iterable[Participant[Any]]
-) -> tuple[frozenset[str], frozenset[str]]:
-    """The event types after which a cancel comes too late (the workflow can no longer fail:
-    past its point of no return) or is moot (it can no longer complete: already undoing)."""
-    graph = event_graph(participants)
-    reachable, failures = _failures(graph, choreography)
-    committed = {k for k in reachable - failures if not _reachable(graph, [k]) & failures}
-    return frozenset(k.__name__ for k in committed), frozenset(k.__name__ for k in failures)
-
-
 def _cycles(graph: Mapping[type[Any], set[type[Any]]], start: type[Any]) -> list[str]:
     found: list[str] = []
     path: list[type[Any]] = []
@@ -432,46 +418,3 @@ def native_react(state: NativeState, published: NativePublished) -> list[SagaEve
             state.evolve(event)
         events += news
     return events
-
-
-def native_cancel(state: NativeState, event: Any, reason: str) -> list[SagaEvent]:
-    """The journal events of a cancel: the request, then its event, dispatched like any other
-    (from ``CANCEL_SOURCE``). Nothing once the saga ended or was cancelled already."""
-    if state.status.terminal or state.cancel_at >= 0:
-        return []
-    events: list[SagaEvent] = [
-        SagaCancelled(reason=reason),
-        EventDispatched(
-            event_id=event_id(state.saga_id, CANCEL_SOURCE, "", 0),
-            event_type=type(event).__name__,
-            data=msgspec.Raw(msgspec.msgpack.encode(event)),
-            source=CANCEL_SOURCE,
-        ),
-    ]
-    for journaled in events:
-        state.evolve(journaled)
-    return events
-
-
-def cancel_refusal(
-    state: NativeState,
-    held: Iterable[NativePublished],
-    too_late: frozenset[str],
-    moot: frozenset[str],
-) -> str:
-    """Why a cancel must not be applied now (empty if it must), once every delivery in flight
-    was answered (``held``: the outboxes that arrived meanwhile). ``too_late`` and ``moot`` come
-    from :func:`cancel_plan`."""
-    held = list(held)
-    if state.status.terminal:
-        return f"the saga already ended ({state.status})"
-    if any(m.error for m in held):
-        return "a reaction failed meanwhile (the saga is stuck: resume it, then cancel)"
-    kinds = [d.event_type for d in state.dispatched] + [e.type for m in held for e in m.emitted]
-    late = [k for k in kinds if k in too_late]
-    if late:
-        return f"it passed its point of no return ({late[0]} was published): it completes"
-    undoing = [k for k in kinds if k in moot]
-    if undoing:
-        return f"it already undoes its work ({undoing[0]} was published)"
-    return ""
