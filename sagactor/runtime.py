@@ -59,7 +59,7 @@ logger = logging.getLogger("sagactor")
 
 Mode = Literal["orchestration", "choreography"]
 _MODES = ("orchestration", "choreography")
-_EXIT_GRACE = 10.0  # seconds a runtime left open at exit waits for each running handler
+_EXIT_GRACE = 10.0  # seconds a runtime left open at exit waits for its running handlers
 _OPEN: weakref.WeakSet[Runtime] = weakref.WeakSet()  # closed at interpreter exit
 
 
@@ -551,8 +551,8 @@ class Runtime:
         self._shutdown(None)
 
     def _shutdown(self, grace: float | None) -> None:
-        """:meth:`close`, waiting at most ``grace`` seconds for each actor (None: as long as
-        its current handler runs)."""
+        """:meth:`close`, waiting at most ``grace`` seconds for the actors to finish their
+        current handlers (None: as long as they run)."""
         _OPEN.discard(self)
         with self._lock:
             if self._closed:

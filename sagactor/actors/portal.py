@@ -17,6 +17,10 @@ timeout. A compensation replies a retryable error, as for any technical failure 
 compensation (in choreography the participant itself retries compensations, so silence would
 leave the saga waiting).
 
+A ``KeyboardInterrupt`` or ``SystemExit`` raised by a handler would stop the loop (and every
+handler on it): it travels to the actor thread as a ``HandlerAborted`` (see ``aborts``) and
+is raised there again, where it ends this runtime only.
+
 :class:`CommitSignals` lets the journal side tell async watchers (``Runtime.watch``) that a
 saga has new records, without knowing anything about event loops.
 
