@@ -61,10 +61,6 @@ _decode_handled = msgspec.msgpack.Decoder(Handled).decode
 _decode_snapshot = msgspec.msgpack.Decoder(ParticipantSnapshot).decode
 
 
-def _ignore(error: BaseException) -> None:
-    """A repeat's empty append failed: the next delivery of the event will try again."""
-
-
 class GetState(msgspec.Struct, frozen=True):
     """Ask a host for a copy of its participant's state (taken in the actor's own thread)."""
 
@@ -425,8 +421,15 @@ class ParticipantHost(pykka.ThreadingActor):
         known = self.inbox.get(key)
         if known is not None:  # a repeat: republish the recorded outbox, apply nothing
             emitted = msgspec.msgpack.decode(known.result, type=list[Emitted])
+            # If even the empty append fails, answer with nothing: the dispatcher counts
+            # deliveries in flight, and the next delivery of the event will try again.
+            empty = NativePublished(msg.saga_id, self.name, [], cause=msg.event_id)
             self._journal(
-                msg.saga_id, [], None, lambda: self._dispatch(msg, emitted, None), _ignore
+                msg.saga_id,
+                [],
+                None,
+                lambda: self._dispatch(msg, emitted, None),
+                lambda error: msg.reply_to(empty),
             )
             return
         spec = type(self.participant)._reactions.get(type(msg.event))
