@@ -21,6 +21,7 @@ from .errors import (
     UnknownParticipant,
     UnknownSaga,
     UnknownSagaType,
+    UnrecordedChange,
 )
 from .messages import Outcome, SagaStatus
 from .runtime import HistoryEntry, Mode, Runtime, SagaRun
@@ -60,6 +61,7 @@ __all__ = [
     "UnknownParticipant",
     "UnknownSaga",
     "UnknownSagaType",
+    "UnrecordedChange",
     "action",
     "compensation",
     "evolve",

@@ -45,7 +45,7 @@ class CrashPlan:
         self._armed: dict[CrashPoint, int] = {}
         self.hits: Counter[CrashPoint] = Counter()
         self.fired: SimulatedCrash | None = None
-        self.on_crash: Callable[[SimulatedCrash], None] | None = None
+        self.on_crash: Callable[[BaseException], None] | None = None  # the runtime's death
 
     def arm(self, point: CrashPoint | str, at_hit: int = 1) -> None:
         """Crash on the ``at_hit``-th pass through ``point`` from now on."""

@@ -24,6 +24,7 @@ __all__ = [
     "UnknownParticipant",
     "UnknownSaga",
     "UnknownSagaType",
+    "UnrecordedChange",
 ]
 
 
@@ -164,6 +165,24 @@ class SagaTimeout(SagactorError, TimeoutError):  # noqa: N818
     def __init__(self, saga_id: str, timeout: float | None) -> None:
         super().__init__(f"saga {saga_id!r} did not finish within {timeout}s")
         self.saga_id = saga_id
+
+
+class UnrecordedChange(SagactorError):  # noqa: N818 - names what the handler did
+    """A handler changed its participant's state without ``ctx.record`` (found in check mode:
+    ``Runtime(check_state=True)`` or ``sagactor.testing.check_state()``)."""
+
+    def __init__(self, participant: str, handler: str, saga_id: str, step: str) -> None:
+        super().__init__(
+            f"participant {participant!r}: {handler!r} (saga {saga_id!r}, step {step!r}) "
+            "changed self.state without ctx.record: the change works now but is lost when the "
+            "journal reopens. Record it instead, ctx.record(SomeChange(...)), and apply it in an "
+            "@evolve method (if an @evolve method did it, make it depend only on its state and "
+            "change)"
+        )
+        self.participant = participant
+        self.handler = handler
+        self.saga_id = saga_id
+        self.step = step
 
 
 class RuntimeClosed(SagactorError):  # noqa: N818

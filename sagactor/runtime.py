@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import hashlib
 import logging
 import os
 import sqlite3
 import threading
+import time
 import uuid
+import weakref
 from collections.abc import AsyncIterator, Iterable, Sequence
 from concurrent.futures import Future
 from typing import Any, Literal
@@ -15,6 +19,7 @@ from typing import Any, Literal
 import msgspec
 import pykka
 
+from .actors import statecheck
 from .actors.environment import Environment
 from .actors.faults import Fault
 from .actors.host import GetState, ParticipantHost
@@ -27,6 +32,7 @@ from .errors import (
     JournalCorrupt,
     RuntimeClosed,
     RuntimeCrashed,
+    SagactorError,
     SagaQuarantined,
     UnknownParticipant,
     UnknownSaga,
@@ -44,12 +50,13 @@ from .persistence.recovery import (
 )
 from .sagas.coordinator import Coordinator
 from .sagas.definition import Saga
-from .sagas.dispatcher import NativeDispatcher
+from .sagas.dispatcher import CancelNative, NativeDispatcher
 from .sagas.inputs import prepare_input
 from .sagas.machine import Cancel, Resume, SagaState
 from .sagas.native import Choreography, NativeState
 from .sagas.native import check as check_choreography
 from .sagas.native import event_types as choreography_types
+from .sagas.native_cancel import cancel_plan
 from .sagas.outcomes import OutcomeBoard
 from .sagas.saga_actor import Recover, StartSaga
 
@@ -59,6 +66,19 @@ logger = logging.getLogger("sagactor")
 
 Mode = Literal["orchestration", "choreography"]
 _MODES = ("orchestration", "choreography")
+_EXIT_GRACE = 10.0  # seconds a runtime left open at exit waits for its running handlers
+_OPEN: weakref.WeakSet[Runtime] = weakref.WeakSet()  # closed at interpreter exit
+
+
+@atexit.register
+def _close_forgotten() -> None:
+    """A script that forgot ``close()`` still ends, with its journal flushed and released (its
+    actors run on daemon threads, so the interpreter reaches this hook)."""
+    for runtime in list(_OPEN):
+        try:
+            runtime._shutdown(_EXIT_GRACE)
+        except Exception:
+            logger.exception("closing %r at exit failed", runtime)
 
 
 class Runtime:
@@ -76,11 +96,14 @@ class Runtime:
         sagas: Iterable[Saga | Choreography] = (),
         recover: bool = True,
         snapshot_every: int = 1000,
+        check_state: bool | None = None,
     ) -> None:
         self.crash_plan = CrashPlan()
         self._env = Environment(
             journal, TimerService(), crash=self.crash_plan, snapshot_every=snapshot_every
         )
+        # Check mode: a handler changing self.state without ctx.record fails its step.
+        self._env.check_state = statecheck.default() if check_state is None else check_state
         self.crash_plan.on_crash = self._die
         self._lock = threading.Lock()
         self._accepting: set[Future[Any]] = set()
@@ -92,6 +115,7 @@ class Runtime:
         self._definitions: dict[str, Saga | Choreography] = {}
         self._closed = False
         self._crash: BaseException | None = None
+        _OPEN.add(self)
         self._subscribers: dict[str, list[str]] = {}
         self._event_types: dict[str, type[Any]] = {}
         self._dispatcher = NativeDispatcher.start(
@@ -126,8 +150,14 @@ class Runtime:
         sagas: Iterable[Saga | Choreography] = (),
         recover: bool = True,
         snapshot_every: int = 1000,
+        check_state: bool | None = None,
     ) -> Runtime:
-        """A runtime over the SQLite journal at ``path``; in-flight sagas are resumed."""
+        """A runtime over the SQLite journal at ``path``; in-flight sagas are resumed.
+
+        ``check_state=True`` (the default under ``sagactor.testing.check_state()``) makes a
+        handler that changes its participant's state without ``ctx.record`` fail its step with
+        :class:`UnrecordedChange`: a mode for tests, it costs a state copy per handler.
+        """
         from .persistence.sqlite import SqliteJournal
 
         journal = SqliteJournal(path, synchronous=synchronous)
@@ -138,6 +168,7 @@ class Runtime:
                 sagas=sagas,
                 recover=recover,
                 snapshot_every=snapshot_every,
+                check_state=check_state,
             )
         except BaseException as error:
             journal.close()
@@ -155,6 +186,7 @@ class Runtime:
         sagas: Iterable[Saga | Choreography] = (),
         recover: bool = True,
         snapshot_every: int = 1000,
+        check_state: bool | None = None,
     ) -> Runtime:
         """A runtime whose journal lives in memory: fast, gone with the process.
 
@@ -166,6 +198,7 @@ class Runtime:
             sagas=sagas,
             recover=recover,
             snapshot_every=snapshot_every,
+            check_state=check_state,
         )
 
     @property
@@ -319,7 +352,8 @@ class Runtime:
             future: Future[str] = Future()
             with self._lock:
                 self._accepting.add(future)
-            (self._dispatcher if native else self._coordinator).tell(
+            self._tell(
+                self._dispatcher if native else self._coordinator,
                 StartSaga(
                     definition=saga,
                     saga_id=saga_id,
@@ -329,7 +363,7 @@ class Runtime:
                     digest=hashlib.blake2b(raw, digest_size=16).hexdigest(),
                     fresh=saga_ids is None,
                     accepted=future,
-                )
+                ),
             )
             accepted.append(future)
         return accepted
@@ -371,20 +405,38 @@ class Runtime:
         return self._quarantine.outcome(self.journal, saga_id)
 
     def cancel(self, saga_id: str, reason: str = "cancelled") -> None:
-        """Stop a running saga: it compensates what it did.
+        """Stop a running saga: it compensates what it did (a saga that ended keeps its outcome).
 
+        A native :class:`Choreography` needs a ``cancel`` event (its subscribers undo their
+        work); without one this raises :class:`DefinitionError`. A natively choreographed saga
+        past its point of no return completes: the cancel is then dropped with a warning.
         Raises :class:`SagaQuarantined` for a quarantined saga (retry it first).
         """
-        self._not_quarantined(saga_id)
-        self._coordinator.tell(Cancel(saga_id, reason))
+        self._check_open()
+        definition = self._definitions.get(self._not_quarantined(saga_id).saga)
+        if not isinstance(definition, Choreography):
+            self._tell(self._coordinator, Cancel(saga_id, reason))
+            return
+        if definition.cancel is None:
+            raise DefinitionError(
+                definition.name,
+                "declares no cancel event, so its sagas cannot be cancelled: pass "
+                "Choreography(..., cancel=SomeEvent), an event whose subscribers undo their work",
+            )
+        participants = [h.participant for h in self._host_objects.values()]
+        too_late, moot = cancel_plan(definition, participants)
+        self._tell(self._dispatcher, CancelNative(saga_id, reason, too_late, moot))
 
     def resume(self, saga_id: str) -> None:
-        """Retry the failed compensation of a stuck saga (after fixing what made it fail).
+        """Retry what left a saga stuck (after fixing its cause): the failed compensation, or
+        in native choreography the reaction that failed. Other sagas are left as they are.
 
         Raises :class:`SagaQuarantined` for a quarantined saga, and the error that keeps a
         stuck saga from loading (its definition removed, say) rather than ignore the resume.
         """
-        if self._not_quarantined(saga_id).status != "stuck":
+        self._check_open()
+        outcome = self._not_quarantined(saga_id)
+        if outcome.status != "stuck":
             return  # only a stuck saga resumes; its outcome stands otherwise
         try:
             load_saga(
@@ -395,7 +447,8 @@ class Runtime:
         with self._lock:
             self._resumed.add(saga_id)
         self._outcomes.forget(saga_id)
-        self._coordinator.tell(Resume(saga_id))
+        native = isinstance(self._definitions.get(outcome.saga), Choreography)
+        self._tell(self._dispatcher if native else self._coordinator, Resume(saga_id))
 
     def recover(self) -> list[str]:
         """Resume every in-flight saga of the journal; returns their ids.
@@ -446,13 +499,13 @@ class Runtime:
         native_done: Future[list[str]] = Future()
         with self._lock:
             self._accepting.add(native_done)
-        self._dispatcher.tell(Recover(natives, native_done))
+        self._tell(self._dispatcher, Recover(natives, native_done))
         try:
             resumed = native_done.result()
         finally:
             with self._lock:
                 self._accepting.discard(native_done)
-        self._coordinator.tell(Recover(others, done))
+        self._tell(self._coordinator, Recover(others, done))
         try:
             return [*resumed, *done.result()]
         finally:
@@ -499,7 +552,10 @@ class Runtime:
         ref = self._hosts.get(participant)
         if ref is None:
             raise UnknownParticipant("-", "-", participant, list(self._hosts))
-        return ref.ask(GetState())
+        try:
+            return ref.ask(GetState())
+        except pykka.ActorDeadError as error:
+            raise self._actors_gone() from error
 
     @property
     def participants(self) -> list[str]:
@@ -567,6 +623,12 @@ class Runtime:
 
     def close(self) -> None:
         """Stop the actors and close the journal. In-flight sagas resume at the next open."""
+        self._shutdown(None)
+
+    def _shutdown(self, grace: float | None) -> None:
+        """:meth:`close`, waiting at most ``grace`` seconds for the actors to finish their
+        current handlers (None: as long as they run)."""
+        _OPEN.discard(self)
         with self._lock:
             if self._closed:
                 return
@@ -576,13 +638,30 @@ class Runtime:
         self._env.timers.stop()
         self._env.portal.close()  # cancels running async handlers, so their actors stop soon
         refs: list[pykka.ActorRef[Any]] = [self._coordinator, self._dispatcher]
-        for ref in [*refs, *self._hosts.values()]:
-            ref.stop(block=True) if ref.is_alive() else None
+        stopping = [ref.stop(block=False) for ref in [*refs, *self._hosts.values()]]
+        deadline = None if grace is None else time.monotonic() + grace
+        for future in stopping:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            with contextlib.suppress(pykka.Timeout):  # a handler still running at exit
+                future.get(timeout=left)
         if already_dead:
             self._env.journal.kill()  # from this thread it waits until the file is released
         else:
             self._env.journal.close()
             self._outcomes.fail_all(RuntimeClosed("the runtime was closed"))
+
+    def _tell(self, ref: pykka.ActorRef[Any], message: Any) -> None:
+        try:
+            ref.tell(message)
+        except pykka.ActorDeadError as error:
+            raise self._actors_gone() from error
+
+    def _actors_gone(self) -> SagactorError:
+        """What a caller learns when an actor of this runtime is gone (never pykka's error)."""
+        if self._closed and self._crash is None:
+            return RuntimeClosed("the runtime is closed")
+        self._die(RuntimeCrashed("its actors were stopped from outside the runtime"))
+        return RuntimeCrashed(f"the runtime crashed ({self._crash}); reopen the journal to recover")
 
     def _check_open(self) -> None:
         if self._crash is not None:

@@ -29,6 +29,7 @@ class Environment:
     snapshot_every: int = 1000
     portal: HandlerPortal = field(default_factory=HandlerPortal)  # runs async handlers
     commits: CommitSignals = field(default_factory=CommitSignals)  # wakes Runtime.watch
+    check_state: bool = False  # compare state changes with ctx.record (see statecheck)
 
     def tell(self, ref: pykka.ActorRef[Any], message: Any) -> None:
         """Send unless the runtime is dead; an actor stopped by close() just misses it."""

@@ -19,7 +19,14 @@ import msgspec
 import pykka
 
 from ..crashpoints import CrashPoint, SimulatedCrash
-from ..errors import DefinitionError, JournalCorrupt, PayloadError, RuntimeCrashed, StepFailed
+from ..errors import (
+    DefinitionError,
+    JournalCorrupt,
+    PayloadError,
+    RuntimeCrashed,
+    StepFailed,
+    UnrecordedChange,
+)
 from ..messages import (
     Command,
     CompensationFailed,
@@ -36,9 +43,11 @@ from ..sagas.choreography import Published
 from ..sagas.dispatcher import Deliver
 from ..sagas.machine import ACTION, COMPENSATION, Reply
 from ..sagas.native import Emitted, NativePublished, event_id
+from .aborts import die_of
 from .environment import Environment
-from .participant import HandlerSpec, Participant, StepContext
+from .participant import HandlerSpec, Participant, StepContext, apply_change
 from .portal import HandlerCancelled
+from .statecheck import StateCheck
 
 __all__ = ["HANDLED", "GetState", "ParticipantHost"]
 
@@ -52,15 +61,13 @@ _decode_handled = msgspec.msgpack.Decoder(Handled).decode
 _decode_snapshot = msgspec.msgpack.Decoder(ParticipantSnapshot).decode
 
 
-def _ignore(error: BaseException) -> None:
-    """A repeat's empty append failed: the next delivery of the event will try again."""
-
-
 class GetState(msgspec.Struct, frozen=True):
     """Ask a host for a copy of its participant's state (taken in the actor's own thread)."""
 
 
 class ParticipantHost(pykka.ThreadingActor):
+    use_daemon_thread = True  # a forgotten runtime must not keep the process alive (atexit)
+
     def __init__(self, participant: Participant[Any], env: Environment) -> None:
         super().__init__()
         self.participant = participant
@@ -74,6 +81,7 @@ class ParticipantHost(pykka.ThreadingActor):
         self._decoders = {
             name: msgspec.msgpack.Decoder(cls) for name, cls in self._change_types.items()
         }
+        self._check = StateCheck(participant, self._apply) if env.check_state else None
         self.load()
 
     @classmethod
@@ -135,13 +143,7 @@ class ParticipantHost(pykka.ThreadingActor):
             self._apply(event)
 
     def _apply(self, change: Any) -> None:
-        method = type(self.participant)._evolvers.get(type(change))
-        if method is None:
-            raise DefinitionError(
-                type(self.participant).__name__,
-                f"recorded a {type(change).__name__}, which no @evolve method applies",
-            )
-        getattr(self.participant, method)(self.participant.state, change)
+        apply_change(self.participant, change)
 
     # -- messages ------------------------------------------------------------------------------
 
@@ -162,14 +164,36 @@ class ParticipantHost(pykka.ThreadingActor):
         except Exception:
             # Never let pykka stop the actor silently: a participant must outlive a bad message.
             logger.exception("participant %s failed on %r", self.name, message)
+        except BaseException as error:  # noqa: BLE001 - KeyboardInterrupt, SystemExit: see aborts
+            die_of(self.env, f"{self._where(message)} raised {error!r}", error)
         return None
+
+    def on_stop(self) -> None:
+        # Stopped while its runtime lives: pykka's stop_all, from anywhere in the process.
+        die_of(self.env, f"participant {self.name!r} was stopped from outside its runtime")
+
+    def _where(self, message: Any) -> str:
+        if isinstance(message, Command):
+            what = f"{message.kind} {message.name!r}"
+        elif isinstance(message, Deliver):
+            what = f"reaction to {type(message.event).__name__}"
+        else:
+            return f"participant {self.name!r}"
+        return f"participant {self.name!r}, {what} of saga {message.saga_id!r}"
 
     def _state_copy(self) -> Any:
         if self.env.dead.is_set():
             raise RuntimeCrashed(f"participant {self.name!r} is gone with its runtime")
-        if self._stale:
-            self._rebuild()
-        return copy.deepcopy(self.participant.state)
+        try:
+            if self._stale:
+                self._rebuild()
+            return copy.deepcopy(self.participant.state)
+        except Exception:
+            raise
+        except BaseException as error:
+            if not isinstance(error, SimulatedCrash):
+                die_of(self.env, f"participant {self.name!r} raised {error!r} (its state)", error)
+            raise RuntimeCrashed(f"participant {self.name!r} is gone with its runtime") from error
 
     def _rebuild(self) -> None:
         self.env.journal.flush()  # let every pipelined append settle first
@@ -220,10 +244,7 @@ class ParticipantHost(pykka.ThreadingActor):
         ctx = StepContext(self.name, cmd.saga_id, cmd.step, cmd.kind, cmd.attempt, self._apply)
         try:
             args = self._arguments(spec, cmd)
-            if spec.is_async:
-                result = self.env.portal.run_handler(getattr(p, spec.method), ctx, args, cmd)
-            else:
-                result = getattr(p, spec.method)(ctx, *args)
+            result = self._invoke(spec, ctx, args, cmd)
         except HandlerCancelled as cancelled:
             # An async handler outlived its step's timeout (or the runtime): none of it applies.
             # An action replies nothing: the coordinator's timer for the same deadline makes the
@@ -241,6 +262,10 @@ class ParticipantHost(pykka.ThreadingActor):
                 )
             else:
                 self._send(cmd, "error", reason=f"StepFailed: {failure.reason}", retryable=True)
+            return
+        except UnrecordedChange as unrecorded:  # a bug in the handler: retrying cannot help
+            self._undo(ctx, force=True)
+            self._send(cmd, "error", reason=str(unrecorded), retryable=False)
             return
         except Exception as error:  # noqa: BLE001 - a user's handler may raise anything
             self._undo(ctx)
@@ -260,6 +285,17 @@ class ParticipantHost(pykka.ThreadingActor):
             self._send(cmd, "error", reason=str(problem), retryable=False)
             return
         self._commit(cmd, records, self._handled(cmd, HandledOutcome.OK, result=raw), value=result)
+
+    def _invoke(self, spec: HandlerSpec, ctx: StepContext, args: list[Any], msg: Any) -> Any:
+        """Run a handler (an async one on the portal), checked in check mode."""
+        method = getattr(self.participant, spec.method)
+
+        def call() -> Any:
+            if spec.is_async:
+                return self.env.portal.run_handler(method, ctx, args, msg)
+            return method(ctx, *args)
+
+        return call() if self._check is None else self._check.run(ctx, spec.method, call)
 
     def _arguments(self, spec: HandlerSpec, cmd: Command) -> list[Any]:
         args = [_convert(cmd.input, spec.arg_types[0])]
@@ -385,23 +421,27 @@ class ParticipantHost(pykka.ThreadingActor):
         known = self.inbox.get(key)
         if known is not None:  # a repeat: republish the recorded outbox, apply nothing
             emitted = msgspec.msgpack.decode(known.result, type=list[Emitted])
+            # If even the empty append fails, answer with nothing: the dispatcher counts
+            # deliveries in flight, and the next delivery of the event will try again.
+            empty = NativePublished(msg.saga_id, self.name, [], cause=msg.event_id)
             self._journal(
-                msg.saga_id, [], None, lambda: self._dispatch(msg, emitted, None), _ignore
+                msg.saga_id,
+                [],
+                None,
+                lambda: self._dispatch(msg, emitted, None),
+                lambda error: msg.reply_to(empty),
             )
             return
         spec = type(self.participant)._reactions.get(type(msg.event))
-        if spec is None:
+        if spec is None:  # answer all the same: the dispatcher counts deliveries in flight
+            msg.reply_to(NativePublished(msg.saga_id, self.name, [], cause=msg.event_id))
             return
         ctx = StepContext(
             self.name, msg.saga_id, type(msg.event).__name__, "on", msg.attempt, self._apply
         )
         try:
-            method = getattr(self.participant, spec.method)
             event = _convert(msg.event, spec.arg_types[0])
-            if spec.is_async:
-                self.env.portal.run_handler(method, ctx, [event], msg)
-            else:
-                method(ctx, event)
+            self._invoke(spec, ctx, [event], msg)
             undeclared = sorted(
                 {type(e).__name__ for e in ctx.published if type(e) not in spec.emits}
             )
@@ -419,6 +459,11 @@ class ParticipantHost(pykka.ThreadingActor):
                 for i, e in enumerate(ctx.published)
             ]
             records = [self._encoded(c, key) for c in ctx.changes]
+        except UnrecordedChange as unrecorded:  # a bug in the handler: retrying cannot help
+            self._undo(ctx, force=True)
+            why = str(unrecorded)
+            msg.reply_to(NativePublished(msg.saga_id, self.name, [], error=why, cause=msg.event_id))
+            return
         except Exception as error:  # noqa: BLE001 - a user's handler may raise anything
             self._undo(ctx)
             self._react_failed(
@@ -450,11 +495,13 @@ class ParticipantHost(pykka.ThreadingActor):
             due = time.time() + 0.01 * 2 ** (msg.attempt - 1)
             self.env.timers.schedule(due, lambda: self.env.tell(me, again))
             return
-        msg.reply_to(NativePublished(msg.saga_id, self.name, [], None, error=problem))
+        msg.reply_to(
+            NativePublished(msg.saga_id, self.name, [], None, error=problem, cause=msg.event_id)
+        )
 
     def _dispatch(self, msg: Deliver, emitted: list[Emitted], events: list[Any] | None) -> None:
         self.env.crash.hit(CrashPoint.BEFORE_DISPATCH)
-        msg.reply_to(NativePublished(msg.saga_id, self.name, emitted, events))
+        msg.reply_to(NativePublished(msg.saga_id, self.name, emitted, events, cause=msg.event_id))
 
     def _publish(
         self,

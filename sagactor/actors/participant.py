@@ -44,6 +44,7 @@ __all__ = [
     "Participant",
     "StepContext",
     "action",
+    "apply_change",
     "compensation",
     "evolve",
     "on",
@@ -70,7 +71,10 @@ def compensation(name: str) -> Callable[[F], F]:
 
 
 def evolve(method: F) -> F:
-    """Mark ``def apply(self, state, change: ChangeType) -> None``: the fold of one change type."""
+    """Mark ``def apply(self, state, change: ChangeType) -> None``: the fold of one change type.
+
+    It changes ``state`` in place and returns ``None``, or returns the new state (of the same
+    type), which an immutable state needs (an ``int``, a frozen Struct)."""
     setattr(method, _MARK, ("evolve", ""))
     return method
 
@@ -244,6 +248,32 @@ class Participant(Generic[S]):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.participant_name!r}>"
+
+
+def apply_change(participant: Participant[Any], change: Any) -> None:
+    """Apply one recorded change to the participant's state through its ``@evolve`` method."""
+    kind = type(participant)
+    method = kind._evolvers.get(type(change))
+    if method is None:
+        raise DefinitionError(
+            kind.__name__, f"recorded a {type(change).__name__}, which no @evolve method applies"
+        )
+    new = getattr(participant, method)(participant.state, change)
+    if new is None:
+        return
+    state = participant.state
+    if state is None:  # snapshots decode into the type of the initial state
+        problem = "initial_state() returns None: return the first state from initial_state()"
+    elif not isinstance(new, type(state)):
+        problem = f"the state is a {type(state).__name__}: return the new state or None"
+    else:
+        participant.state = new
+        return
+    raise DefinitionError(
+        kind.__name__,
+        f"@evolve method {method!r} returned {new!r} (a {type(new).__name__}), but {problem}",
+        kind="participant",
+    )
 
 
 def _hints(cls: type, method: Any) -> list[Any]:

@@ -17,6 +17,10 @@ timeout. A compensation replies a retryable error, as for any technical failure 
 compensation (in choreography the participant itself retries compensations, so silence would
 leave the saga waiting).
 
+A ``KeyboardInterrupt`` or ``SystemExit`` raised by a handler would stop the loop (and every
+handler on it): it travels to the actor thread as a ``HandlerAborted`` (see ``aborts``) and
+is raised there again, where it ends this runtime only.
+
 :class:`CommitSignals` lets the journal side tell async watchers (``Runtime.watch``) that a
 saga has new records, without knowing anything about event loops.
 
@@ -33,6 +37,7 @@ from concurrent.futures import CancelledError
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, Protocol
 
+from .aborts import HandlerAborted
 from .participant import Participant, StepContext
 
 
@@ -116,7 +121,9 @@ class HandlerPortal:
         if portal is None:
             raise HandlerCancelled("the runtime is closed")
         try:
-            return portal.call(_run, method, ctx, args, cmd.timeout)
+            return portal.call(_guarded, method, ctx, args, cmd.timeout)
+        except HandlerAborted as aborted:
+            raise aborted.error from None  # KeyboardInterrupt, SystemExit: the host's to handle
         except CancelledError as error:  # the portal stopped and cancelled the handler
             raise HandlerCancelled("the runtime closed while the handler ran") from error
         except RuntimeError:
@@ -146,6 +153,19 @@ def _stop(context: AbstractContextManager[BlockingPortal], portal: BlockingPorta
     with contextlib.suppress(RuntimeError):  # already stopped
         portal.call(portal.stop, True)  # cancel what still runs
     context.__exit__(None, None, None)
+
+
+async def _guarded(method: AsyncHandler, ctx: StepContext, args: list[Any], timeout: float) -> Any:
+    import anyio
+
+    try:
+        return await _run(method, ctx, args, timeout)
+    except Exception:
+        raise
+    except anyio.get_cancelled_exc_class():
+        raise
+    except BaseException as error:
+        raise HandlerAborted(error) from error
 
 
 async def _run(method: AsyncHandler, ctx: StepContext, args: list[Any], timeout: float) -> Any:

@@ -397,6 +397,7 @@ order_choreography = Choreography(
     start=OrderCreated,
     completed=(CustomerNotified,),
     failed=(PaymentRefunded,),
+    cancel=OrderCancelled,
 )
 """The same business as ``order_saga``, emerging from the participants' ``@on`` handlers."""
 

@@ -22,9 +22,11 @@ from ..errors import DefinitionError
 from ..messages import (
     EventDispatched,
     Outcome,
+    SagaCancelled,
     SagaCompensated,
     SagaCompleted,
     SagaEvent,
+    SagaResumed,
     SagaStarted,
     SagaStatus,
     SagaStuck,
@@ -46,13 +48,20 @@ __all__ = [
 @dataclass(frozen=True, slots=True)
 class Choreography:
     """A workflow defined by its events: it begins with ``start`` and ends with one of
-    ``completed`` (success) or ``failed`` (everything undone)."""
+    ``completed`` (success) or ``failed`` (everything undone).
+
+    ``cancel`` (optional) is the event that ``Runtime.cancel`` publishes into a running
+    instance; its subscribers undo their work, and the flow they start ends with a ``failed``
+    event. It is built from the start event's fields of the same names, plus ``reason`` (the
+    cancel's reason) when it has that field. Without it, ``Runtime.cancel`` is refused.
+    """
 
     name: str
     start: type[Any]
     completed: tuple[type[Any], ...]
     failed: tuple[type[Any], ...] = ()
     version: int = 1
+    cancel: type[Any] | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "completed", tuple(self.completed))
@@ -66,6 +75,40 @@ class Choreography:
                 raise DefinitionError(self.name, f"{kind!r} is not a msgspec Struct event type")
         if self.start in self.completed or self.start in self.failed:
             raise DefinitionError(self.name, "the start event cannot also be a terminal event")
+        if self.cancel is not None:
+            self._check_cancel(self.cancel)
+
+    def _check_cancel(self, cancel: type[Any]) -> None:
+        if not (isinstance(cancel, type) and issubclass(cancel, msgspec.Struct)):
+            raise DefinitionError(
+                self.name, f"cancel={cancel!r} is not a msgspec Struct event type"
+            )
+        if cancel is self.start or cancel in self.completed or cancel in self.failed:
+            raise DefinitionError(
+                self.name,
+                f"cancel={cancel.__name__} must be neither the start nor a terminal event: "
+                "its subscribers undo their work, and their events end with a failed one",
+            )
+        known = {*self.start.__struct_fields__, "reason"}
+        required = cancel.__struct_fields__[
+            : len(cancel.__struct_fields__) - len(cancel.__struct_defaults__)
+        ]
+        missing = [f for f in required if f not in known]
+        if missing:
+            raise DefinitionError(
+                self.name,
+                f"cancel={cancel.__name__} needs {', '.join(missing)}, which the start event "
+                f"{self.start.__name__} does not have (its fields and 'reason' are copied)",
+            )
+
+    def cancel_event(self, start: Any, reason: str) -> Any:
+        """The cancel event of the instance that began with ``start``."""
+        assert self.cancel is not None
+        fields = self.cancel.__struct_fields__
+        values = {f: getattr(start, f) for f in fields if f in self.start.__struct_fields__}
+        if "reason" in fields:
+            values["reason"] = reason
+        return self.cancel(**values)
 
     @property
     def key(self) -> str:
@@ -96,6 +139,10 @@ class NativePublished(msgspec.Struct, frozen=True):
     emitted: list[Emitted]
     events: list[Any] | None = None
     error: str = ""
+    cause: str = ""  # the id of the delivered event this outbox answers
+
+
+CANCEL_SOURCE = "cancel"  # the publisher of a cancel event, in the journal and the history
 
 
 def event_id(saga_id: str, source: str, cause: str, index: int) -> str:
@@ -129,6 +176,7 @@ def event_types(
 ) -> dict[str, type[Any]]:
     """Every event type of the workflow by name (to decode journaled events)."""
     known = [choreography.start, *choreography.completed, *choreography.failed]
+    known += [choreography.cancel] if choreography.cancel is not None else []
     for source, targets in event_graph(participants).items():
         known += [source, *targets]
     return {kind.__name__: kind for kind in known}
@@ -147,11 +195,23 @@ def _reachable(
     return seen
 
 
+def _failures(
+    graph: Mapping[type[Any], set[type[Any]]], choreography: Choreography
+) -> tuple[set[type[Any]], set[type[Any]]]:
+    """The events the workflow can reach, and its failures: events after which it can no
+    longer complete (the cancel event and what follows it among them)."""
+    roots = [choreography.start, *([choreography.cancel] if choreography.cancel else [])]
+    reachable = _reachable(graph, roots)
+    succeeds = {k for k in reachable if _reachable(graph, [k]) & set(choreography.completed)}
+    return reachable, {k for k in reachable - set(choreography.completed) if k not in succeeds}
+
+
 def check(choreography: Choreography, participants: Iterable[Participant[Any]]) -> list[str]:
     """What is wrong with the workflow the participants' subscriptions make; empty if nothing.
 
     Reports an event no participant handles (and that is not terminal), a participant whose
-    work can be followed by a failure it does not react to (no compensation path), and cycles.
+    work can be followed by a failure it does not react to (no compensation path), cycles, and
+    a cancel event that would not undo every participant's work.
     """
     participants = list(participants)
     graph = event_graph(participants)
@@ -160,7 +220,7 @@ def check(choreography: Choreography, participants: Iterable[Participant[Any]]) 
     problems = []
     if choreography.start not in handled:
         problems.append(f"no participant reacts to the start event {choreography.start.__name__}")
-    reachable = _reachable(graph, [choreography.start])
+    reachable, failures = _failures(graph, choreography)
     for kind in sorted(reachable - terminal - set(handled), key=lambda t: t.__name__):
         publishers = sorted(
             p.participant_name
@@ -168,12 +228,9 @@ def check(choreography: Choreography, participants: Iterable[Participant[Any]]) 
             if any(kind in spec.emits for spec in type(p)._reactions.values())
         )
         problems.append(
-            f"event {kind.__name__} (published by {', '.join(publishers)}) "
+            f"event {kind.__name__} (published by {', '.join(publishers) or 'cancel'}) "
             "is handled by no participant"
         )
-    succeeds = {k for k in reachable if _reachable(graph, [k]) & set(choreography.completed)}
-    # A failure is an event after which the workflow can no longer complete.
-    failures = {k for k in reachable - set(choreography.completed) if k not in succeeds}
     for participant in participants:
         reacts_to = set(type(participant)._reactions)
         for kind, spec in type(participant)._reactions.items():
@@ -187,7 +244,42 @@ def check(choreography: Choreography, participants: Iterable[Participant[Any]]) 
                     f"but to none of the failures that can follow its work ({names}): "
                     "no compensation path"
                 )
+    if choreography.cancel is not None:
+        problems += _cancel_problems(choreography, choreography.cancel, participants, graph)
     problems += _cycles(graph, choreography.start)
+    if choreography.cancel is not None:
+        problems += [p for p in _cycles(graph, choreography.cancel) if p not in problems]
+    return problems
+
+
+def _cancel_problems(
+    choreography: Choreography,
+    cancel: type[Any],
+    participants: list[Participant[Any]],
+    graph: Mapping[type[Any], set[type[Any]]],
+) -> list[str]:
+    """A cancel must end the workflow as failed and reach every participant with work to undo."""
+    undo = _reachable(graph, [cancel])
+    name = cancel.__name__
+    problems = []
+    if undo & set(choreography.completed):
+        problems.append(f"the cancel event {name} can lead to a completed event")
+    elif not undo & set(choreography.failed):
+        problems.append(f"the cancel event {name} leads to none of the failed events")
+    _, failures = _failures(graph, choreography)
+    for participant in participants:
+        reactions = type(participant)._reactions
+        if set(reactions) & undo:
+            continue
+        for kind, spec in reactions.items():
+            after_work = _reachable(graph, [e for e in spec.emits if e not in failures]) & failures
+            if kind not in failures and after_work:
+                problems.append(
+                    f"participant {participant.participant_name!r} reacts to {kind.__name__} "
+                    f"but to nothing that follows the cancel event {name}: a cancel would "
+                    "leave its work undone"
+                )
+                break
     return problems
 
 
@@ -230,12 +322,20 @@ class NativeState:
     seen: set[str] = field(default_factory=set)
     dispatched: list[EventDispatched] = field(default_factory=list)
     last_event: str = ""
+    cancel_at: int = -1  # where the cancel event is in ``dispatched`` (-1: not cancelled)
+    cancel_reason: str = ""
 
     def evolve(self, event: SagaEvent) -> None:
         if isinstance(event, EventDispatched):
             self.seen.add(event.event_id)
             self.dispatched.append(event)
             self.last_event = event.event_type
+            if event.source == CANCEL_SOURCE:
+                self.cancel_at = len(self.dispatched) - 1
+        elif isinstance(event, SagaCancelled):
+            self.cancel_reason = event.reason
+        elif isinstance(event, SagaResumed):
+            self.status, self.reason = SagaStatus.RUNNING, ""
         elif isinstance(event, SagaCompleted):
             self.status = SagaStatus.COMPLETED
         elif isinstance(event, SagaCompensated):
@@ -312,7 +412,8 @@ def native_react(state: NativeState, published: NativePublished) -> list[SagaEve
         if end is SagaStatus.COMPLETED:
             news.append(SagaCompleted())
         elif end is SagaStatus.COMPENSATED:
-            news.append(SagaCompensated(reason=_failure_reason(state, emitted.type)))
+            why = state.cancel_reason or _failure_reason(state, emitted.type)
+            news.append(SagaCompensated(reason=why))
         for event in news:
             state.evolve(event)
         events += news

@@ -19,6 +19,7 @@ from typing import Any
 import msgspec
 import pykka
 
+from ..actors.aborts import die_of
 from ..actors.environment import Environment
 from ..crashpoints import CrashPoint, SimulatedCrash
 from ..errors import JournalCorrupt, SagaIdConflict
@@ -60,6 +61,7 @@ class Rebuild(msgspec.Struct, frozen=True):
 
 class SagaActor(pykka.ThreadingActor):
     role = "saga actor"
+    use_daemon_thread = True  # a forgotten runtime must not keep the process alive (atexit)
 
     def __init__(self, env: Environment, outcomes: OutcomeBoard, load: SagaLoader) -> None:
         super().__init__()
@@ -79,7 +81,13 @@ class SagaActor(pykka.ThreadingActor):
         except Exception:
             # Never let pykka stop the actor silently: one bad message must not stop every saga.
             logger.exception("%s failed on %r", self.role, message)
+        except BaseException as error:  # noqa: BLE001 - pykka would stop every actor (see aborts)
+            die_of(self.env, f"the {self.role} raised {error!r}", error)
         return None
+
+    def on_stop(self) -> None:
+        # Stopped while its runtime lives: pykka's stop_all, from anywhere in the process.
+        die_of(self.env, f"the {self.role} was stopped from outside its runtime")
 
     def receive(self, message: Any) -> None:
         raise NotImplementedError

@@ -1,4 +1,5 @@
-"""What users' own tests need: crash points, crash helpers, and the journal contract suite.
+"""What users' own tests need: crash points, crash helpers, state checks, and the journal
+contract suite.
 
 ``JournalContract`` needs pytest: import it from ``sagactor.testing.journal_contract``.
 """
@@ -6,6 +7,7 @@
 from ..crashpoints import CrashPlan, CrashPoint, SimulatedCrash
 from ..persistence.memory import MemoryJournal
 from .crashes import CrashCase, crash_and_recover, crash_cases
+from .statecheck import check_state
 
 __all__ = [
     "CrashCase",
@@ -13,6 +15,7 @@ __all__ = [
     "CrashPoint",
     "MemoryJournal",
     "SimulatedCrash",
+    "check_state",
     "crash_and_recover",
     "crash_cases",
 ]
