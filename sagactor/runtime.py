@@ -402,7 +402,11 @@ class Runtime:
         future = self._outcomes.future(saga_id)
         if future.done() and future.exception() is None:
             return future.result()
-        return self._quarantine.outcome(self.journal, saga_id)
+        try:
+            return self._quarantine.outcome(self.journal, saga_id)
+        except RuntimeClosed:
+            self._check_open()  # a crash released the journal: say that it crashed
+            raise
 
     def cancel(self, saga_id: str, reason: str = "cancelled") -> None:
         """Stop a running saga: it compensates what it did (a saga that ended keeps its outcome).
