@@ -476,25 +476,32 @@ class ParticipantHost(pykka.ThreadingActor):
         is published as the retry it calls for; the dispatcher re-delivers the command when it
         is due (a compensation's errors are always retried, as in orchestration)."""
         event: SagaEvent
-        action = cmd.kind == ACTION
         tries = cmd.attempt - cmd.attempt_base
-        retry = outcome == "error" and (retryable or not action) and tries < cmd.policy.max_attempts
-        due = time.time() + cmd.policy.delay(tries) if retry else 0.0
-        if action and retry:
-            event = StepRetrying(step=cmd.step, attempt=cmd.attempt, error=reason, due=due)
-        elif action and outcome == "ok":
-            event = SagaStepSucceeded(step=cmd.step, result=raw)
-        elif action:
-            business = outcome == "failed"
-            event = SagaStepFailed(
-                step=cmd.step, attempt=cmd.attempt, reason=reason, business=business
-            )
-        elif outcome == "ok" and cmd.fence:
-            event = StepFenced(step=cmd.step, outcome=reason)
+        retry = retryable or cmd.kind == COMPENSATION
+        if outcome == "error" and retry and tries < cmd.policy.max_attempts:
+            due = time.time() + cmd.policy.delay(tries)
+            if cmd.kind == ACTION:
+                event = StepRetrying(step=cmd.step, attempt=cmd.attempt, error=reason, due=due)
+            else:
+                event = CompensationFailed(
+                    step=cmd.step, attempt=cmd.attempt, error=reason, due=due
+                )
+        elif cmd.kind == ACTION:
+            if outcome == "ok":
+                event = SagaStepSucceeded(step=cmd.step, result=raw)
+            else:
+                business = outcome == "failed"
+                event = SagaStepFailed(
+                    step=cmd.step, attempt=cmd.attempt, reason=reason, business=business
+                )
         elif outcome == "ok":
-            event = StepCompensated(step=cmd.step)
+            event = (
+                StepFenced(step=cmd.step, outcome=reason)
+                if cmd.fence
+                else StepCompensated(step=cmd.step)
+            )
         else:
-            event = CompensationFailed(step=cmd.step, attempt=cmd.attempt, error=reason, due=due)
+            event = CompensationFailed(step=cmd.step, attempt=cmd.attempt, error=reason, due=0.0)
         self.env.crash.hit(CrashPoint.BEFORE_DISPATCH)
         cmd.reply_to(Published(cmd.saga_id, event, result))
 
