@@ -181,11 +181,11 @@ def test_many_sagas_at_once_wait_their_turn_without_timing_out(
 
 @pytest.mark.parametrize("mode", MODES)
 def test_compensations_queued_behind_slow_actions_do_not_time_out(mode: sa.Mode) -> None:
-    """Six slow calls at once (0.4 s each, timeout 0.2 s, one attempt): each times out and is
+    """Six slow calls at once (0.5 s each, timeout 0.15 s, one attempt): each times out and is
     compensated. Each compensation (compensation_timeout 0.3 s) waits behind the remaining
-    slow calls, up to 2 s; its clock starts when it runs, so none ends stuck."""
-    definition = saga("slow-calls", timeout=0.2, compensation_timeout=0.3)
-    orders = [Order(f"s{n}", seconds=0.4) for n in range(6)]
+    slow calls, up to 2.5 s; its clock starts when it runs, so none ends stuck."""
+    definition = saga("slow-calls", timeout=0.15, compensation_timeout=0.3)
+    orders = [Order(f"s{n}", seconds=0.5) for n in range(6)]
     service = Service()
     with sa.Runtime.in_memory(participants=[Stock(), service]) as rt:
         runs = rt.start_many(definition, orders, saga_ids=[o.id for o in orders], mode=mode)
@@ -245,10 +245,10 @@ def test_a_timed_out_attempt_is_retried_and_completes_in_both_modes() -> None:
 
 
 def test_attempts_that_all_time_out_leave_the_step_in_doubt_in_both_modes() -> None:
-    """Every attempt takes 0.3 s and then fails: each has its own 0.1 s deadline, and the
+    """Every attempt takes 0.4 s and then fails: each has its own 0.1 s deadline, and the
     reason names the last attempt in both modes (choreography once said "attempt 1")."""
     definition = saga("in-doubt", timeout=0.1, retry=sa.RetryPolicy(max_attempts=3, backoff=0.15))
-    order = Order("d1", seconds=0.3, raises=True)
+    order = Order("d1", seconds=0.4, raises=True)
     found = _run_in_both_modes(definition, order)
     for run in found.values():
         assert run.outcome.status is sa.SagaStatus.COMPENSATED
@@ -263,7 +263,7 @@ def test_attempts_that_all_time_out_leave_the_step_in_doubt_in_both_modes() -> N
 def test_retry_on_without_timeout_error_does_not_retry_a_timeout() -> None:
     policy = sa.RetryPolicy(max_attempts=3, backoff=0.01, retry_on=(ConnectionError,))
     definition = saga("no-retry", timeout=0.1, retry=policy)
-    order = Order("n1", seconds=0.3, slow_attempts=1)
+    order = Order("n1", seconds=0.4, slow_attempts=1)
     for run in _run_in_both_modes(definition, order).values():
         assert run.outcome.status is sa.SagaStatus.COMPENSATED
         assert run.outcome.reason == "step 'call' timed out (attempt 1)"
