@@ -34,6 +34,7 @@ __all__ = [
     "SagaStuck",
     "StepCompensated",
     "StepFailed",
+    "StepFenced",
     "StepRetrying",
     "StepStarted",
     "StepSucceeded",
@@ -73,7 +74,9 @@ class SagaStarted(_Event, frozen=True):
 
 
 class StepStarted(_Event, frozen=True):
-    """A step's action was sent (attempt n). ``deadline`` is wall-clock, or 0 for none."""
+    """A step's action was sent (attempt n). ``deadline`` (wall clock, 0 for none) is when its
+    ``schedule_timeout`` runs out if the participant has not started it; shown, not replayed
+    (a recovery arms the timers again from its own clock)."""
 
     step: str
     attempt: int
@@ -104,10 +107,14 @@ class StepRetrying(_Event, frozen=True):
 
 
 class StepTimedOut(_Event, frozen=True):
-    """No reply within the deadline: the step is in doubt and will be compensated."""
+    """The last attempt ran out of time: the step is in doubt and will be compensated.
+
+    ``limit`` says which: ``run`` (its ``timeout``, from the handler's start) or ``schedule``
+    (its ``schedule_timeout``: the participant never started it in time)."""
 
     step: str
     attempt: int
+    limit: str = "run"
 
 
 class CompensationStarted(_Event, frozen=True):
@@ -127,6 +134,15 @@ class CompensationFailed(_Event, frozen=True):
 
 class StepCompensated(_Event, frozen=True):
     step: str
+
+
+class StepFenced(_Event, frozen=True):
+    """A non-compensable step that was in doubt is fenced: every copy of its command sent
+    before was handled, later ones are refused. ``outcome``: ``completed`` (it ran and cannot
+    be undone), ``failed`` (it refused) or ``refused`` (it never ran and never will)."""
+
+    step: str
+    outcome: str
 
 
 class SagaCompleted(_Event, frozen=True):
@@ -171,6 +187,7 @@ SagaEvent = (
     | CompensationStarted
     | CompensationFailed
     | StepCompensated
+    | StepFenced
     | SagaCompleted
     | SagaCompensated
     | SagaStuck
@@ -190,6 +207,7 @@ SAGA_EVENTS: dict[str, type[Any]] = {
         CompensationStarted,
         CompensationFailed,
         StepCompensated,
+        StepFenced,
         SagaCompleted,
         SagaCompensated,
         SagaStuck,
@@ -255,7 +273,10 @@ class Command(msgspec.Struct, frozen=True, kw_only=True):
     delayed: bool = False
     mode: str = "orchestration"
     policy: Any = None  # the RetryPolicy a choreography participant applies itself
-    timeout: float = 0.0
+    attempt_base: int = 0  # attempts made before an operator's resume (not counted again)
+    timeout: float = 0.0  # start-to-close limit of the handler (async handlers are cancelled)
+    report_start: bool = False  # tell ``reply_to`` a ``Began`` when the handler starts
+    fence: bool = False  # a non-compensable step in doubt: record, refuse later copies, run nothing
 
     @property
     def key(self) -> str:

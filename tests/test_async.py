@@ -148,7 +148,13 @@ def hold_saga(timeout: float = 0.2) -> sa.Saga:
         "hold-order",
         steps=[
             sa.Step("reserve_inventory", participant="inventory", action="reserve"),
-            sa.Step("hold", participant="hold", action="hold", timeout=timeout),
+            sa.Step(
+                "hold",
+                participant="hold",
+                action="hold",
+                timeout=timeout,
+                compensation_timeout=timeout,
+            ),
             sa.Step("charge_payment", participant="payment", action="charge"),
         ],
         input_type=Order,

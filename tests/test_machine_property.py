@@ -1,20 +1,28 @@
 """A property test of the pure saga state machine (``sagactor.sagas.machine``), no actors.
 
 A small discrete-event simulation plays the coordinator: it feeds the machine the replies of
-simulated participants, the timers the machine asked for (timeouts and retry wake-ups, stale
-ones included, each delivered at its due time), a cancel and an operator's resume, on a
-virtual clock. The participants keep an idempotent inbox and tombstones like the real host.
+simulated participants, the ``Began`` reports of their handlers, the timers the machine asked
+for (schedule and run timeouts, retry wake-ups, stale ones included, each delivered at its due
+time), a cancel and an operator's resume, on a virtual clock. Each participant has a mailbox
+that it works through one message at a time (so a retry or a compensation waits behind a slow
+handler, as with the real host), an idempotent inbox and tombstones.
 
 For random step counts, compensable flags, business failures, technical-error counts, retry
-policies, timeouts, lost and late messages, duplicates, cancels and resumes it checks that:
+policies, time limits, lost replies, slow handlers (longer than the timeout), commands that
+wait in transit (shorter or longer than the schedule timeout), slow compensations,
+duplicates, cancels and resumes it checks that:
 
 * the saga always terminates, after a bounded number of inputs, in exactly one terminal status
   (a stuck saga ends once more after each resume);
-* the outcome is the one an independent oracle predicts (when nothing was cancelled);
+* the outcome is the one an independent oracle predicts (when nothing was cancelled): a wait
+  in a mailbox never counts against ``timeout``, a timed-out attempt is retried under the
+  step's policy and a later attempt is answered from the inbox, only the last one's timeout
+  puts the step in doubt, and a compensation never times out behind a slow action;
 * compensation runs in the reverse order of completion, in-doubt steps included, and every
-  completed or in-doubt compensable step is compensated when the saga is compensated;
-* the participants hold no effect of a compensable step of a compensated saga, and never apply
-  an action or compensation twice, late actions included;
+  completed or in-doubt compensable step is compensated when the saga is compensated; an
+  in-doubt step without compensation is fenced, and the fence reports whether it ran;
+* the participants hold no effect of a compensable step of a compensated saga, never apply an
+  action or compensation twice, and never apply an action after its compensation or fence;
 * folding the emitted events (through a msgpack round trip, as the journal stores them) with
   ``evolve`` from a fresh state (``recovery.rebuild``) gives the live state after every input.
 """
@@ -23,6 +31,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,12 +39,23 @@ import msgspec
 from hypothesis import given, note, settings
 from hypothesis import strategies as st
 
-from sagactor.messages import SagaEvent, SagaStatus, StepCompensated, StepSucceeded
+from sagactor.messages import (
+    CompensationStarted,
+    SagaEvent,
+    SagaStatus,
+    StepCompensated,
+    StepFenced,
+    StepSucceeded,
+    StepTimedOut,
+)
 from sagactor.persistence.recovery import rebuild
 from sagactor.sagas.definition import RetryPolicy, Saga, Step
 from sagactor.sagas.machine import (
     ACTION,
     COMPENSATION,
+    RUN,
+    SCHEDULE,
+    Began,
     Cancel,
     Finish,
     Reply,
@@ -45,6 +65,7 @@ from sagactor.sagas.machine import (
     Timeout,
     Timer,
     Wake,
+    begin,
     decide,
     pending,
     start,
@@ -52,19 +73,23 @@ from sagactor.sagas.machine import (
 
 SAGA_ID = "saga-1"
 T0 = 1_000.0
-TIMEOUT = 1.0  # every step with a timeout has this one
+TIMEOUT = 1.0  # a step with time limits has this timeout and compensation_timeout ...
+SCHEDULES = (0.6, 2.0)  # ... and one of these schedule_timeouts (shorter or longer than it)
 LATENCIES = (0.01, 0.3, 0.5)  # a reply's travel time: always below TIMEOUT
 MAX_INPUTS = 2_000
 
 _decode_event = msgspec.msgpack.Decoder(SagaEvent).decode
 _encode = msgspec.msgpack.encode
 
-# How an action's attempt number `hang_at` misbehaves:
-#   lost: the action is applied, its reply is lost (the step is in doubt; it did happen)
-#   late: the command reaches the participant after the step timed out (tombstone refuses it)
-#   slow: the command reaches the participant late, still before the timeout (no harm)
-HANGS = ("lost", "late", "slow")
-DELIVERY_DELAY = {"late": 3.0, "slow": 0.2}
+# How an action's attempt number `hang_at` misbehaves (only on a step with time limits):
+#   lost: the action is applied, its reply is lost (a retry is answered from the inbox)
+#   slow: the handler takes SLOW (longer than its timeout), then applies and answers
+#   late: the command travels 3.0 before the mailbox (longer than any schedule timeout)
+#   queued: the command travels 1.5 (longer than the timeout): a wait before the start that
+#           the timeout must not count, while a shorter schedule timeout does
+HANGS = ("lost", "slow", "late", "queued")
+SLOW = 2.0
+TRANSIT = {"late": 3.0, "queued": 1.5}
 
 
 @dataclass(frozen=True)
@@ -76,12 +101,13 @@ class Plan:
     retryable: bool  # whether its technical errors are retryable (retry_on matches)
     errors: int  # attempts 1..errors raise a technical error
     business: bool  # then it raises StepFailed
-    timeout: bool
-    hang_at: int  # 0: never; needs a timeout
+    timeout: bool  # the step has time limits (all three)
+    schedule: float  # its schedule_timeout, if it has time limits
+    hang_at: int  # 0: never; needs time limits
     hang: str
     comp_max_attempts: int
     comp_errors: int  # this many compensation attempts fail (until an operator fixes it)
-    comp_hang_at: int  # 0: never; the compensation command of this attempt is lost
+    comp_hang_at: int  # 0: never; this compensation attempt is slow (longer than its timeout)
     latency: float
     duplicate: bool  # every reply of this participant is delivered twice
 
@@ -99,6 +125,10 @@ def plans(draw: st.DrawFn) -> Plan:
     timeout = draw(st.booleans())
     max_attempts = draw(st.integers(1, 4))
     comp_max_attempts = draw(st.integers(1, 3))
+    hang = draw(st.sampled_from(HANGS))
+    # (A retry queued behind a slow handler waits longer than a short schedule timeout: that
+    # times out too, rightly, but the oracle below does not model it.)
+    schedule = SCHEDULES[-1] if hang == "slow" else draw(st.sampled_from(SCHEDULES))
     return Plan(
         compensable=draw(st.booleans()),
         max_attempts=max_attempts,
@@ -106,8 +136,9 @@ def plans(draw: st.DrawFn) -> Plan:
         errors=draw(st.integers(0, 4)),
         business=draw(st.booleans()),
         timeout=timeout,
+        schedule=schedule,
         hang_at=draw(st.integers(0, max_attempts)) if timeout else 0,
-        hang=draw(st.sampled_from(HANGS)),
+        hang=hang,
         comp_max_attempts=comp_max_attempts,
         comp_errors=draw(st.integers(0, 3)),
         comp_hang_at=draw(st.integers(0, comp_max_attempts)) if timeout else 0,
@@ -136,6 +167,8 @@ def definition(scenario: Scenario) -> Saga:
                 compensable=plan.compensable,
                 retry=RetryPolicy(max_attempts=plan.max_attempts, backoff=0.05),
                 timeout=TIMEOUT if plan.timeout else None,
+                schedule_timeout=plan.schedule if plan.timeout else None,
+                compensation_timeout=TIMEOUT if plan.timeout else None,
                 compensation_retry=RetryPolicy(max_attempts=plan.comp_max_attempts, backoff=0.05),
             )
             for i, plan in enumerate(scenario.plans)
@@ -147,10 +180,26 @@ def definition(scenario: Scenario) -> Saga:
 
 
 @dataclass(frozen=True)
-class Deliver:
-    """A command reaching its participant late (not a machine input)."""
+class Arrive:
+    """A command reaches its participant's mailbox (not a machine input)."""
 
     send: Send
+
+
+@dataclass(frozen=True)
+class Free:
+    """A participant's handler finished: it takes the next message (not a machine input)."""
+
+    participant: str
+
+
+@dataclass(frozen=True)
+class Handling:
+    """How a participant handled one command."""
+
+    reply: Reply | None  # None: no reply will ever come
+    began: bool = False  # its handler ran (not answered from the inbox, nothing refused)
+    takes: float = 0.0  # how long the handler kept the participant busy
 
 
 @dataclass
@@ -162,6 +211,7 @@ class Participants:
     inbox: dict[tuple[str, str], str] = field(default_factory=dict)  # (step, kind) -> outcome
     applied: list[str] = field(default_factory=list)  # steps whose action took effect, in order
     undone: list[str] = field(default_factory=list)  # steps whose compensation took effect
+    fenced: dict[str, str] = field(default_factory=dict)  # step -> what its fence found
     comp_failures: dict[str, int] = field(default_factory=dict)
     fixed: bool = False
 
@@ -172,44 +222,46 @@ class Participants:
         """The operator repairs whatever made compensations fail."""
         self.fixed = True
 
-    def handle(self, send: Send, *, late: bool = False) -> tuple[Reply | None, float]:
-        """The reply to ``send`` (None: no reply will ever come) and its travel time.
-
-        The command of a hanging attempt is either handled with its reply lost, or raises
-        :class:`_Delay` so that the caller delivers it again later (``late=True``).
-        """
+    def transit(self, send: Send) -> float:
+        """How long ``send`` travels before it reaches the mailbox (0 unless it hangs)."""
         plan = self.plan(send.step)
-        reply: Reply | None
+        hangs = send.kind == ACTION and send.attempt == plan.hang_at
+        return TRANSIT.get(plan.hang, 0.0) if hangs else 0.0
+
+    def handle(self, send: Send) -> Handling:
+        plan = self.plan(send.step)
         if send.kind == ACTION:
-            reply = self._action(send, plan, late)
-        else:
-            reply = self._compensation(send, plan)
-        return reply, plan.latency
+            return self._action(send, plan)
+        if not self.saga.step(send.step).compensable:
+            return self._fence(send)
+        return self._compensation(send, plan)
 
     def _reply(self, send: Send, outcome: str, **extra: Any) -> Reply:
         return Reply(SAGA_ID, send.step, send.kind, send.attempt, outcome, **extra)
 
-    def _action(self, send: Send, plan: Plan, late: bool) -> Reply | None:
+    def _action(self, send: Send, plan: Plan) -> Handling:
         key = (send.step, ACTION)
         if (send.step, COMPENSATION) in self.inbox and key not in self.inbox:
-            return self._reply(send, "failed", reason="refused: compensated before it ran")
+            return Handling(self._reply(send, "failed", reason="refused: compensated before"))
         if key in self.inbox:  # a repeat: answered from the inbox, nothing applied again
-            return self._answer(send, self.inbox[key])
-        if not late and send.attempt == plan.hang_at:
+            return Handling(self._answer(send, self.inbox[key]))
+        if send.attempt == plan.hang_at and plan.hang in ("lost", "slow"):
+            self._apply(send.step)
             if plan.hang == "lost":
-                self._apply(send.step)
-                return None
-            raise _Delay(DELIVERY_DELAY[plan.hang])
+                return Handling(None, began=True)
+            return Handling(self._answer(send, "ok"), began=True, takes=SLOW)
         if send.attempt <= plan.errors:
-            return self._reply(send, "error", reason="flaky", retryable=plan.retryable)
+            reply = self._reply(send, "error", reason="flaky", retryable=plan.retryable)
+            return Handling(reply, began=True)
         if plan.business:
             self.inbox[key] = "failed"
-            return self._reply(send, "failed", reason="no")
+            return Handling(self._reply(send, "failed", reason="no"), began=True)
         self._apply(send.step)
-        return self._answer(send, "ok")
+        return Handling(self._answer(send, "ok"), began=True)
 
     def _apply(self, step: str) -> None:
         assert step not in self.applied, f"action of {step} applied twice"
+        assert (step, COMPENSATION) not in self.inbox, f"action of {step} applied after its undo"
         self.applied.append(step)
         self.inbox[(step, ACTION)] = "ok"
 
@@ -218,29 +270,36 @@ class Participants:
             return self._reply(send, "ok", result=send.step, raw=msgspec.Raw(_encode(send.step)))
         return self._reply(send, "failed", reason="no")
 
-    def _compensation(self, send: Send, plan: Plan) -> Reply | None:
+    def _fence(self, send: Send) -> Handling:
+        """A non-compensable step in doubt: record what happened, refuse later copies."""
+        key = (send.step, COMPENSATION)
+        if key not in self.inbox:
+            did = self.inbox.get((send.step, ACTION))
+            found = {"ok": "completed", "failed": "failed", None: "refused"}[did]
+            self.fenced[send.step] = found
+            self.inbox[key] = found
+        return Handling(self._reply(send, "ok", reason=self.inbox[key]))
+
+    def _compensation(self, send: Send, plan: Plan) -> Handling:
         key = (send.step, COMPENSATION)
         if key in self.inbox:
-            return self._reply(send, "ok")
+            return Handling(self._reply(send, "ok"))
+        takes = 0.0
         if not self.fixed:
             if send.attempt == plan.comp_hang_at:
-                return None  # the command is lost: the compensation times out
-            failed = self.comp_failures.get(send.step, 0)
-            if failed < plan.comp_errors:
-                self.comp_failures[send.step] = failed + 1
-                return self._reply(send, "error", reason="compensation flaked", retryable=True)
+                takes = SLOW  # it will apply, but answer after its timeout
+            else:
+                failed = self.comp_failures.get(send.step, 0)
+                if failed < plan.comp_errors:
+                    self.comp_failures[send.step] = failed + 1
+                    reply = self._reply(send, "error", reason="compensation flaked")
+                    return Handling(reply, began=True)
         if self.inbox.get((send.step, ACTION)) == "ok":
             assert send.step not in self.undone, f"compensation of {send.step} applied twice"
             self.undone.append(send.step)
         # else: a tombstone (nothing to undo; a late action will be refused)
         self.inbox[key] = "ok"
-        return self._reply(send, "ok")
-
-
-class _Delay(Exception):  # noqa: N818 - control flow inside the simulation
-    def __init__(self, seconds: float) -> None:
-        super().__init__(seconds)
-        self.seconds = seconds
+        return Handling(self._reply(send, "ok"), began=True, takes=takes)
 
 
 # -- the simulation ---------------------------------------------------------------------------
@@ -258,6 +317,7 @@ class Trace:
 
 
 def view(state: SagaState) -> tuple[Any, ...]:
+    """The journaled part of the state (``began`` is runtime-only by design)."""
     return (
         state.status,
         state.step,
@@ -280,6 +340,8 @@ def simulate(scenario: Scenario) -> Trace:
     people = Participants(scenario, saga)
     queue: list[tuple[float, int, Any]] = []
     order = itertools.count()
+    mailboxes: dict[str, deque[Send]] = {step.participant: deque() for step in saga.steps}
+    busy: set[str] = set()
 
     def at(when: float, message: Any) -> None:
         heapq.heappush(queue, (when, next(order), message))
@@ -292,12 +354,15 @@ def simulate(scenario: Scenario) -> Trace:
     resumes = 0
     inputs = 0
 
-    def perform(now: float) -> None:
+    def perform(effects: list[Any], now: float) -> None:
         """What the coordinator does after a commit: issue what ``pending`` asks for."""
         nonlocal resumes
-        for effect in pending(state):
+        for effect in effects:
             if isinstance(effect, Send):
-                deliver(effect, now)
+                timer = effect.schedule_timer(SAGA_ID, now)
+                if timer is not None:
+                    at(timer.due, timer.message)
+                at(now + people.transit(effect), Arrive(effect))
             elif isinstance(effect, Timer):
                 at(effect.due, effect.message)
             elif isinstance(effect, Finish) and effect.status is SagaStatus.STUCK:
@@ -307,92 +372,135 @@ def simulate(scenario: Scenario) -> Trace:
                 people.fix()  # the operator repairs what failed, then resumes
                 at(now + scenario.resume_after, Resume(SAGA_ID))
 
-    def deliver(send: Send, now: float, late: bool = False) -> None:
-        try:
-            reply, latency = people.handle(send, late=late)
-        except _Delay as delay:
-            at(now + delay.seconds, Deliver(send))
+    def work(participant: str, now: float) -> None:
+        """The participant takes the next message from its mailbox, if it is free."""
+        if participant in busy or not mailboxes[participant]:
             return
-        if reply is not None:
-            at(now + latency, reply)
+        send = mailboxes[participant].popleft()
+        done = people.handle(send)
+        if done.began:
+            at(now, Began(SAGA_ID, send.step, send.kind, send.attempt, now))
+        busy.add(participant)
+        at(now + done.takes, Free(participant))
+        if done.reply is not None:
+            latency = people.plan(send.step).latency
+            at(now + done.takes + latency, done.reply)
             if people.plan(send.step).duplicate:
-                at(now + 2 * latency, reply)
+                at(now + done.takes + 2 * latency, done.reply)
 
-    perform(T0)
+    perform(pending(state), T0)
     if scenario.cancel_at is not None:
         at(T0 + scenario.cancel_at, Cancel(SAGA_ID, "cancelled by the customer"))
 
     while queue:
         now, _, message = heapq.heappop(queue)
-        if isinstance(message, Deliver):
-            deliver(message.send, now, late=True)
+        if isinstance(message, Arrive):
+            participant = saga.step(message.send.step).participant
+            mailboxes[participant].append(message.send)
+            work(participant, now)
+            continue
+        if isinstance(message, Free):
+            busy.discard(message.participant)
+            work(message.participant, now)
+            continue
+        if isinstance(message, Began):
+            perform(begin(state, message), now)
             continue
         inputs += 1
         assert inputs <= MAX_INPUTS, "the machine does not terminate"
         was_running = state.status is SagaStatus.RUNNING
-        flying = state.step if state.in_flight and state.kind == ACTION else None
+        current = state.step
         new = decide(state, message, now)
         if not new:
             continue
         stopped = was_running and state.status is not SagaStatus.RUNNING
-        if stopped and flying is not None and isinstance(message, Cancel | Timeout):
-            in_doubt.append(flying)  # in flight: it may or may not have applied
+        if stopped and isinstance(message, Cancel | Timeout):
+            in_doubt.append(current)  # sent, no answer yet: it may or may not have applied
         if stopped and isinstance(message, Reply) and message.outcome == "error":
             in_doubt.append(message.step)  # a technical failure: nothing recorded it either way
         log += [_decode_event(_encode(e)) for e in new]  # as the journal stores them
         snapshots.append((len(log), view(state)))
-        perform(now)
+        perform(pending(state), now)
     return Trace(state, log, snapshots, inputs, resumes, in_doubt, people)
 
 
 # -- an independent oracle --------------------------------------------------------------------
 
 
-def expected_outcome(scenario: Scenario) -> tuple[SagaStatus, list[str], list[str]]:
-    """Status, completed steps and compensation order when nothing is cancelled."""
+@dataclass(frozen=True)
+class Expected:
+    status: SagaStatus
+    done: list[str]
+    compensated: list[str]
+    timed_out: list[str]  # the limit of the StepTimedOut that put a step in doubt, if one did
+
+
+def expected_outcome(scenario: Scenario) -> Expected:
+    """What happens when nothing is cancelled."""
     saga = definition(scenario)
     done: list[str] = []
     in_doubt: str | None = None
     failed = False
+    timed_out: list[str] = []
     for step, plan in zip(saga.steps, scenario.plans, strict=True):
-        outcome = ""
-        for attempt in range(1, plan.max_attempts + 1):
-            if attempt == plan.hang_at and plan.hang in ("lost", "late"):
-                outcome = "timeout"
-            elif attempt <= plan.errors:
-                if plan.retryable and attempt < plan.max_attempts:
-                    continue
-                outcome = "technical"
-            else:
-                outcome = "failed" if plan.business else "ok"
-            break
+        outcome = _action_outcome(plan)
         if outcome == "ok":
             done.append(step.name)
             continue
-        in_doubt = step.name if outcome in ("timeout", "technical") else None
+        if outcome in (RUN, SCHEDULE):
+            timed_out.append(outcome)
+        in_doubt = step.name if outcome != "failed" else None
         failed = True
         break
     if not failed:
-        return SagaStatus.COMPLETED, done, []
+        return Expected(SagaStatus.COMPLETED, done, [], [])
     stack = [s for s in [*done, *([in_doubt] if in_doubt else [])] if saga.step(s).compensable]
     order = list(reversed(stack))
     if scenario.resume:
-        return SagaStatus.COMPENSATED, done, order
+        return Expected(SagaStatus.COMPENSATED, done, order, timed_out)
     compensated: list[str] = []
     for name in order:
-        plan = scenario.plans[saga.index(name)]
-        failures = 0
-        for attempt in range(1, plan.comp_max_attempts + 1):
-            if attempt == plan.comp_hang_at:
+        if not _compensates(scenario.plans[saga.index(name)]):
+            return Expected(SagaStatus.STUCK, done, compensated, timed_out)
+        compensated.append(name)
+    return Expected(SagaStatus.COMPENSATED, done, compensated, timed_out)
+
+
+def _action_outcome(plan: Plan) -> str:
+    """ok, failed (business), technical (out of attempts), or the limit (RUN or SCHEDULE) of
+    the last attempt's timeout (in doubt)."""
+    for attempt in range(1, plan.max_attempts + 1):
+        last = attempt == plan.max_attempts
+        hang = plan.hang if attempt == plan.hang_at else ""
+        if hang in ("lost", "slow"):
+            # It applied: a retry is answered from the inbox; the last attempt is in doubt.
+            return RUN if last else "ok"
+        if hang in TRANSIT and TRANSIT[hang] > plan.schedule:
+            if last:  # never started in time: retried, or in doubt if it was the last
+                return SCHEDULE
+            continue
+        # (a command that waited less than its schedule_timeout was never late, whatever the
+        # wait: its timeout counts from its start)
+        if attempt <= plan.errors:
+            if plan.retryable and not last:
                 continue
-            if failures < plan.comp_errors:
-                failures += 1
-                continue
-            compensated.append(name)
-            break
-        else:
-            return SagaStatus.STUCK, done, compensated
-    return SagaStatus.COMPENSATED, done, compensated
+            return "technical"
+        return "failed" if plan.business else "ok"
+    raise AssertionError("unreachable: the last attempt always decides")
+
+
+def _compensates(plan: Plan) -> bool:
+    """Whether the step's compensation succeeds within its attempts (before any resume)."""
+    failures = 0
+    for attempt in range(1, plan.comp_max_attempts + 1):
+        if attempt == plan.comp_hang_at:
+            # Slow: it applies after its timeout; a retry (queued behind it) reads the inbox.
+            return attempt < plan.comp_max_attempts
+        if failures < plan.comp_errors:
+            failures += 1
+            continue
+        return True
+    return False
 
 
 # -- the property -----------------------------------------------------------------------------
@@ -453,9 +561,13 @@ def test_the_machine_terminates_compensates_in_reverse_and_replays(scenario: Sce
         assert state.stack == to_undo[: len(to_undo) - len(compensated)]
         assert repr(state.stack[-1]) in state.reason
 
-    # The participants agree: a compensated saga leaves no effect of a compensable step.
+    # The participants agree: a compensated saga leaves no effect of a compensable step. (A
+    # stuck saga's last compensation may have applied after it timed out: it is in doubt.)
     people = trace.participants
-    assert people.undone == [s for s in compensated if s in people.applied]
+    undone = [s for s in compensated if s in people.applied]
+    if state.status is SagaStatus.STUCK and people.undone == [*undone, state.stack[-1]]:
+        undone = people.undone
+    assert people.undone == undone
     if state.status is SagaStatus.COMPENSATED:
         assert [
             s for s in people.applied if saga.step(s).compensable and s not in people.undone
@@ -464,16 +576,30 @@ def test_the_machine_terminates_compensates_in_reverse_and_replays(scenario: Sce
         assert people.applied == state.done
         assert people.undone == []
 
+    # An in-doubt step without compensation is fenced once the saga stops running, before any
+    # compensation; the saga records what the participant found, and says it in its reason.
+    fenced = {e.step: e.outcome for e in events if isinstance(e, StepFenced)}
+    assert fenced == people.fenced
+    if state.status is not SagaStatus.COMPLETED:
+        assert list(fenced) == [s for s in trace.in_doubt if not saga.step(s).compensable]
+    for step, found in fenced.items():
+        assert (found == "completed") == (step in people.applied)
+        if "SagaStuck" not in names:  # (a saga once stuck says why it was)
+            assert f"({step!r} was in flight: it " in state.reason
+        first = next(e for e in events if isinstance(e, CompensationStarted))
+        assert first.step == step
+
     # Once the operator fixed what failed, no compensation fails again (no stale timer counts).
     if "SagaResumed" in names:
         assert "CompensationFailed" not in names[names.index("SagaResumed") :]
 
     # What an independent reading of the scenario predicts (a cancel makes timing matter).
     if scenario.cancel_at is None:
-        status, done, order = expected_outcome(scenario)
-        assert state.status is status
-        assert state.done == done
-        assert compensated == order
+        expected = expected_outcome(scenario)
+        assert state.status is expected.status
+        assert state.done == expected.done
+        assert compensated == expected.compensated
+        assert [e.limit for e in events if isinstance(e, StepTimedOut)] == expected.timed_out
 
     # Replay: folding the journaled events from a fresh state gives the live state, at every
     # point the coordinator committed.
@@ -490,7 +616,13 @@ def test_a_stale_timeout_after_a_resume_does_not_fail_the_resumed_compensation()
     saga = Saga(
         "resumed",
         steps=[
-            Step("a", "p", "act", timeout=TIMEOUT, compensation_retry=RetryPolicy(max_attempts=1)),
+            Step(
+                "a",
+                "p",
+                "act",
+                compensation_timeout=TIMEOUT,
+                compensation_retry=RetryPolicy(max_attempts=1),
+            ),
             Step("b", "p", "act"),
         ],
     )
@@ -499,7 +631,10 @@ def test_a_stale_timeout_after_a_resume_does_not_fail_the_resumed_compensation()
     decide(state, ok, T0 + 0.1)
     decide(state, Reply(SAGA_ID, "b", ACTION, 1, "failed", reason="no"), T0 + 0.2)
     assert (state.step, state.kind, state.attempt) == ("a", COMPENSATION, 1)
-    stale = Timeout(SAGA_ID, "a", COMPENSATION, 1)  # due at T0 + 0.2 + TIMEOUT
+    (timer,) = begin(state, Began(SAGA_ID, "a", COMPENSATION, 1, T0 + 0.2))
+    assert isinstance(timer, Timer)
+    assert timer.due == T0 + 0.2 + TIMEOUT
+    stale = timer.message
     error = Reply(SAGA_ID, "a", COMPENSATION, 1, "error", reason="x")
     stuck = decide(state, error, T0 + 0.3)
     assert [type(e).__name__ for e in stuck] == ["CompensationFailed", "SagaStuck"]

@@ -2,17 +2,19 @@
 
 A hypothesis property draws a step-list saga over the ledger chain of ``tests/chain.py`` (1 to
 5 steps ``s<i>`` on participants ``p<i>``, each compensable or not, each with its own retry
-policy), injected faults per step (technical errors that fire a few times or always, business
-failures, failing compensations, up to a stuck saga), 2 to 4 jobs (each may name the step that
-refuses it) and, optionally, a crash at a crash point both modes pass through, followed by a
-recovery from the same journal. The scenario runs once per mode, each in its own runtime over
-its own journal, and both runs must end with:
+policy and, optionally, a ``timeout``), injected faults per step (technical errors that fire
+a few times or always, business failures, failing compensations, up to a stuck saga; without a
+crash, a handler slower than its timeout on one attempt of the first job, retried after a
+back-off longer than the timeout, or the last attempt, leaving the step in doubt), 2 to 4 jobs
+(each may name the step that refuses it) and, optionally, a crash at a crash point both modes
+pass through, followed by a recovery from the same journal. The scenario runs once per mode,
+each in its own runtime over its own journal, and both runs must end with:
 
 * the same outcome for every saga (status, reason, step results, compensated steps in order);
 * the same participant states (``applied``, ``undone`` and the ``log`` order: the jobs run one
   after the other, each waited for before the next starts, so even the order is determined);
-* the same milestones in each saga's history (which step succeeded, failed or was compensated,
-  in which order, and how the saga ended);
+* the same milestones in each saga's history (which step was retried, succeeded, failed, timed
+  out, was compensated or fenced, in which order, and how the saga ended);
 * no broken guarantee in either run (``tests.chain.violations`` and the per-step checks here).
 
 Everything is drawn up front: threads decide only timing, never what the test draws.
@@ -22,21 +24,27 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import msgspec
-from hypothesis import event, given, note, settings
+from hypothesis import event, example, given, note, settings
 from hypothesis import strategies as st
 
 import sagactor as sa
+from sagactor.messages import StepFenced
 from sagactor.persistence.memory import MemoryJournal
 
-from .chain import MODES, Job, LedgerState, ledgers, violations
+from .chain import MODES, Job, Ledger, LedgerState, violations
 
 CI = os.environ.get("HYPOTHESIS_PROFILE") == "ci"
 WAIT = 20.0  # seconds a saga may take before the test calls it hung (never reached when green)
+TIMEOUT = 0.2  # a timed step's timeout ...
+BACKOFF = 0.25  # ... its retries' back-off if it is slow (longer than the timeout) ...
+SLOW = 0.45  # ... and how long its slow attempt's handler takes (longer than the timeout) ...
+SLOW_JOB = "j0"  # ... for this job (one, to keep the examples quick)
 
 # Faults are configuration, not journal content: each runtime gets fresh ``Fault`` objects
 # built from these plans (a ``Fault`` counts its firings, so it must never be shared).
@@ -50,6 +58,8 @@ class StepPlan:
     attempts: int  # RetryPolicy.max_attempts of the action
     action_fault: FaultPlan | None
     compensation_errors: int | None  # Fault("error", times=...) on the compensation; 0: always
+    timed: bool = False  # the step has TIMEOUT
+    slow_at: int = 0  # this attempt's handler takes SLOW (0: none); then retries wait BACKOFF
 
 
 @dataclass(frozen=True)
@@ -67,7 +77,10 @@ class Scenario:
                     participant=f"p{i}",
                     action="do",
                     compensable=plan.compensable,
-                    retry=sa.RetryPolicy(max_attempts=plan.attempts, backoff=0.001),
+                    retry=sa.RetryPolicy(
+                        max_attempts=plan.attempts, backoff=BACKOFF if plan.slow_at else 0.001
+                    ),
+                    timeout=TIMEOUT if plan.timed else None,
                 )
                 for i, plan in enumerate(self.steps)
             ],
@@ -90,14 +103,14 @@ def _action_faults(crash: bool) -> st.SearchStrategy[FaultPlan]:
 
     With a crash, only faults that decide the same way for every delivery of a message:
     a counted fault restarts its count in the recovering runtime, and the two modes crash at
-    different points of their work (the n-th commit is not the same moment in both: the
-    orchestrator journals each retry, a choreography participant retries on its own), so a
-    counted fault would have fired a different number of times before each crash. Then one
+    different points of their work (the n-th commit need not be the same moment in both), so
+    a counted fault may have fired a different number of times before each crash. Then one
     mode's recovered saga meets the fault again where the other's does not, and the two may end
     differently with neither being wrong. ``Job.fail_at`` and faults that always fire do not
     depend on history, so crashes cannot make the modes diverge through them.
 
-    Example (found by this property when counted faults were allowed with crashes): one step,
+    Example (found by this property when counted faults were allowed with crashes, while a
+    choreography participant still retried on its own, unjournaled): one step,
     2 attempts, ``Fault("error", times=1)``, crash at the 2nd AFTER_COMMIT. The orchestrator's
     2nd commit is ``StepRetrying`` after attempt 1 failed: it recovers at attempt 2, the fresh
     fault fires again, the step is in doubt and the saga compensated. The choreography
@@ -135,15 +148,26 @@ def scenarios(draw: st.DrawFn) -> Scenario:
     )
     count = draw(st.integers(1, 5))
     steps = []
+    slow = False  # at most one slow step: each slow attempt costs SLOW seconds per job
     for index in range(count):
         last = index == count - 1
+        attempts = draw(st.integers(1, 3))
+        timed = draw(st.booleans())
+        # A slow handler only without a crash: the crash could come in the middle of it,
+        # at a different moment in each mode.
+        slow_at = 0
+        if timed and not slow and not crash and draw(st.integers(0, 3)) == 0:
+            slow_at = draw(st.integers(1, attempts))
+        slow = slow or bool(slow_at)
         steps.append(
             StepPlan(
                 # Any step may be non-compensable (the runtime allows it); mostly the last one.
                 compensable=draw(st.sampled_from([True, False] if last else [True, True, False])),
-                attempts=draw(st.integers(1, 3)),
+                attempts=attempts,
                 action_fault=_sometimes(draw, _action_faults(crash is not None)),
                 compensation_errors=_sometimes(draw, _compensation_faults(crash is not None)),
+                timed=timed,
+                slow_at=slow_at,
             )
         )
     refusing = st.sampled_from([f"s{i}" for i in range(count)])
@@ -165,14 +189,16 @@ class Final:
     crashed: bool
 
 
-# The events of a saga's history that both modes record alike: how each step ended and how the
-# saga did. (Commands, retries and attempt numbers differ: the orchestrator journals each retry,
-# a choreography participant retries on its own and starts over from attempt 1 after a crash.)
+# The events of a saga's history that both modes record alike: each retry of a step, how each
+# step ended and how the saga did. (Both modes journal retries: a choreography participant
+# publishes the retry it wants, and the dispatcher re-delivers the command when it is due.)
 MILESTONES = (
+    "StepRetrying",
     "StepSucceeded",
     "StepFailed",
     "StepTimedOut",
     "StepCompensated",
+    "StepFenced",
     "SagaCompleted",
     "SagaCompensated",
     "SagaStuck",
@@ -187,12 +213,34 @@ def _milestones(rt: sa.Runtime, saga_id: str) -> list[tuple[str, str]]:
     ]
 
 
+class SlowLedger(Ledger):
+    """A ledger whose action handler takes SLOW on one attempt of SLOW_JOB (then acts as
+    usual)."""
+
+    def __init__(self, name: str, slow_at: int) -> None:
+        super().__init__(name)
+        self.slow_at = slow_at
+
+    @sa.action("do")
+    def do(self, ctx: sa.StepContext, job: Job) -> str:
+        if ctx.attempt == self.slow_at and job.id == SLOW_JOB:
+            time.sleep(SLOW)
+        return super().do(ctx, job)
+
+
+def _participants(scenario: Scenario) -> list[sa.Participant[LedgerState]]:
+    return [
+        SlowLedger(f"p{i}", plan.slow_at) if plan.slow_at else Ledger(f"p{i}")
+        for i, plan in enumerate(scenario.steps)
+    ]
+
+
 @contextlib.contextmanager
 def _runtime(journal: MemoryJournal, scenario: Scenario, saga: sa.Saga) -> Iterator[sa.Runtime]:
     """A runtime over ``journal`` with the scenario's faults injected *before* it recovers
     (recovery re-sends commands at once; a fault injected later could miss them)."""
     with sa.Runtime.in_memory(
-        journal=journal, participants=ledgers(len(scenario.steps)), sagas=[saga], recover=False
+        journal=journal, participants=_participants(scenario), sagas=[saga], recover=False
     ) as rt:
         for i, plan in enumerate(scenario.steps):
             if plan.action_fault is not None:
@@ -258,9 +306,15 @@ def _problems(
     """Broken guarantees of one run (empty when all hold)."""
     steps = len(scenario.steps)
     problems = []
+    fenced_completed = []  # "<saga>/<step>" of in-doubt steps whose fence found them done
     for saga_id, outcome in outcomes.items():
         if not outcome.status.terminal:
             problems.append(f"{saga_id} did not end: {outcome.status}")
+        fences = {
+            e.event.step: e.event.outcome
+            for e in rt.history(saga_id)
+            if isinstance(e.event, StepFenced)
+        }
         for i, plan in enumerate(scenario.steps):
             key = f"{saga_id}/s{i}"
             applied = states[f"p{i}"].applied.get(key, 0)
@@ -274,22 +328,32 @@ def _problems(
                     problems.append(f"{key} of a compensated saga is not undone")
                 if not plan.compensable and undone:
                     problems.append(f"{key} is not compensable but was undone")
+            # A fence reports what happened to an in-doubt step that cannot be undone.
+            found = fences.get(f"s{i}")
+            if found is not None and (found == "completed") != (applied == 1):
+                problems.append(f"{key} fenced as {found!r} but applied {applied}x")
+            if found == "completed":
+                fenced_completed.append(key)
         if outcome.status is sa.SagaStatus.COMPENSATED:
             expected = [f"s{i}" for i in reversed(range(steps)) if f"s{i}" in outcome.compensated]
             if list(outcome.compensated) != expected:
                 problems.append(f"{saga_id} compensated out of order: {outcome.compensated}")
     # The chain's own checker assumes every effect of a compensated saga is undone, which holds
-    # when at most the last step is non-compensable (a last step applies only on completion).
+    # when at most the last step is non-compensable (a last step applies only on completion,
+    # or while in doubt: then its fence found it completed, as checked above).
     # It calls any stuck saga a problem: a stuck saga is a legitimate end here (the property
     # only asks that both modes get stuck alike), so that one complaint is set aside.
     if all(plan.compensable for plan in scenario.steps[:-1]):
-        stuck = [
-            f"{i} ended {sa.SagaStatus.STUCK}:"
-            for i, o in outcomes.items()
-            if o.status is sa.SagaStatus.STUCK
+        allowed = [
+            *(
+                f"{i} ended {sa.SagaStatus.STUCK}:"
+                for i, o in outcomes.items()
+                if o.status is sa.SagaStatus.STUCK
+            ),
+            *(f"{key} of a compensated saga: applied 1, undone 0" for key in fenced_completed),
         ]
         problems += [
-            p for p in violations(rt, list(outcomes), steps) if not p.startswith(tuple(stuck))
+            p for p in violations(rt, list(outcomes), steps) if not p.startswith(tuple(allowed))
         ]
     return problems
 
@@ -301,6 +365,20 @@ def _builtins(value: Any) -> Any:
     return msgspec.to_builtins(value)
 
 
+def _timed(attempts: int, slow_at: int, fault: FaultPlan | None = None) -> Scenario:
+    """Two steps, the second timed: its handler is slow on attempt ``slow_at``."""
+    plain = StepPlan(compensable=True, attempts=1, action_fault=None, compensation_errors=None)
+    timed = StepPlan(True, attempts, fault, None, timed=True, slow_at=slow_at)
+    return Scenario((plain, timed), (Job("j0"), Job("j1")), None)
+
+
+# Always run: a slow first attempt retried after a back-off longer than the timeout (both
+# modes complete; this once compensated under choreography, whose timer spanned all attempts);
+# a slow last attempt (in doubt: compensated in both, with the same reason); a technical error
+# then a slow attempt (each attempt has its own deadline).
+@example(_timed(attempts=3, slow_at=1))
+@example(_timed(attempts=2, slow_at=2))
+@example(_timed(attempts=3, slow_at=2, fault=("error", 1)))
 @settings(max_examples=300 if CI else settings().max_examples)
 @given(scenarios())
 def test_orchestration_and_choreography_end_alike(scenario: Scenario) -> None:
@@ -313,6 +391,9 @@ def test_orchestration_and_choreography_end_alike(scenario: Scenario) -> None:
         note(f"{mode} milestones: {final.milestones}")
     for outcome in orchestrated.outcomes.values():
         event(f"saga {outcome.status}")
+    for plan in scenario.steps:
+        if plan.slow_at:
+            event("slow attempt retried" if plan.slow_at < plan.attempts else "slow last attempt")
     if scenario.crash is not None:
         fired = (orchestrated.crashed, choreographed.crashed)
         event(f"crash fired (orchestration, choreography): {fired}")

@@ -37,7 +37,8 @@ def test_a_thousand_concurrent_sagas_with_random_failures_keep_the_books() -> No
     ]
     # Generous compensation retries: a compensation here fails at random, but must not get
     # stuck (that is tested elsewhere): ten failures in a row at p=0.2 is a 1e-7 chance.
-    # Reserving times out after TIMEOUT: the delayed reservations below arrive after it.
+    # Reserving must start within TIMEOUT (schedule_timeout: the wait before the handler
+    # starts): the delayed reservations below arrive after it.
     saga = dataclasses.replace(
         order_saga,
         name="order-load",
@@ -45,7 +46,7 @@ def test_a_thousand_concurrent_sagas_with_random_failures_keep_the_books() -> No
             dataclasses.replace(
                 step,
                 compensation_retry=sa.RetryPolicy(max_attempts=10, backoff=0.001),
-                timeout=TIMEOUT if step.name == "reserve_inventory" else None,
+                schedule_timeout=TIMEOUT if step.name == "reserve_inventory" else None,
             )
             for step in order_saga.steps
         ],

@@ -35,13 +35,15 @@ from ..messages import (
     ParticipantSnapshot,
     SagaEvent,
     StepCompensated,
+    StepFenced,
+    StepRetrying,
 )
 from ..messages import StepFailed as SagaStepFailed
 from ..messages import StepSucceeded as SagaStepSucceeded
 from ..persistence.journal import Record, Snapshot
 from ..sagas.choreography import Published
 from ..sagas.dispatcher import Deliver
-from ..sagas.machine import ACTION, COMPENSATION, Reply
+from ..sagas.machine import ACTION, COMPENSATION, Began, Reply
 from ..sagas.native import Emitted, NativePublished, event_id
 from .aborts import die_of
 from .environment import Environment
@@ -213,12 +215,17 @@ class ParticipantHost(pykka.ThreadingActor):
             return
         if cmd.kind == COMPENSATION:
             did = self.inbox.get(f"{cmd.saga_id}/{cmd.step}/{ACTION}")
-            if did is None or did.outcome is not HandledOutcome.OK:
+            if cmd.fence or did is None or did.outcome is not HandledOutcome.OK:
                 outcome = HandledOutcome.TOMBSTONE if did is None else HandledOutcome.OK
-                self._commit(cmd, [], self._handled(cmd, outcome))
+                # A fence runs nothing: every copy sent before it was handled, later ones are
+                # refused, and its answer says whether the step ran.
+                reason = _fenced(did) if cmd.fence else ""
+                self._commit(cmd, [], self._handled(cmd, outcome, reason=reason))
                 return
         if not cmd.delayed and self._faulted(cmd):
             return
+        if cmd.report_start:  # its time limit counts from now, not from when it was sent
+            cmd.reply_to(Began(cmd.saga_id, cmd.step, cmd.kind, cmd.attempt, time.time()))
         self._run(cmd)
 
     def _faulted(self, cmd: Command) -> bool:
@@ -247,8 +254,8 @@ class ParticipantHost(pykka.ThreadingActor):
             result = self._invoke(spec, ctx, args, cmd)
         except HandlerCancelled as cancelled:
             # An async handler outlived its step's timeout (or the runtime): none of it applies.
-            # An action replies nothing: the coordinator's timer for the same deadline makes the
-            # step in doubt, so it is compensated, never retried. A compensation is retried.
+            # An action replies nothing: the coordinator's timer for the same limit, armed when
+            # it began, retries it or puts it in doubt. A compensation replies an error.
             if not self.env.dead.is_set():
                 self._undo(ctx)
                 if cmd.kind == COMPENSATION:
@@ -382,7 +389,7 @@ class ParticipantHost(pykka.ThreadingActor):
             result = value if value is not None else msgspec.msgpack.decode(handled.result)
             self._send(cmd, "ok", result=result, raw=handled.result)
         else:
-            self._send(cmd, "ok")
+            self._send(cmd, "ok", reason=handled.reason)  # a fence's reason: what it found
 
     def _send(
         self,
@@ -512,15 +519,21 @@ class ParticipantHost(pykka.ThreadingActor):
         reason: str,
         retryable: bool,
     ) -> None:
-        """Choreography: retry technical errors here, then publish the outcome as an event."""
+        """Choreography: publish the outcome as an event. A technical error with attempts left
+        is published as the retry it calls for; the dispatcher re-delivers the command when it
+        is due (a compensation's errors are always retried, as in orchestration)."""
         event: SagaEvent
-        if outcome == "error" and retryable and cmd.attempt < cmd.policy.max_attempts:
-            again = msgspec.structs.replace(cmd, attempt=cmd.attempt + 1, delayed=False)
-            me = self.actor_ref
-            due = time.time() + cmd.policy.delay(cmd.attempt)
-            self.env.timers.schedule(due, lambda: self.env.tell(me, again))
-            return
-        if cmd.kind == ACTION:
+        tries = cmd.attempt - cmd.attempt_base
+        retry = retryable or cmd.kind == COMPENSATION
+        if outcome == "error" and retry and tries < cmd.policy.max_attempts:
+            due = time.time() + cmd.policy.delay(tries)
+            if cmd.kind == ACTION:
+                event = StepRetrying(step=cmd.step, attempt=cmd.attempt, error=reason, due=due)
+            else:
+                event = CompensationFailed(
+                    step=cmd.step, attempt=cmd.attempt, error=reason, due=due
+                )
+        elif cmd.kind == ACTION:
             if outcome == "ok":
                 event = SagaStepSucceeded(step=cmd.step, result=raw)
             else:
@@ -529,7 +542,11 @@ class ParticipantHost(pykka.ThreadingActor):
                     step=cmd.step, attempt=cmd.attempt, reason=reason, business=business
                 )
         elif outcome == "ok":
-            event = StepCompensated(step=cmd.step)
+            event = (
+                StepFenced(step=cmd.step, outcome=reason)
+                if cmd.fence
+                else StepCompensated(step=cmd.step)
+            )
         else:
             event = CompensationFailed(step=cmd.step, attempt=cmd.attempt, error=reason, due=0.0)
         self.env.crash.hit(CrashPoint.BEFORE_DISPATCH)
@@ -543,6 +560,13 @@ class ParticipantHost(pykka.ThreadingActor):
             logger.warning("participant %s: state cannot be snapshotted: %s", self.name, error)
             return None
         return Snapshot(self.stream, self.seq, data)
+
+
+def _fenced(did: Handled | None) -> str:
+    """What a fence found: the step ``completed``, ``failed``, or never ran (``refused``)."""
+    if did is None:
+        return "refused"
+    return "completed" if did.outcome is HandledOutcome.OK else "failed"
 
 
 def _convert(value: Any, wanted: Any) -> Any:

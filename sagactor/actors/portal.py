@@ -7,15 +7,15 @@ of different participants overlap on the loop while they await I/O. The loop sta
 first participant with an async handler is registered (or at the first async call) and stops
 when the runtime closes or dies; running handlers are then cancelled.
 
-A handler that outlives its step's timeout (``Command.timeout``, counted from the handler's
-start, so never before the coordinator's deadline for the step) is cancelled through an anyio
-cancel scope and raises :class:`HandlerCancelled` in the actor thread. The host then applies
+A handler that outlives its time limit (``Command.timeout``: the step's ``timeout``, or its
+``compensation_timeout`` for a compensation) is cancelled through an anyio cancel scope and
+raises :class:`HandlerCancelled` in the actor thread. The limit counts from the handler's
+start, like the coordinator's start-to-close timer, which the host armed just before by
+reporting ``Began``; so the cancel never comes before that timer. The host then applies
 nothing (the changes the handler recorded are undone). An action replies nothing: the
-coordinator's own timer for the same deadline makes the step in doubt, and an in-doubt step is
-compensated; replying an error instead would let a retry policy run the step again after its
-timeout. A compensation replies a retryable error, as for any technical failure of a
-compensation (in choreography the participant itself retries compensations, so silence would
-leave the saga waiting).
+coordinator's timer decides, by the same rule in both modes (retry under the step's policy,
+or in doubt once attempts run out). A compensation replies a retryable error with the same
+text as the timer's, so whichever arrives first counts, alike.
 
 A ``KeyboardInterrupt`` or ``SystemExit`` raised by a handler would stop the loop (and every
 handler on it): it travels to the actor thread as a ``HandlerAborted`` (see ``aborts``) and

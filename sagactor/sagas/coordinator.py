@@ -5,7 +5,12 @@ as a message. It never acts before it has written down why: each decision's even
 journaled first, and the commands and timers they call for are issued from the commit's
 callback (see :class:`~sagactor.sagas.saga_actor.SagaActor`). Appends are pipelined, so one
 group commit serves many sagas at once. Step-list choreography runs here too: then the
-participants' published events are routed by :func:`~sagactor.sagas.choreography.react`.
+participants' published events are routed by :func:`~sagactor.sagas.choreography.react`,
+while timers, retries, cancels and resumes follow the machine in both modes.
+
+Time limits measure the step, not the queue: a command's schedule timer starts when it is
+sent, its run timer when the participant reports that its handler began (``Began``, a
+message of its own, never journaled; sent only for steps that have a time limit).
 """
 
 from __future__ import annotations
@@ -17,10 +22,11 @@ from typing import Any
 import pykka
 
 from ..actors.environment import Environment
-from ..messages import Command, SagaEvent, StepSucceeded, StepTimedOut
+from ..messages import Command, SagaEvent, StepSucceeded
 from .choreography import Published, react
 from .machine import (
     ACTION,
+    Began,
     Cancel,
     Effect,
     Reply,
@@ -30,6 +36,7 @@ from .machine import (
     Timeout,
     Timer,
     Wake,
+    begin,
     decide,
     pending,
     start,
@@ -56,6 +63,8 @@ class Coordinator(SagaActor):
     def receive(self, message: Any) -> None:
         if isinstance(message, Published):
             self._published(message)
+        elif isinstance(message, Began):
+            self._began(message)
         elif isinstance(message, Reply | Timeout | Wake | Cancel | Resume):
             self._advance(message)
         elif isinstance(message, StartSaga):
@@ -84,16 +93,14 @@ class Coordinator(SagaActor):
                 self.sagas[message.saga_id] = state
         if state is None:
             return  # finished, or a late message for a saga this runtime no longer drives
-        if state.mode == "choreography" and isinstance(message, Timeout | Wake):
-            if message.kind == ACTION and message.attempt == state.attempt:
-                timed_out = StepTimedOut(step=message.step, attempt=message.attempt)
-                events = react(state, timed_out, time.time())
-            else:
-                events = []  # participants retry their own compensations in choreography
-        else:
-            events = decide(state, message, time.time())
+        events = decide(state, message, time.time())
         if events:
             self._commit(state, events)
+
+    def _began(self, message: Began) -> None:
+        state = self.sagas.get(message.saga_id)
+        if state is not None:
+            self._perform(state, begin(state, message))
 
     def _published(self, message: Published) -> None:
         state = self.sagas.get(message.saga_id)
@@ -131,7 +138,9 @@ class Coordinator(SagaActor):
 
     def _send(self, state: SagaState, effect: Send) -> None:
         step = state.definition.step(effect.step)
-        policy = step.retry if effect.kind == ACTION else step.compensation_retry
+        action = effect.kind == ACTION
+        policy = step.retry if action else step.compensation_retry
+        limit = step.limit(effect.kind)
         self.env.tell(
             self.participants[step.participant],
             Command(
@@ -145,6 +154,12 @@ class Coordinator(SagaActor):
                 retry_on=policy.retry_on,
                 mode=state.mode,
                 policy=policy,
-                timeout=step.timeout or 0.0,
+                attempt_base=effect.attempt_base,
+                timeout=limit,
+                report_start=bool(limit or effect.schedule_timeout),
+                fence=not (action or step.compensable),
             ),
         )
+        timer = effect.schedule_timer(state.saga_id, time.time())
+        if timer is not None:
+            self._perform(state, [timer])

@@ -48,9 +48,25 @@ class RetryPolicy:
 class Step:
     """One local transaction: ``participant``'s ``action``, undone by its compensation.
 
-    ``timeout`` (seconds) makes a step without a reply in doubt, and an in-doubt step is
-    compensated. ``compensable=False`` marks a step with nothing to undo (a notification); such
-    a step should come last, as no later failure can take it back.
+    Time limits (seconds, ``None`` for none), each per attempt, never counting the wait behind
+    other messages unless that is what they bound:
+
+    * ``timeout`` bounds the action handler's run, from when the participant starts it to its
+      answer (start-to-close). A timed-out attempt is retried under ``retry`` (as a
+      ``TimeoutError``: ``retry_on`` decides); when attempts run out the step is in doubt and
+      compensated. An ``async`` handler is cancelled at this limit.
+    * ``schedule_timeout`` bounds the wait before the participant starts the action: from when
+      the command is sent (or re-sent by a recovery) to when its handler begins. An answer from
+      the participant's inbox needs no start. Retried like ``timeout``.
+    * ``compensation_timeout`` bounds a compensation handler's run (start-to-close); its clock
+      starts when the handler starts, so it never runs out behind a slow action. A timed-out
+      compensation is retried under ``compensation_retry``, then the saga is stuck.
+
+    ``compensable=False`` marks a step with nothing to undo (a notification); such a step
+    should come last, as no later failure can take it back. If the saga is cancelled or fails
+    while such a step is in doubt, the step is *fenced* rather than compensated: the saga waits
+    until the participant has handled every copy already sent, refuses any later one, and
+    records whether the step ran (``StepFenced``).
     """
 
     name: str
@@ -62,6 +78,12 @@ class Step:
     compensation_retry: RetryPolicy = field(
         default_factory=lambda: RetryPolicy(max_attempts=3, backoff=0.01)
     )
+    schedule_timeout: float | None = None
+    compensation_timeout: float | None = None
+
+    def limit(self, kind: str) -> float:
+        """The start-to-close limit of an ``"action"`` or ``"compensation"`` attempt (0: none)."""
+        return (self.timeout if kind == "action" else self.compensation_timeout) or 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,10 +115,12 @@ class Saga:
                     )
             if step.name in index:
                 raise DefinitionError(self.name, "duplicate step name", step=step.name)
-            if step.timeout is not None and not (step.timeout > 0 and math.isfinite(step.timeout)):
-                raise DefinitionError(
-                    self.name, "timeout must be a positive number", step=step.name
-                )
+            for setting in ("timeout", "schedule_timeout", "compensation_timeout"):
+                value = getattr(step, setting)
+                if value is not None and not _positive(value):
+                    raise DefinitionError(
+                        self.name, f"{setting} must be a positive number", step=step.name
+                    )
             index[step.name] = position
         if self.version < 1:
             raise DefinitionError(self.name, "version must be at least 1")
@@ -111,3 +135,12 @@ class Saga:
     @property
     def key(self) -> str:
         return f"{self.name}@{self.version}"
+
+
+def _positive(value: object) -> bool:
+    return (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and value > 0
+        and math.isfinite(value)
+    )

@@ -9,6 +9,12 @@ Three functions make the whole protocol:
 * :func:`pending` says what the state is waiting for: the command to (re)send or the timer to
   set. The coordinator runs it after each commit, recovery runs it after the fold, so a resumed
   saga goes through exactly the path a live one does.
+
+Time limits are per attempt and measure the step, not the queue: a participant reports when it
+starts a handler (:class:`Began`), and :func:`begin` arms that attempt's start-to-close timer
+from then. Nothing of this is journaled: after a restart the re-sent command either is
+answered from the participant's inbox (it never begins again, so no clock runs out on a step
+whose answer was saved) or begins afresh and reports it.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from ..messages import (
     SagaStuck,
     StepCompensated,
     StepFailed,
+    StepFenced,
     StepRetrying,
     StepStarted,
     StepSucceeded,
@@ -41,6 +48,9 @@ from .definition import Saga
 __all__ = [
     "ACTION",
     "COMPENSATION",
+    "RUN",
+    "SCHEDULE",
+    "Began",
     "Cancel",
     "Finish",
     "Reply",
@@ -50,6 +60,7 @@ __all__ = [
     "Timeout",
     "Timer",
     "Wake",
+    "begin",
     "decide",
     "emit",
     "evolve",
@@ -59,6 +70,9 @@ __all__ = [
 
 ACTION = "action"
 COMPENSATION = "compensation"
+RUN = "run"  # a Timeout of the handler's run (start-to-close)
+SCHEDULE = "schedule"  # a Timeout of the wait before the handler starts (schedule-to-start)
+FENCE_OUTCOMES = {"completed": "completed", "failed": "failed", "refused": "was refused"}
 
 
 # -- inputs ------------------------------------------------------------------------------------
@@ -78,11 +92,27 @@ class Reply(msgspec.Struct, frozen=True):
     retryable: bool = False
 
 
-class Timeout(msgspec.Struct, frozen=True):
+class Began(msgspec.Struct, frozen=True):
+    """A participant started the handler of a command at ``at`` (wall clock). A command
+    answered from the inbox never begins."""
+
     saga_id: str
     step: str
     kind: str
     attempt: int
+    at: float
+
+
+class Timeout(msgspec.Struct, frozen=True):
+    """Attempt ``attempt`` ran out of time: ``limit`` is :data:`RUN` (its handler began at
+    ``since`` and has not answered) or :data:`SCHEDULE` (it has not begun)."""
+
+    saga_id: str
+    step: str
+    kind: str
+    attempt: int
+    limit: str = RUN
+    since: float = 0.0
 
 
 class Wake(msgspec.Struct, frozen=True):
@@ -107,11 +137,21 @@ class Resume(msgspec.Struct, frozen=True):
 
 
 class Send(msgspec.Struct, frozen=True):
-    """Send the step's action or compensation (``kind``) to its participant."""
+    """Send the step's action or compensation (``kind``) to its participant. If
+    ``schedule_timeout`` is set, whoever sends it arms :meth:`schedule_timer` then."""
 
     step: str
     kind: str
     attempt: int
+    schedule_timeout: float = 0.0
+    attempt_base: int = 0  # a compensation's attempts before an operator's resume
+
+    def schedule_timer(self, saga_id: str, now: float) -> Timer | None:
+        """The schedule-to-start timer of this command, sent at ``now``."""
+        if not self.schedule_timeout:
+            return None
+        timeout = Timeout(saga_id, self.step, self.kind, self.attempt, SCHEDULE)
+        return Timer(now + self.schedule_timeout, timeout)
 
 
 class Timer(msgspec.Struct, frozen=True):
@@ -148,6 +188,7 @@ class SagaState:
     attempt_base: int = 0  # compensation attempts made before the latest resume
     deadline: float = 0.0
     retry_due: float = 0.0
+    began: float = 0.0  # runtime only, never journaled: when the awaited handler began
     done: list[str] = field(default_factory=list)
     results: dict[str, Any] = field(default_factory=dict)
     stack: list[str] = field(default_factory=list)
@@ -179,7 +220,7 @@ def start(
     )
     events: list[SagaEvent] = []
     emit(state, events, started)
-    emit(state, events, _start_step(state, 0, 1, now))
+    emit(state, events, step_started(state, 0, 1, now))
     return state, events
 
 
@@ -192,28 +233,24 @@ def decide(state: SagaState, message: Any, now: float) -> list[SagaEvent]:
     if isinstance(message, Reply):
         _on_reply(state, message, now, events)
     elif isinstance(message, Timeout):
-        if _is_current(state, message) and state.in_flight and state.deadline:
-            if message.kind == ACTION:
-                emit(state, events, StepTimedOut(step=message.step, attempt=message.attempt))
-                _begin_compensation(state, now, events)
-            else:
-                _compensation_error(state, "timed out", retryable=True, now=now, events=events)
+        if _runs_out(state, message):
+            _on_timeout(state, message, now, events)
     elif isinstance(message, Wake):
         if _is_current(state, message) and state.retry_due:
             if message.kind == ACTION:
                 index = state.definition.index(message.step)
-                emit(state, events, _start_step(state, index, message.attempt + 1, now))
+                emit(state, events, step_started(state, index, message.attempt + 1, now))
             else:
-                emit(state, events, _start_compensation(state, message.attempt + 1, now))
+                emit(state, events, _start_compensation(state, message.attempt + 1))
     elif isinstance(message, Cancel):
         if state.status is SagaStatus.RUNNING:
             emit(state, events, SagaCancelled(reason=message.reason))
-            _begin_compensation(state, now, events)
+            _begin_compensation(state, events)
     elif isinstance(message, Resume) and state.status is SagaStatus.STUCK and state.stack:
         emit(state, events, SagaResumed())
         # Number on from the stuck attempts, so that a late reply or a still-pending timer of
         # an attempt before the resume can never pass for an answer to the resumed one.
-        emit(state, events, _start_compensation(state, state.attempt + 1, now))
+        emit(state, events, _start_compensation(state, state.attempt + 1))
     return events
 
 
@@ -221,7 +258,7 @@ def evolve(state: SagaState, event: SagaEvent) -> None:
     """Apply one journal event to ``state`` (in place)."""
     if isinstance(event, StepStarted):
         state.step, state.kind, state.attempt = event.step, ACTION, event.attempt
-        state.deadline, state.retry_due = event.deadline, 0.0
+        state.deadline, state.retry_due, state.began = event.deadline, 0.0, 0.0
     elif isinstance(event, StepSucceeded):
         state.done.append(event.step)
         state.results.setdefault(event.step, event.result)
@@ -233,21 +270,29 @@ def evolve(state: SagaState, event: SagaEvent) -> None:
         # compensation leaves a tombstone that refuses such a copy.
         _stack_for_compensation(state, in_doubt=None if event.business else event.step)
     elif isinstance(event, StepTimedOut):
-        state.reason = f"step {event.step!r} timed out (attempt {event.attempt})"
+        what = "was not started in time" if event.limit == SCHEDULE else "timed out"
+        state.reason = f"step {event.step!r} {what} (attempt {event.attempt})"
         _stack_for_compensation(state, in_doubt=event.step)
     elif isinstance(event, SagaCancelled):
         state.reason = event.reason
-        _stack_for_compensation(state, in_doubt=state.step if state.in_flight else None)
+        # The current step's outcome is unknown (in flight, or waiting for a retry while an
+        # earlier attempt may still run): it is compensated, or fenced if it cannot be.
+        _stack_for_compensation(state, in_doubt=state.step)
     elif isinstance(event, StepRetrying | CompensationFailed):
         state.retry_due = event.due
         state.last_error = f"{event.step!r} attempt {event.attempt}: {event.error}"
     elif isinstance(event, CompensationStarted):
         state.step, state.kind, state.attempt = event.step, COMPENSATION, event.attempt
-        state.deadline, state.retry_due = event.deadline, 0.0
+        state.deadline, state.retry_due, state.began = event.deadline, 0.0, 0.0
     elif isinstance(event, StepCompensated):
         state.stack.remove(event.step)
         state.compensated.append(event.step)
         state.attempt_base = 0
+    elif isinstance(event, StepFenced):
+        state.stack.remove(event.step)
+        state.attempt_base = 0
+        what = FENCE_OUTCOMES.get(event.outcome, event.outcome)
+        state.reason = f"{state.reason} ({event.step!r} was in flight: it {what})"
     elif isinstance(event, SagaCompleted):
         state.status = SagaStatus.COMPLETED
     elif isinstance(event, SagaCompensated):
@@ -261,16 +306,42 @@ def evolve(state: SagaState, event: SagaEvent) -> None:
 
 
 def pending(state: SagaState) -> list[Effect]:
-    """What the saga waits for now: a command (with its timeout), a retry timer, or the end."""
+    """What the saga waits for now: a command, a retry timer, or the end.
+
+    A command's time limits start later: its schedule timer when it is sent
+    (:meth:`Send.schedule_timer`), its run timer when its handler begins (:func:`begin`).
+    """
     if state.status.terminal:
         return [Finish(state.status)]
     if state.retry_due:
         return [Timer(state.retry_due, Wake(state.saga_id, state.step, state.kind, state.attempt))]
-    effects: list[Effect] = [Send(state.step, state.kind, state.attempt)]
-    if state.deadline:
-        timeout = Timeout(state.saga_id, state.step, state.kind, state.attempt)
-        effects.append(Timer(state.deadline, timeout))
-    return effects
+    if state.kind == ACTION:
+        wait = state.definition.step(state.step).schedule_timeout or 0.0
+        return [Send(state.step, ACTION, state.attempt, wait)]
+    return [Send(state.step, COMPENSATION, state.attempt, attempt_base=state.attempt_base)]
+
+
+def begin(state: SagaState, message: Began) -> list[Effect]:
+    """The awaited command's handler began: note it and arm its start-to-close timer.
+
+    An earlier attempt of the same command that begins late counts too (its message key is
+    the same: the step is running). Changes only the runtime-only ``began``; no event.
+    """
+    if (
+        state.status.terminal
+        or message.step != state.step
+        or message.kind != state.kind
+        or not state.in_flight
+        or message.attempt > state.attempt
+        or (message.kind == ACTION) != (state.status is SagaStatus.RUNNING)
+    ):
+        return []
+    state.began = message.at
+    limit = state.definition.step(message.step).limit(message.kind)
+    if not limit:
+        return []
+    timeout = Timeout(state.saga_id, state.step, state.kind, state.attempt, RUN, message.at)
+    return [Timer(message.at + limit, timeout)]
 
 
 def replay(state: SagaState, events: list[SagaEvent]) -> SagaState:
@@ -297,28 +368,60 @@ def _is_current(state: SagaState, message: Timeout | Wake | Reply) -> bool:
     )
 
 
-def _start_step(state: SagaState, index: int, attempt: int, now: float) -> StepStarted:
+def step_started(state: SagaState, index: int, attempt: int, now: float) -> StepStarted:
+    """The event that sends attempt ``attempt`` of step ``index``'s action at ``now``."""
     step = state.definition.steps[index]
-    deadline = now + step.timeout if step.timeout else 0.0
+    deadline = now + step.schedule_timeout if step.schedule_timeout else 0.0
     return StepStarted(step=step.name, attempt=attempt, deadline=deadline)
 
 
-def _start_compensation(state: SagaState, attempt: int, now: float) -> CompensationStarted:
-    step = state.definition.step(state.stack[-1])
-    deadline = now + step.timeout if step.timeout else 0.0
-    return CompensationStarted(step=step.name, attempt=attempt, deadline=deadline)
+def _start_compensation(state: SagaState, attempt: int) -> CompensationStarted:
+    return CompensationStarted(step=state.stack[-1], attempt=attempt)
 
 
 def _stack_for_compensation(state: SagaState, in_doubt: str | None) -> None:
+    """Compensate the done compensable steps, and first the in-doubt step: its compensation
+    (a tombstone if it never ran) or, when it has none, a fence (see ``StepFenced``)."""
     state.status = SagaStatus.COMPENSATING
-    steps = [*state.done, in_doubt] if in_doubt and in_doubt not in state.done else state.done
-    state.stack = [name for name in steps if state.definition.step(name).compensable]
-    state.attempt, state.retry_due, state.deadline = 0, 0.0, 0.0
+    done = [name for name in state.done if state.definition.step(name).compensable]
+    state.stack = [*done, in_doubt] if in_doubt and in_doubt not in state.done else done
+    state.attempt, state.retry_due, state.deadline, state.began = 0, 0.0, 0.0, 0.0
 
 
-def _begin_compensation(state: SagaState, now: float, events: list[SagaEvent]) -> None:
+def _runs_out(state: SagaState, timeout: Timeout) -> bool:
+    """Whether ``timeout`` is for the attempt the saga awaits, and still true of it."""
+    if not (_is_current(state, timeout) and state.in_flight):
+        return False
+    if timeout.limit == SCHEDULE:
+        return timeout.kind == ACTION and not state.began
+    return bool(state.began) and timeout.since == state.began
+
+
+def _on_timeout(state: SagaState, timeout: Timeout, now: float, events: list[SagaEvent]) -> None:
+    """An attempt ran out of time: retry it under the step's policy (its message key is the
+    same, so a copy still running applies at most once), in doubt when attempts run out."""
+    step = state.definition.step(timeout.step)
+    if timeout.kind == COMPENSATION:
+        error = f"timed out after {step.compensation_timeout}s"
+        _compensation_error(state, error, retryable=True, now=now, events=events)
+        return
+    if timeout.limit == SCHEDULE:
+        error = f"not started within {step.schedule_timeout}s"
+    else:
+        error = f"timed out after {step.timeout}s"
+    policy = step.retry
+    if timeout.attempt < policy.max_attempts and issubclass(TimeoutError, policy.retry_on):
+        due = now + policy.delay(timeout.attempt)
+        retrying = StepRetrying(step=step.name, attempt=timeout.attempt, error=error, due=due)
+        emit(state, events, retrying)
+        return
+    emit(state, events, StepTimedOut(step=step.name, attempt=timeout.attempt, limit=timeout.limit))
+    _begin_compensation(state, events)
+
+
+def _begin_compensation(state: SagaState, events: list[SagaEvent]) -> None:
     if state.stack:
-        emit(state, events, _start_compensation(state, 1, now))
+        emit(state, events, _start_compensation(state, 1))
     else:
         emit(state, events, SagaCompensated(reason=state.reason))
 
@@ -336,7 +439,7 @@ def _on_reply(state: SagaState, reply: Reply, now: float, events: list[SagaEvent
             state.results[reply.step] = reply.result
             index = state.definition.index(reply.step) + 1
             if index < len(state.definition.steps):
-                emit(state, events, _start_step(state, index, 1, now))
+                emit(state, events, step_started(state, index, 1, now))
             else:
                 emit(state, events, SagaCompleted())
             return
@@ -359,7 +462,7 @@ def _on_reply(state: SagaState, reply: Reply, now: float, events: list[SagaEvent
                 step=reply.step, attempt=reply.attempt, reason=reply.reason, business=business
             ),
         )
-        _begin_compensation(state, now, events)
+        _begin_compensation(state, events)
         return
     if (
         reply.attempt != state.attempt
@@ -368,9 +471,12 @@ def _on_reply(state: SagaState, reply: Reply, now: float, events: list[SagaEvent
     ):
         return
     if reply.outcome == "ok":
-        emit(state, events, StepCompensated(step=reply.step))
+        if state.definition.step(reply.step).compensable:
+            emit(state, events, StepCompensated(step=reply.step))
+        else:  # the participant fenced it and says whether it had run
+            emit(state, events, StepFenced(step=reply.step, outcome=reply.reason or "refused"))
         if state.stack:
-            emit(state, events, _start_compensation(state, 1, now))
+            emit(state, events, _start_compensation(state, 1))
         else:
             emit(state, events, SagaCompensated(reason=state.reason))
         return
