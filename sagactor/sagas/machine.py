@@ -66,6 +66,7 @@ __all__ = [
     "evolve",
     "pending",
     "start",
+    "step_started",
 ]
 
 ACTION = "action"
