@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 import msgspec
 
@@ -111,6 +111,27 @@ class Journal(ABC):
     @abstractmethod
     def load_snapshot(self, stream: str) -> Snapshot | None:
         """The stream's latest snapshot, if any."""
+
+    def read_caused(self, saga_id: str, after: int = 0) -> list[Record]:
+        """Records of any stream whose ``cause`` starts with ``<saga_id>/`` and whose
+        ``position > after``, in global order: what one saga made every participant do.
+
+        This fallback scans the whole journal; a backend should answer from an index, so that
+        a saga's history costs its own records, not the journal's size.
+        """
+        prefix = f"{saga_id}/"
+        found = [r for r in self.read_prefix("") if r.cause.startswith(prefix)]
+        return sorted((r for r in found if r.position > after), key=lambda r: r.position)
+
+    def latest(self, streams: Iterable[str]) -> dict[str, Record]:
+        """The last record of each of ``streams`` that has one (one query where possible)."""
+        found: dict[str, Record] = {}
+        for stream in streams:
+            last = self.last_seq(stream)
+            records = self.read(stream, after=last - 1) if last else []
+            if records:
+                found[stream] = records[-1]
+        return found
 
     @abstractmethod
     def close(self) -> None:

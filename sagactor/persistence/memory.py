@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 from ..errors import JournalWriteError
 from .journal import DoneCallback, Journal, Record, Snapshot, StreamConflict
@@ -26,6 +26,7 @@ class MemoryJournal(Journal):
         self._streams: dict[str, list[Record]] = {}
         self._all: list[Record] = []
         self._snapshots: dict[str, Snapshot] = {}
+        self._caused: dict[str, list[Record]] = {}  # saga id -> records it caused (history)
         # A test hook: called before each commit; raising makes that commit fail.
         self.fault: Callable[[Sequence[Record]], None] | None = None
 
@@ -61,6 +62,9 @@ class MemoryJournal(Journal):
                     )
                     self._streams.setdefault(record.stream, []).append(stored)
                     self._all.append(stored)
+                    saga_id, slash, _ = record.cause.partition("/")
+                    if slash:
+                        self._caused.setdefault(saga_id, []).append(stored)
                 if snapshot is not None:
                     self._snapshots[snapshot.stream] = snapshot
         on_done(error)
@@ -92,6 +96,16 @@ class MemoryJournal(Journal):
         with self._lock:
             records = self._all[after:]
         return records if limit is None else records[:limit]
+
+    def read_caused(self, saga_id: str, after: int = 0) -> list[Record]:
+        with self._lock:
+            records = list(self._caused.get(saga_id, ()))
+        return [r for r in records if r.position > after]
+
+    def latest(self, streams: Iterable[str]) -> dict[str, Record]:
+        with self._lock:
+            chosen = {name: self._streams.get(name) for name in streams}
+        return {name: records[-1] for name, records in chosen.items() if records}
 
     def open_streams(self, prefix: str) -> list[str]:
         with self._lock:

@@ -17,7 +17,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Literal
@@ -36,7 +36,9 @@ from sagactor.persistence.journal import DoneCallback, Journal, Record, Snapshot
 
 __all__ = ["SCHEMA_VERSION", "SqliteJournal"]
 
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
+"""1: the first format. 2: adds the ``events_cause`` index (a saga's history); a version-1 file
+is upgraded in place when opened."""
 APPLICATION_ID: Final = 0x53414741  # "SAGA", in the file header, for `file(1)` and friends
 _APP_NAME: Final = "sagactor"
 _SQLITE_MAGIC: Final = b"SQLite format 3\x00"
@@ -63,6 +65,8 @@ _UPSERT_STREAM: Final = (
     "INSERT INTO streams (stream, last_seq, final) VALUES (?, ?, ?) "
     "ON CONFLICT (stream) DO UPDATE SET last_seq = excluded.last_seq, final = excluded.final"
 )
+# What one saga caused in every stream (``Journal.read_caused``): version 2 of the schema.
+_CAUSE_INDEX: Final = "CREATE INDEX IF NOT EXISTS events_cause ON events (cause)"
 _UPSERT_SNAPSHOT: Final = (
     "INSERT INTO snapshots (stream, seq, data) VALUES (?, ?, ?) "
     "ON CONFLICT (stream) DO UPDATE SET seq = excluded.seq, data = excluded.data"
@@ -152,6 +156,8 @@ class SqliteJournal(Journal):
             self._wconn.execute(f"PRAGMA synchronous = {synchronous.upper()}")
             if not has_schema:
                 self._create_schema()
+            else:
+                self._upgrade()
             if memory:
                 # Two connections to ":memory:" are two databases: share the writer's, and
                 # keep readers out while a transaction is open.
@@ -275,6 +281,7 @@ class SqliteJournal(Journal):
             )
             # Unique (stream, seq) is the optimistic-concurrency backstop and the read index.
             db.table("events").create_index(["stream", "seq"], "events_stream_seq", unique=True)
+            conn.execute(_CAUSE_INDEX)
             db.create_table(
                 "streams",
                 {"stream": str, "last_seq": int, "final": int},
@@ -302,6 +309,26 @@ class SqliteJournal(Journal):
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
+
+    def _upgrade(self) -> None:
+        """Bring a file written by an older sagactor to :data:`SCHEMA_VERSION` (under the lock,
+        in one transaction: a crash leaves the old version, which upgrades at the next open)."""
+        conn = self._wconn
+        (version,) = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        if version >= SCHEMA_VERSION:
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute(_CAUSE_INDEX)  # version 1 -> 2
+            conn.execute(
+                "UPDATE meta SET value = ? WHERE key = 'schema_version'", (SCHEMA_VERSION,)
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        log.info("journal %r: schema version %s upgraded to %s", self.path, version, SCHEMA_VERSION)
 
     # -- writing -------------------------------------------------------------------------------
 
@@ -519,6 +546,35 @@ class SqliteJournal(Journal):
             (after, -1 if limit is None else limit),
         )
         return [_record(row) for row in rows]
+
+    def read_caused(self, saga_id: str, after: int = 0) -> list[Record]:
+        prefix = f"{saga_id}/"
+        upper = _upper_bound(prefix)
+        assert upper is not None  # the prefix ends with "/", which has a successor
+        rows = self._rows(
+            # "+position": a term the planner cannot answer from the primary key, so it takes
+            # the cause index (a few rows) instead of scanning every position above ``after``.
+            f"{_SELECT} WHERE cause >= ? AND cause < ? AND +position > ? ORDER BY position",
+            (prefix, upper, after),
+        )
+        return [_record(row) for row in rows]
+
+    latest_chunk = 500
+    """Streams per query of :meth:`latest` (SQLite caps the number of parameters)."""
+
+    def latest(self, streams: Iterable[str]) -> dict[str, Record]:
+        names = list(dict.fromkeys(streams))
+        found: dict[str, Record] = {}
+        for start in range(0, len(names), self.latest_chunk):
+            chunk = names[start : start + self.latest_chunk]
+            marks = ", ".join("?" * len(chunk))
+            rows = self._rows(
+                f"{_SELECT} WHERE (stream, seq) IN "
+                f"(SELECT stream, last_seq FROM streams WHERE stream IN ({marks}))",
+                chunk,
+            )
+            found.update((row[1], _record(row)) for row in rows)
+        return found
 
     def open_streams(self, prefix: str) -> list[str]:
         return self._stream_names(prefix, "final = 0")

@@ -246,6 +246,33 @@ class JournalContract(ABC):
         journal.append_and_wait([record("t", 1), record("s", 3)])
         assert (journal.last_seq("s"), journal.last_seq("t")) == (3, 1)
 
+    def test_read_caused_is_one_sagas_records(self, journal: Journal) -> None:
+        def caused(stream: str, seq: int, cause: str) -> Record:
+            return Record(stream, seq, "Evt", b"", 1.0, cause)
+
+        journal.append_and_wait([caused("saga/a", 1, "a/s1/action"), caused("p/x", 1, "a/s1/x")])
+        journal.append_and_wait([caused("p/x", 2, "ab/s1/x"), caused("p/y", 1, "a")])
+        journal.append_and_wait([caused("p/y", 2, "a-b/s1/x"), caused("p/y", 3, "a/s2/x")])
+        got = journal.read_caused("a")
+        assert [(r.stream, r.seq) for r in got] == [("saga/a", 1), ("p/x", 1), ("p/y", 3)]
+        assert [r.position for r in got] == sorted(r.position for r in got)
+        assert [r.seq for r in journal.read_caused("a", after=got[1].position)] == [3]
+        assert [r.stream for r in journal.read_caused("ab")] == ["p/x"]
+        assert journal.read_caused("nope") == []
+
+    def test_latest_is_each_streams_last_record(self, journal: Journal) -> None:
+        journal.append_and_wait([record("saga/a", 1), record("saga/b", 1)])
+        journal.append_and_wait([record("saga/a", 2, final=True)])
+        found = journal.latest(["saga/a", "saga/b", "saga/none", "saga/a"])
+        assert {s: (r.seq, r.final) for s, r in found.items()} == {
+            "saga/a": (2, True),
+            "saga/b": (1, False),
+        }
+        assert journal.latest([]) == {}
+        many = [f"m/{i}" for i in range(1200)]  # more than one query's worth of names
+        journal.append_and_wait([record(name, 1) for name in many])
+        assert sorted(journal.latest(many)) == sorted(many)
+
     # -- snapshots -----------------------------------------------------------------------------
 
     def test_snapshot_saved_with_its_batch(self, journal: Journal) -> None:
