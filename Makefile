@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev,docs]'
+	$(BIN)/pip install -q -e '.[dev,docs,postgres]'
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -29,7 +29,10 @@ typecheck: $(STAMP)
 docs: $(STAMP)
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
+# The PostgreSQL tests start their own throwaway cluster; its binaries are installed first
+# (apt-get, when missing), outside any test's time limit.
 pytest: $(STAMP)
+	scripts/pg-cluster install
 	HYPOTHESIS_PROFILE=ci $(BIN)/pytest -q
 
 test: lint typecheck docs pytest

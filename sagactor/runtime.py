@@ -30,6 +30,7 @@ from .crashpoints import CrashPlan, CrashPoint, SimulatedCrash
 from .errors import (
     DefinitionError,
     JournalCorrupt,
+    JournalError,
     RuntimeClosed,
     RuntimeCrashed,
     SagactorError,
@@ -146,13 +147,19 @@ class Runtime:
         path: str | os.PathLike[str],
         *,
         synchronous: Literal["full", "normal"] = "full",
+        create: bool = True,
         participants: Iterable[Participant[Any]] = (),
         sagas: Iterable[Saga | Choreography] = (),
         recover: bool = True,
         snapshot_every: int = 1000,
         check_state: bool | None = None,
     ) -> Runtime:
-        """A runtime over the SQLite journal at ``path``; in-flight sagas are resumed.
+        """A runtime over the journal at ``path``; in-flight sagas are resumed.
+
+        ``path`` is a SQLite file, or a PostgreSQL URL (``postgresql://...``, with the
+        ``postgres`` extra installed; see the PostgreSQL page). ``create=False`` refuses a journal
+        that does not exist yet (a missing or empty file, a database without sagactor's
+        tables) instead of making one.
 
         ``check_state=True`` (the default under ``sagactor.testing.check_state()``) makes a
         handler that changes its participant's state without ``ctx.record`` fail its step with
@@ -160,7 +167,7 @@ class Runtime:
         """
         from .persistence.sqlite import SqliteJournal
 
-        journal = SqliteJournal(path, synchronous=synchronous)
+        journal = _open_journal(path, synchronous=synchronous, create=create)
         try:
             return cls(
                 journal,
@@ -172,7 +179,8 @@ class Runtime:
             )
         except BaseException as error:
             journal.close()
-            journal.remove_side_files()  # a refused file is left as it was found
+            if isinstance(journal, SqliteJournal):
+                journal.remove_side_files()  # a refused file is left as it was found
             if isinstance(error, sqlite3.Error | msgspec.MsgspecError):  # a backstop: none should
                 raise JournalCorrupt(journal.path, f"cannot be read: {error!r}") from error
             raise
@@ -735,3 +743,22 @@ def _check_saga_id(saga: str, saga_id: str) -> None:
         raise DefinitionError(
             saga, f"saga id {saga_id!r} must be a non-empty string without '/' or spaces around"
         )
+
+
+def _open_journal(
+    path: str | os.PathLike[str], *, synchronous: Literal["full", "normal"], create: bool
+) -> Journal:
+    """The SQLite journal at a path, or the PostgreSQL journal at a ``postgresql://`` URL."""
+    if isinstance(path, str) and path.lower().startswith(("postgresql://", "postgres://")):
+        try:
+            from .persistence.postgres import PostgresJournal
+        except ImportError as error:
+            raise JournalError(
+                f"a PostgreSQL journal needs psycopg: pip install 'sagactor[postgres]' ({error})"
+            ) from error
+        return PostgresJournal(path, synchronous=synchronous, create=create)
+    from .persistence.sqlite import SqliteJournal
+
+    if not create and not (os.path.isfile(path) and os.path.getsize(path) > 0):
+        raise JournalError(f"journal {os.fspath(path)!r} does not exist (create=False)")
+    return SqliteJournal(path, synchronous=synchronous)

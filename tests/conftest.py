@@ -15,3 +15,6 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow],
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
+
+# The PostgreSQL tests' fixtures (a throwaway cluster per session, a database per test).
+from .pg import pg_cluster, pg_url  # noqa: E402, F401

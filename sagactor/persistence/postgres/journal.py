@@ -1,0 +1,488 @@
+"""The PostgreSQL journal: one writer connection that commits appends in groups, reads from a pool.
+
+The same contract and guarantees as the SQLite journal. Appends are queued and return at once;
+the writer thread drains the queue and writes every queued batch in one transaction (one WAL
+flush for all of them), then answers each appender in order. Reads go through a
+``psycopg_pool`` pool of autocommit connections and see committed data only.
+
+Single-writer mode: the writer's connection holds a PostgreSQL advisory lock for the journal's
+schema, so a second runtime opening the same journal is refused with :class:`JournalLocked`,
+whichever machine it runs on; the lock goes with the connection when the process dies. Leases
+per saga (several runtimes sharing the work) will replace this lock.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any, Final, Literal
+
+import psycopg
+from psycopg_pool import ConnectionPool, PoolClosed
+
+from sagactor.crashpoints import SimulatedCrash
+from sagactor.errors import JournalError, JournalLocked, JournalWriteError, RuntimeClosed
+from sagactor.persistence.journal import DoneCallback, Journal, Record, Snapshot
+
+from .schema import Connection, lock_key, prepare, valid_schema
+from .urls import redact, scrub
+from .writes import Batch, batch_error, write_group, write_one_by_one
+
+__all__ = ["PostgresJournal"]
+
+_MAX_GROUP: Final = 1000  # batches per transaction: bounds the blast radius of one failure
+_COLUMNS: Final = "position, stream, seq, type, data, ts, cause, final"
+
+log = logging.getLogger(__name__)
+
+
+class PostgresJournal(Journal):
+    """A :class:`Journal` in a PostgreSQL database, safe for any number of appending threads.
+
+    Args:
+        url: A libpq connection URL (``postgresql://user:password@host:port/database``) or
+            connection string. The database must exist; the journal's tables are made in it.
+        create: Make the journal's tables if the database has none; with ``False`` such a
+            database is refused.
+        synchronous: ``"full"`` acknowledges an append once PostgreSQL has flushed it to its
+            WAL (``synchronous_commit = on``); ``"normal"`` once PostgreSQL has it, before the
+            flush (``off``): it survives a crash of this process, not one of the server.
+        schema: The PostgreSQL schema that holds the journal's tables; one database can hold
+            several journals under different schemas.
+        pool_size: Connections kept for reads (the writer has its own).
+        connect_timeout: Seconds to wait for the server when connecting.
+
+    Raises:
+        JournalError: The server cannot be reached (the message names the URL without its
+            password), or ``create=False`` and the database holds no journal.
+        JournalLocked: Another runtime has this journal open.
+        JournalCorrupt: The schema holds something else, or a journal of a newer sagactor.
+    """
+
+    lock_wait = 1.0
+    """Seconds an open retries a held lock: the backend of a process killed a moment ago may
+    not have noticed yet that its client is gone."""
+    read_chunk = 4096
+    """Rows per query of :meth:`read_prefix`: bounds its memory."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        create: bool = True,
+        synchronous: Literal["full", "normal"] = "full",
+        schema: str = "sagactor",
+        pool_size: int = 4,
+        connect_timeout: float = 10.0,
+    ) -> None:
+        if synchronous not in ("full", "normal"):
+            raise ValueError(f"synchronous must be 'full' or 'normal', not {synchronous!r}")
+        if pool_size < 1:
+            raise ValueError(f"pool_size must be at least 1, not {pool_size}")
+        self.path = redact(url)
+        self.schema = valid_schema(schema)
+        self._url = url
+        self._connect_timeout = max(1, round(connect_timeout))
+        self._sync = "on" if synchronous == "full" else "off"
+        # A test hook: called by the writer before each batch; raising fails that group.
+        self.fault: Callable[[Sequence[Record]], None] | None = None
+        self.commits = 0
+        """Transactions committed so far (group commit makes this far less than appends)."""
+
+        self._cond = threading.Condition(threading.Lock())
+        self._queue: collections.deque[Batch] = collections.deque()
+        self._state: Literal["open", "closing", "killed"] = "open"
+        self._released = False
+        self._wconn = self._open_writer(create)
+        try:
+            self._pool: ConnectionPool[Connection] = ConnectionPool(
+                url,
+                kwargs=self._connect_options("reader"),
+                min_size=1,
+                max_size=pool_size,
+                open=True,
+                name=f"sagactor-journal:{self.path}",
+                num_workers=1,
+            )
+        except BaseException:
+            self._wconn.close()
+            raise
+        self._writer = threading.Thread(
+            target=self._run, name=f"sagactor-journal-writer:{self.path}", daemon=True
+        )
+        self._writer.start()
+
+    # -- opening -------------------------------------------------------------------------------
+
+    def _connect_options(self, role: str) -> dict[str, Any]:
+        return {
+            "autocommit": True,
+            "connect_timeout": self._connect_timeout,
+            "application_name": f"sagactor {role}",
+        }
+
+    def _connect(self, role: str) -> Connection:
+        try:
+            return psycopg.connect(self._url, **self._connect_options(role))
+        except psycopg.Error as error:
+            problem = scrub(str(error), self._url)
+            raise JournalError(f"journal {self.path!r}: cannot connect: {problem}") from None
+
+    def _open_writer(self, create: bool) -> Connection:
+        conn = self._connect("writer")
+        try:
+            (encoding,) = _one(conn, "SHOW server_encoding")
+            if isinstance(encoding, bytes):  # an SQL_ASCII database gives bytes for text
+                encoding = encoding.decode("ascii", "replace")
+            if encoding != "UTF8":
+                raise JournalError(
+                    f"journal {self.path!r}: the database's encoding is {encoding}, not UTF8"
+                )
+            self._lock(conn, self.lock_wait)
+            prepare(conn, self.schema, self.path, create=create)
+            conn.execute(f"SET synchronous_commit = {self._sync}")
+        except psycopg.Error as error:
+            conn.close()
+            raise JournalError(f"journal {self.path!r}: cannot open: {error}") from error
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _lock(self, conn: Connection, wait: float) -> None:
+        deadline = time.monotonic() + wait
+        while not _one(conn, "SELECT pg_try_advisory_lock(%s, %s)", lock_key(self.schema))[0]:
+            if time.monotonic() >= deadline:
+                raise JournalLocked(self.path)
+            time.sleep(0.05)
+
+    # -- writing -------------------------------------------------------------------------------
+
+    def append(
+        self,
+        records: Sequence[Record],
+        on_done: DoneCallback,
+        *,
+        snapshot: Snapshot | None = None,
+    ) -> None:
+        """Queue a batch for the writer; ``on_done`` runs on the writer thread after commit.
+
+        Raises:
+            RuntimeClosed: The journal was closed. (After :meth:`kill` the batch is silently
+                dropped instead, as a dead process would.)
+        """
+        with self._cond:
+            if self._state == "killed":
+                return
+            if self._state == "closing":
+                raise RuntimeClosed(f"journal {self.path!r} is closed")
+            self._queue.append(Batch(tuple(records), on_done, snapshot))
+            self._cond.notify()
+
+    def append_and_wait(
+        self, records: Sequence[Record], *, snapshot: Snapshot | None = None
+    ) -> None:
+        """Blocking append; raises the commit's error.
+
+        Raises:
+            RuntimeError: Called from an append callback, where it would wait for itself.
+        """
+        if threading.current_thread() is self._writer:
+            raise RuntimeError(
+                "append_and_wait() in an append callback would deadlock; use append()"
+            )
+        super().append_and_wait(records, snapshot=snapshot)
+
+    @property
+    def is_open(self) -> bool:
+        return self._state == "open"
+
+    @property
+    def _killed(self) -> bool:  # read again each time: kill() may come from any thread
+        return self._state == "killed"
+
+    def _run(self) -> None:
+        try:
+            while True:
+                with self._cond:
+                    while not self._queue and self._state == "open":
+                        self._cond.wait()
+                    if self._state == "killed" or not self._queue:
+                        return
+                    count = min(len(self._queue), _MAX_GROUP)
+                    items = [self._queue.popleft() for _ in range(count)]
+                results = self._commit(items)
+                for batch, result in zip(items, results, strict=True):
+                    if self._killed:
+                        return  # a dead process answers nobody
+                    self._answer(batch, result)
+        except SimulatedCrash:
+            self._die()  # a crash point fired on this thread: the process is "dead"
+        except BaseException:
+            log.exception("journal %r: writer thread died", self.path)
+            self._die()
+        finally:
+            self._release()
+
+    def _commit(self, batches: list[Batch]) -> list[BaseException | None]:
+        lost = self._begin()
+        if lost is not None:
+            return [lost] * len(batches)
+        conn = self._wconn
+        try:
+            if self.fault is not None:
+                for batch in batches:
+                    self.fault(batch.records)
+            try:
+                results = write_group(conn, self.schema, batches)
+            except Exception as error:
+                if not batch_error(error):
+                    raise
+                # Some batch holds a value the database refuses: find it, refuse it alone.
+                conn.execute("ROLLBACK")
+                conn.execute("BEGIN")
+                results = write_one_by_one(conn, self.schema, batches)
+            if self._killed:
+                conn.execute("ROLLBACK")  # killed mid-group: like a crash before COMMIT
+                return results
+            conn.execute("COMMIT")
+            self.commits += 1
+        except SimulatedCrash:
+            self._rollback()
+            raise
+        except Exception as error:  # noqa: BLE001 - a fault hook may raise anything; stay alive
+            self._rollback()
+            problem = f"{type(error).__name__}: {scrub(str(error), self._url)}"
+            log.warning(
+                "journal %r: commit of %d batch(es) failed: %s", self.path, len(batches), problem
+            )
+            return [_write_error(problem, error) for _ in batches]
+        return results
+
+    def _begin(self) -> JournalWriteError | None:
+        """Open the group's transaction; on a connection found lost (a restarted server, an
+        idle timeout) connect again first: nothing of the group was sent yet, so nothing is
+        in doubt. The error that fails the group if no connection can be had."""
+        failure: psycopg.OperationalError | None = None
+        for _ in range(2):
+            if self._wconn.broken or self._wconn.closed:
+                lost = self._reconnect()
+                if lost is not None:
+                    return lost
+            try:
+                self._wconn.execute("BEGIN")
+                return None
+            except psycopg.OperationalError as error:
+                failure = error
+                if not self._wconn.broken:
+                    break
+        assert failure is not None
+        return _write_error(scrub(str(failure), self._url), failure)
+
+    def _rollback(self) -> None:
+        if self._wconn.broken or self._wconn.closed:
+            return  # the server rolls back what a lost connection left open
+        try:
+            self._wconn.execute("ROLLBACK")
+        except psycopg.Error:
+            log.exception("journal %r: rollback failed", self.path)
+
+    def _reconnect(self) -> JournalWriteError | None:
+        """After the writer's connection was lost: connect again and take the lock again (the
+        old one went with the connection); the error that fails the group if that cannot be."""
+        with contextlib.suppress(psycopg.Error):
+            self._wconn.close()
+        try:
+            conn = self._connect("writer")
+            try:
+                self._lock(conn, 0)
+                conn.execute(f"SET synchronous_commit = {self._sync}")
+            except BaseException:
+                conn.close()
+                raise
+        except (JournalError, psycopg.Error) as error:
+            return _write_error(f"lost the connection to PostgreSQL, and then: {error}", error)
+        log.warning("journal %r: the writer reconnected after losing its connection", self.path)
+        self._wconn = conn
+        return None
+
+    def _answer(self, batch: Batch, result: BaseException | None) -> None:
+        try:
+            batch.on_done(result)
+        except SimulatedCrash:
+            raise
+        except Exception:
+            # The callback's owner must not take the writer (and every other appender) down.
+            log.exception("journal %r: append callback raised", self.path)
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def _rows(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        if self._released:
+            raise RuntimeClosed(f"journal {self.path!r} is closed")
+        try:
+            with self._pool.connection() as conn:
+                return conn.execute(sql, params, binary=True).fetchall()
+        except PoolClosed:
+            raise RuntimeClosed(f"journal {self.path!r} is closed") from None
+        except psycopg.Error as error:  # a lost server, a pool timeout
+            problem = scrub(str(error), self._url)
+            raise JournalError(f"journal {self.path!r}: cannot be read: {problem}") from error
+
+    def _select(self, where: str) -> str:
+        return f"SELECT {_COLUMNS} FROM {self.schema}.events WHERE {where}"
+
+    def read(self, stream: str, after: int = 0, limit: int | None = None) -> list[Record]:
+        rows = self._rows(
+            self._select("stream = %s AND seq > %s ORDER BY seq LIMIT %s"), (stream, after, limit)
+        )
+        return [_record(row) for row in rows]
+
+    def read_prefix(self, prefix: str) -> Iterator[Record]:
+        """Every record of the matching streams, by stream then seq, read lazily in chunks.
+
+        Each chunk is its own read, so records committed while iterating may or may not show.
+        """
+        upper = _upper_bound(prefix)
+        where = "(stream, seq) > (%s, %s)" + (" AND stream < %s" if upper is not None else "")
+        sql = self._select(f"{where} ORDER BY stream, seq LIMIT %s")
+        stream, seq = prefix, 0
+        while True:
+            bound = () if upper is None else (upper,)
+            rows = self._rows(sql, (stream, seq, *bound, self.read_chunk))
+            for row in rows:
+                yield _record(row)
+            if len(rows) < self.read_chunk:
+                return
+            stream, seq = rows[-1][1], rows[-1][2]
+
+    def read_all(self, after: int = 0, limit: int | None = None) -> list[Record]:
+        rows = self._rows(self._select("position > %s ORDER BY position LIMIT %s"), (after, limit))
+        return [_record(row) for row in rows]
+
+    def read_caused(self, saga_id: str, after: int = 0) -> list[Record]:
+        prefix = f"{saga_id}/"
+        upper = _upper_bound(prefix)
+        assert upper is not None  # the prefix ends with "/", which has a successor
+        rows = self._rows(
+            self._select("cause >= %s AND cause < %s AND position > %s ORDER BY position"),
+            (prefix, upper, after),
+        )
+        return [_record(row) for row in rows]
+
+    def latest(self, streams: Iterable[str]) -> dict[str, Record]:
+        names = list(dict.fromkeys(streams))
+        if not names:
+            return {}
+        rows = self._rows(
+            self._select(
+                f"(stream, seq) IN (SELECT stream, last_seq FROM {self.schema}.streams "
+                "WHERE stream = ANY(%s))"
+            ),
+            (names,),
+        )
+        return {row[1]: _record(row) for row in rows}
+
+    def open_streams(self, prefix: str) -> list[str]:
+        return self._stream_names(prefix, "NOT final")
+
+    def streams(self, prefix: str) -> list[str]:
+        return self._stream_names(prefix, "true")
+
+    def _stream_names(self, prefix: str, condition: str) -> list[str]:
+        upper = _upper_bound(prefix)
+        bounds = "stream >= %s" + (" AND stream < %s" if upper is not None else "")
+        params = (prefix,) if upper is None else (prefix, upper)
+        sql = (
+            f"SELECT stream FROM {self.schema}.streams WHERE {condition} AND {bounds} "
+            "ORDER BY stream"
+        )
+        return [name for (name,) in self._rows(sql, params)]
+
+    def last_seq(self, stream: str) -> int:
+        rows = self._rows(
+            f"SELECT last_seq FROM {self.schema}.streams WHERE stream = %s", (stream,)
+        )
+        return int(rows[0][0]) if rows else 0
+
+    def load_snapshot(self, stream: str) -> Snapshot | None:
+        rows = self._rows(
+            f"SELECT stream, seq, data FROM {self.schema}.snapshots WHERE stream = %s", (stream,)
+        )
+        return Snapshot(rows[0][0], rows[0][1], bytes(rows[0][2])) if rows else None
+
+    # -- closing -------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Commit what is queued, stop the writer, release the lock and the connections."""
+        with self._cond:
+            if self._state == "open":
+                self._state = "closing"
+            self._cond.notify_all()
+        self._finish()
+
+    def kill(self) -> None:
+        """Stop as ``kill -9`` would: queued batches are dropped and never answered."""
+        self._die()
+        self._finish()
+
+    def _die(self) -> None:
+        with self._cond:
+            if not self._released:
+                self._state = "killed"
+            self._cond.notify_all()
+
+    def _finish(self) -> None:
+        # Called from a callback on the writer thread, the writer releases when it exits.
+        if threading.current_thread() is not self._writer:
+            self._writer.join()
+            self._release()
+
+    def _release(self) -> None:
+        with self._cond:
+            if self._released:
+                return
+            self._released = True
+        self._pool.close()
+        if not (self._wconn.broken or self._wconn.closed):
+            # Unlock before closing: the server ends the old session a moment after the close,
+            # and a runtime that reopens the journal at once must not find it still locked.
+            with contextlib.suppress(psycopg.Error):
+                self._wconn.execute("SELECT pg_advisory_unlock(%s, %s)", lock_key(self.schema))
+        self._wconn.close()
+
+    def __repr__(self) -> str:
+        return f"PostgresJournal({self.path!r}, state={self._state!r})"
+
+
+def _one(conn: Connection, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...]:
+    row = conn.execute(sql, params).fetchone()
+    assert row is not None  # every query passed here returns one row
+    return row
+
+
+def _record(row: tuple[Any, ...]) -> Record:
+    position, stream, seq, type_, data, ts, cause, final = row
+    return Record(stream, seq, type_, bytes(data), ts, cause, final, position)
+
+
+def _write_error(problem: str, cause: BaseException) -> JournalWriteError:
+    error = JournalWriteError(problem)
+    error.__cause__ = cause
+    return error
+
+
+def _upper_bound(prefix: str) -> str | None:
+    """The least string above every string starting with ``prefix`` (None: no bound)."""
+    while prefix:
+        code = ord(prefix[-1]) + 1
+        if code <= 0x10FFFF:
+            if 0xD800 <= code <= 0xDFFF:
+                code = 0xE000  # surrogates cannot be stored; skip past them
+            return prefix[:-1] + chr(code)
+        prefix = prefix[:-1]
+    return None
