@@ -31,7 +31,7 @@ from sagactor.persistence.journal import DoneCallback, Journal, Record, Snapshot
 from .reads import PoolReads
 from .schema import Connection, lock_key, prepare, valid_schema
 from .urls import redact, scrub
-from .writes import Batch, batch_error, write_group, write_one_by_one
+from .writes import Batch, Unsent, batch_error, write_group, write_one_by_one
 
 __all__ = ["PostgresJournal"]
 
@@ -227,59 +227,52 @@ class PostgresJournal(PoolReads, Journal):
             self._release()
 
     def _commit(self, batches: list[Batch]) -> list[BaseException | None]:
-        lost = self._begin()
-        if lost is not None:
-            return [lost] * len(batches)
-        conn = self._wconn
         try:
             if self.fault is not None:
                 for batch in batches:
                     self.fault(batch.records)
-            try:
-                results = write_group(conn, self.schema, batches)
-            except Exception as error:
-                if not batch_error(error):
-                    raise
-                # Some batch holds a value the database refuses: find it, refuse it alone.
-                conn.execute("ROLLBACK")
-                conn.execute("BEGIN")
-                results = write_one_by_one(conn, self.schema, batches)
-            if self._killed:
-                conn.execute("ROLLBACK")  # killed mid-group: like a crash before COMMIT
-                return results
-            conn.execute("COMMIT")
-            self.commits += 1
+            results, committed = self._write(batches)
         except SimulatedCrash:
             self._rollback()
             raise
         except Exception as error:  # noqa: BLE001 - a fault hook may raise anything; stay alive
             self._rollback()
-            problem = f"{type(error).__name__}: {scrub(str(error), self._url)}"
+            if isinstance(error, JournalWriteError):
+                return [error] * len(batches)
+            cause = error.__cause__ if isinstance(error, Unsent) and error.__cause__ else error
+            problem = f"{type(cause).__name__}: {scrub(str(cause), self._url)}"
             log.warning(
                 "journal %r: commit of %d batch(es) failed: %s", self.path, len(batches), problem
             )
-            return [_write_error(problem, error) for _ in batches]
+            return [_write_error(problem, cause) for _ in batches]
+        if committed:
+            self.commits += 1
         return results
 
-    def _begin(self) -> JournalWriteError | None:
-        """Open the group's transaction; on a connection found lost (a restarted server, an
-        idle timeout) connect again first: nothing of the group was sent yet, so nothing is
-        in doubt. The error that fails the group if no connection can be had."""
-        failure: psycopg.OperationalError | None = None
-        for _ in range(2):
+    def _write(self, batches: list[Batch]) -> tuple[list[BaseException | None], bool]:
+        """Write the group; a connection found lost before any of it was sent (a restarted
+        server, an idle timeout) is made again, once: nothing of the group is in doubt."""
+        for attempt in range(2):
             if self._wconn.broken or self._wconn.closed:
-                lost = self._reconnect()
-                if lost is not None:
-                    return lost
+                self._reconnect()
             try:
-                self._wconn.execute("BEGIN")
-                return None
-            except psycopg.OperationalError as error:
-                failure = error
-                if not self._wconn.broken:
-                    break
-        assert failure is not None
-        return _write_error(scrub(str(failure), self._url), failure)
+                return self._write_on(self._wconn, batches)
+            except Unsent:
+                if attempt:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _write_on(
+        self, conn: Connection, batches: list[Batch]
+    ) -> tuple[list[BaseException | None], bool]:
+        try:
+            return write_group(conn, self.schema, batches, lambda: self._killed)
+        except Exception as error:
+            if not batch_error(error):
+                raise
+        # Some batch holds a value the database refuses: find it, refuse it alone.
+        self._rollback()
+        return write_one_by_one(conn, self.schema, batches, lambda: self._killed)
 
     def _rollback(self) -> None:
         if self._wconn.broken or self._wconn.closed:
@@ -289,9 +282,13 @@ class PostgresJournal(PoolReads, Journal):
         except psycopg.Error:
             log.exception("journal %r: rollback failed", self.path)
 
-    def _reconnect(self) -> JournalWriteError | None:
+    def _reconnect(self) -> None:
         """After the writer's connection was lost: connect again and take the lock again (the
-        old one went with the connection); the error that fails the group if that cannot be."""
+        old one went with the connection).
+
+        Raises:
+            JournalWriteError: No connection, or another runtime holds the lock now.
+        """
         with contextlib.suppress(psycopg.Error):
             self._wconn.close()
         try:
@@ -303,10 +300,11 @@ class PostgresJournal(PoolReads, Journal):
                 conn.close()
                 raise
         except (JournalError, psycopg.Error) as error:
-            return _write_error(f"lost the connection to PostgreSQL, and then: {error}", error)
+            raise _write_error(
+                f"lost the connection to PostgreSQL, and then: {error}", error
+            ) from error
         log.warning("journal %r: the writer reconnected after losing its connection", self.path)
         self._wconn = conn
-        return None
 
     def _answer(self, batch: Batch, result: BaseException | None) -> None:
         try:

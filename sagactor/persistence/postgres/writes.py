@@ -4,7 +4,8 @@ The writer holds the journal's lock, so the streams table is the truth about eac
 sequence number: one query reads it for every stream of the group, each batch is checked
 against it in memory (a conflicting batch is refused alone and never reaches the database), and
 the accepted batches go in as one multi-row INSERT (arrays through ``unnest``: one statement
-text whatever the group's size, so PostgreSQL plans it once). A value the database refuses
+text whatever the group's size, so PostgreSQL plans it once). Pipeline mode sends the writes
+and the COMMIT together: a group costs two round trips to the server. A value the database refuses
 (a NUL character in a text, an unexpected duplicate) fails that one statement; the group is
 then written again batch by batch, each in a savepoint, to refuse only the batch at fault.
 """
@@ -12,7 +13,7 @@ then written again batch by batch, each in a savepoint, to refuse only the batch
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import psycopg
@@ -23,7 +24,7 @@ from sagactor.persistence.journal import DoneCallback, Record, Snapshot, StreamC
 
 from .schema import Connection
 
-__all__ = ["Batch", "batch_error", "write_group", "write_one_by_one"]
+__all__ = ["Batch", "Unsent", "batch_error", "write_group", "write_one_by_one"]
 
 # Stream ends: each stream's (last seq, final) once the batch is written.
 Ends = dict[str, tuple[int, bool]]
@@ -36,37 +37,59 @@ class Batch:
     snapshot: Snapshot | None
 
 
-def write_group(
-    conn: Connection, schema: str, batches: Sequence[Batch]
-) -> list[BaseException | None]:
-    """Write every batch that continues its streams; the refused ones get their conflict.
+class Unsent(Exception):  # noqa: N818 - named after the condition
+    """The connection was found lost before any write of the group was sent: nothing of the
+    group is in doubt, so it may be written again on a new connection."""
 
-    Raises what the database raised: :func:`batch_error` tells whether one batch's values
-    may be the cause (then try :func:`write_one_by_one`) or the whole group failed.
+
+def write_group(
+    conn: Connection, schema: str, batches: Sequence[Batch], killed: Callable[[], bool]
+) -> tuple[list[BaseException | None], bool]:
+    """Write, in one transaction, every batch that continues its streams; the refused ones
+    get their conflict. Returns the results and whether the transaction was committed (not
+    when ``killed()`` says so by then).
+
+    Two round trips in pipeline mode: BEGIN and the stream ends, then the writes and COMMIT.
+
+    Raises:
+        Unsent: The connection was lost during the first round trip.
+        Exception: What the database raised; :func:`batch_error` tells whether one batch's
+            values may be the cause (then try :func:`write_one_by_one`).
     """
-    last = _last_seqs(conn, schema, {r.stream for b in batches for r in b.records})
-    results: list[BaseException | None] = []
-    rows: list[Record] = []
-    ends: Ends = {}
-    snapshots: dict[str, Snapshot] = {}
-    for batch in batches:
-        checked = _check(batch.records, last)
-        results.append(checked if isinstance(checked, StreamConflict) else None)
-        if isinstance(checked, StreamConflict):
-            continue
-        last.update((stream, end[0]) for stream, end in checked.items())
-        ends.update(checked)
-        rows.extend(batch.records)
-        if batch.snapshot is not None:
-            snapshots[batch.snapshot.stream] = batch.snapshot
-    _insert(conn, schema, rows, ends, snapshots.values())
-    return results
+    streams = {r.stream for b in batches for r in b.records}
+    with conn.pipeline():
+        try:
+            conn.execute("BEGIN")
+            last = _last_seqs(conn, schema, streams)
+        except psycopg.OperationalError as error:
+            if conn.broken:
+                raise Unsent(str(error)) from error
+            raise
+        results: list[BaseException | None] = []
+        rows: list[Record] = []
+        ends: Ends = {}
+        snapshots: dict[str, Snapshot] = {}
+        for batch in batches:
+            checked = _check(batch.records, last)
+            results.append(checked if isinstance(checked, StreamConflict) else None)
+            if isinstance(checked, StreamConflict):
+                continue
+            last.update((stream, end[0]) for stream, end in checked.items())
+            ends.update(checked)
+            rows.extend(batch.records)
+            if batch.snapshot is not None:
+                snapshots[batch.snapshot.stream] = batch.snapshot
+        _insert(conn, schema, rows, ends, snapshots.values())
+        commit = not killed()  # killed mid-group: like a crash before COMMIT
+        conn.execute("COMMIT" if commit else "ROLLBACK")
+    return results, commit
 
 
 def write_one_by_one(
-    conn: Connection, schema: str, batches: Sequence[Batch]
-) -> list[BaseException | None]:
+    conn: Connection, schema: str, batches: Sequence[Batch], killed: Callable[[], bool]
+) -> tuple[list[BaseException | None], bool]:
     """The slow path: each batch in its own savepoint, so a refused value refuses it alone."""
+    conn.execute("BEGIN")
     last: dict[str, int] = {}  # seqs this transaction wrote already
     results: list[BaseException | None] = []
     for batch in batches:
@@ -88,7 +111,9 @@ def write_one_by_one(
         conn.execute("RELEASE SAVEPOINT batch")
         last.update((stream, end[0]) for stream, end in checked.items())
         results.append(None)
-    return results
+    commit = not killed()
+    conn.execute("COMMIT" if commit else "ROLLBACK")
+    return results, commit
 
 
 def batch_error(error: BaseException) -> bool:
