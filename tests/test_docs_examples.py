@@ -83,9 +83,15 @@ def _name(page: Path) -> str:
 
 @pytest.mark.parametrize("page", PAGES, ids=_name)
 def test_page_examples_run(
-    page: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    page: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    request: pytest.FixtureRequest,
 ) -> None:
     monkeypatch.chdir(tmp_path)
+    if page.name == "postgres.md":  # its examples read the URL of a database from the environment
+        monkeypatch.setenv("DATABASE_URL", request.getfixturevalue("pg_url"))
     found = blocks(page)
     module = types.ModuleType("docs_example_" + re.sub(r"\W", "_", _name(page)))
     module.__file__ = str(page)

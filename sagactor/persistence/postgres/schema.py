@@ -25,7 +25,11 @@ log = logging.getLogger(__name__)
 Connection = psycopg.Connection[TupleRow]
 
 SCHEMA_VERSION: Final = 1
-"""1: events, streams (with the open-stream index), snapshots, the cause index, meta."""
+"""1: events, streams (with the open-stream index), snapshots, the cause index, meta.
+
+The leases of several runtimes are meant to come as version 2: a ``leases`` table (stream,
+owner id, fencing token, expiry) and the token checked by the writes of each group (an
+``UPDATE ... WHERE token = %s`` in the same transaction), replacing the advisory lock."""
 _APP_NAME: Final = "sagactor"
 _LOCK_CLASS: Final = 0x53414741  # "SAGA": the first key of the journal's advisory lock
 _NAME: Final = re.compile(r"[a-z_][a-z0-9_]{0,62}")
