@@ -328,9 +328,10 @@ class ParticipantHost(pykka.ThreadingActor):
             records = [self._encoded(c, cmd.key) for c in ctx.changes]
         except (msgspec.EncodeError, msgspec.ValidationError, TypeError, OverflowError) as error:
             self._undo(ctx, force=True)
-            problem = PayloadError(
-                f"the result of {spec.method!r}", error, saga_id=cmd.saga_id, step=cmd.step
-            )
+            what = f"the result of {spec.method!r}"
+            if isinstance(error, msgspec.ValidationError):
+                what += f" as the {getattr(spec.returns, '__name__', spec.returns)} it declares"
+            problem = PayloadError(what, error, saga_id=cmd.saga_id, step=cmd.step)
             # Nothing is recorded, so the step is in doubt like any technical failure: its
             # compensation leaves a tombstone against a copy of the command still on its way.
             self._send(cmd, "error", reason=str(problem), retryable=False)
