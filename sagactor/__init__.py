@@ -22,7 +22,7 @@ from .errors import (
     UnknownSagaType,
 )
 from .messages import Outcome, SagaStatus
-from .runtime import HistoryEntry, Mode, Runtime, SagaRun
+from .runtime import Footprint, HistoryEntry, Mode, Runtime, SagaRun
 from .sagas.definition import RetryPolicy, Saga, Step
 from .sagas.native import Choreography
 
@@ -31,6 +31,7 @@ __all__ = [
     "CrashPoint",
     "DefinitionError",
     "Fault",
+    "Footprint",
     "HistoryEntry",
     "IncompatibleDefinition",
     "JournalCorrupt",

@@ -45,6 +45,7 @@ from ..sagas.choreography import Published
 from ..sagas.dispatcher import Deliver
 from ..sagas.machine import ACTION, COMPENSATION, Reply
 from ..sagas.native import Emitted, NativePublished, event_id
+from ..sagas.outcomes import decode_result
 from .environment import Environment
 from .participant import HandlerSpec, Participant, StepContext
 from .portal import HandlerCancelled
@@ -345,7 +346,7 @@ class ParticipantHost(pykka.ThreadingActor):
             done = spec.arg_types[1]
             if done is Any:  # unannotated: what the action declared, as in Outcome.results
                 done = self.participant._actions[cmd.name].returns
-            args.append(msgspec.msgpack.decode(did.result, type=done))
+            args.append(decode_result(did.result, done))
         return args
 
     def _undo(self, ctx: StepContext, *, force: bool = False) -> None:
@@ -425,7 +426,7 @@ class ParticipantHost(pykka.ThreadingActor):
         elif handled.kind == ACTION and cmd.kind == ACTION:
             if value is None:  # a repeat, answered from the inbox record
                 returns = self.participant._actions[cmd.name].returns
-                value = msgspec.msgpack.decode(handled.result, type=returns)
+                value = decode_result(handled.result, returns)  # plain if the type changed
             self._send(cmd, "ok", result=value, raw=handled.result)
         else:
             self._send(cmd, "ok")
