@@ -19,7 +19,12 @@ __all__ = ["Footprint", "HistoryEntry", "SagaRun"]
 
 @dataclass(frozen=True, slots=True)
 class HistoryEntry:
-    """One event of a saga's correlated timeline: who recorded what, when, in which order."""
+    """One event of a saga's correlated timeline: who recorded what, when, in which order.
+
+    ``event`` is the journaled event with its payloads decoded (a saga's ``input``, a step's
+    ``result``, a published event's ``data``: typed where the runtime knows the type, plain
+    data otherwise), never msgpack bytes, so ``msgspec.to_builtins(entry.event)`` works.
+    """
 
     position: int
     ts: float
