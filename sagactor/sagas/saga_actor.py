@@ -160,7 +160,7 @@ class SagaActor(pykka.ThreadingActor):
         """Tell the saga's participants it ended, after (and the way) every command of it went,
         so each may drop the saga's inbox records: nothing of it can reach them any more."""
         steps = getattr(state.definition, "steps", None)
-        names = {s.participant for s in steps} if steps is not None else self.participants
+        names = {s.participant for s in steps} if steps is not None else list(self.participants)
         message = SagaEnded(state.saga_id)
         for name in names:
             ref = self.participants.get(name)
