@@ -1,6 +1,7 @@
-"""All benchmarks in one run (``make bench``): core, durable, async. Figures and ratios only.
+"""All benchmarks in one run (``make bench``): core, durable, async, footprint. Figures and
+ratios only. The footprint bench runs 200,000 sagas in memory and durable (several minutes).
 
-``--quick`` passes a smaller scale to the durable benchmark (a smoke run).
+``--quick`` passes a smaller scale to the durable and footprint benchmarks (a smoke run).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import bench_async, bench_core, bench_durable
+from bench import bench_async, bench_core, bench_durable, bench_footprint
 
 
 def main() -> None:
@@ -25,6 +26,11 @@ def main() -> None:
             ["--quick"] if quick else [],
         ),
         ("async handlers vs sync handlers", bench_async.main, ["--sagas", "500"] if quick else []),
+        (
+            "footprint: memory, snapshots and history latency as sagas accumulate",
+            bench_footprint.main,
+            ["--sagas", "20000", "--every", "5000"] if quick else [],
+        ),
     ):
         print(f"\n=== {title} ===")
         sys.argv = [title, *argv]

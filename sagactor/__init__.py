@@ -24,7 +24,7 @@ from .errors import (
     UnrecordedChange,
 )
 from .messages import Outcome, SagaStatus
-from .runtime import HistoryEntry, Mode, Runtime, SagaRun
+from .runtime import Footprint, HistoryEntry, Mode, Runtime, SagaRun
 from .sagas.definition import RetryPolicy, Saga, Step
 from .sagas.native import Choreography
 
@@ -33,6 +33,7 @@ __all__ = [
     "CrashPoint",
     "DefinitionError",
     "Fault",
+    "Footprint",
     "HistoryEntry",
     "IncompatibleDefinition",
     "JournalCorrupt",

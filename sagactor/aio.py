@@ -9,13 +9,14 @@ Nothing here blocks the caller's event loop, and the runtime's threads never wai
   (``anyio.to_thread``).
 
 The :class:`~sagactor.runtime.Runtime` and :class:`~sagactor.runtime.SagaRun` methods
-(``astart``, ``watch``, ``aclose``, ``async with``, ``await run``, ``run.wait``) delegate here.
+(``astart``, ``astatus``, ``ahistory``, ``watch``, ``aclose``, ``async with``, ``await run``,
+``run.wait``) delegate here.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -25,7 +26,6 @@ import anyio.to_thread
 
 from .errors import SagaTimeout, UnknownSaga
 from .messages import Outcome
-from .persistence.journal import Record
 from .persistence.recovery import saga_stream
 
 if TYPE_CHECKING:
@@ -36,15 +36,15 @@ if TYPE_CHECKING:
 __all__ = [
     "call_soon_in_loop",
     "close_runtime",
+    "history",
     "start_saga",
+    "status",
     "wait_future",
     "wait_outcome",
     "watch",
 ]
 
 T = TypeVar("T")
-
-_PARTICIPANTS = "participant/"
 
 
 def call_soon_in_loop(token: anyio.lowlevel.EventLoopToken) -> Callable[[Callable[[], Any]], None]:
@@ -73,16 +73,31 @@ async def wait_future(future: Future[T]) -> T:
 async def wait_outcome(run: SagaRun, timeout: float | None = None) -> Outcome:
     """The saga's outcome once it ends; :class:`SagaTimeout` after ``timeout`` seconds."""
     runtime = run._runtime
-    with anyio.move_on_after(timeout):
-        future = runtime._outcomes.future(run.id)
-        if not future.done():
-            # It may have ended before this runtime started (then no one here will finish it):
-            # the blocking check of ``result`` reads the journal, so it runs in a worker thread.
-            with contextlib.suppress(SagaTimeout):
-                return await anyio.to_thread.run_sync(run.result, 0)
-            runtime._check_open()  # a closed runtime finishes nothing more: do not wait forever
-        return await wait_future(future)
-    raise SagaTimeout(run.id, timeout)
+    board = runtime._outcomes
+    future = board.wait(run.id)  # first wait, then look: an end in between is not missed
+    try:
+        with anyio.move_on_after(timeout):
+            if not future.done():
+                # It may have ended already (maybe before this runtime started): the journal
+                # is read in a worker thread.
+                ended = await anyio.to_thread.run_sync(runtime._ended_in_journal, run.id)
+                if ended is not None:
+                    return ended
+                runtime._check_open()  # a closed runtime finishes nothing more: do not wait
+            return await wait_future(future)
+        raise SagaTimeout(run.id, timeout)
+    finally:
+        board.release(run.id, future)
+
+
+async def status(runtime: Runtime, saga_id: str) -> Outcome:
+    """``runtime.status`` in a worker thread (it reads the journal)."""
+    return await anyio.to_thread.run_sync(runtime.status, saga_id)
+
+
+async def history(runtime: Runtime, saga_id: str) -> list[HistoryEntry]:
+    """``runtime.history`` in a worker thread (it reads the journal)."""
+    return await anyio.to_thread.run_sync(runtime.history, saga_id)
 
 
 async def start_saga(
@@ -127,12 +142,17 @@ async def watch(runtime: Runtime, saga_id: str) -> AsyncIterator[HistoryEntry]:
     def poke() -> None:  # any thread
         schedule(lambda: wakeup[0].set())
 
-    outcome = runtime._outcomes.future(saga_id)  # fails when the runtime closes or dies
-    runtime._check_open()  # (after taking the future, so a closing now fails it)
+    board = runtime._outcomes
+    outcome = board.wait(saga_id)  # fails when the runtime closes or dies
+    try:
+        runtime._check_open()  # (after taking the future, so a closing now fails it)
+    except BaseException:
+        board.release(saga_id, outcome)
+        raise
     unsubscribe = runtime._env.commits.subscribe(saga_id, poke)
     outcome.add_done_callback(lambda _: poke())
     try:
-        cursor: int | None = None
+        cursor = (0, 0)
         while True:
             _raise_if_gone(outcome)
             wakeup[0] = anyio.Event()  # before reading: a commit during the read wakes us
@@ -150,6 +170,7 @@ async def watch(runtime: Runtime, saga_id: str) -> AsyncIterator[HistoryEntry]:
             await wakeup[0].wait()
     finally:
         unsubscribe()
+        board.release(saga_id, outcome)
 
 
 def _raise_if_gone(outcome: Future[Outcome]) -> None:
@@ -158,52 +179,32 @@ def _raise_if_gone(outcome: Future[Outcome]) -> None:
 
 
 def _read_tail(
-    runtime: Runtime, saga_id: str, cursor: int | None
-) -> tuple[list[HistoryEntry], int, bool]:
-    """The saga's records after journal position ``cursor`` (``None``: from the start).
+    runtime: Runtime, saga_id: str, cursor: tuple[int, int]
+) -> tuple[list[HistoryEntry], tuple[int, int], bool]:
+    """The saga's records after ``cursor`` (journal position, own seq; ``(0, 0)`` at first),
+    its own and those it caused in participants' streams, each read by index.
 
     Returns its entries, the new cursor, and whether the latest saga event is terminal.
 
     Journal positions are assigned at commit, so a record never appears behind one already
-    seen. The first read takes the saga's own stream first and keeps only participant records
-    up to its last position (those are all committed already); later reads take the global
-    tail after the cursor, so nothing is skipped or read twice.
+    seen. The saga's own records are read first, and participant records are kept only up to
+    the last of those (all committed already, so none is missed); a later one is read again
+    after the saga's next record. Nothing is skipped or read twice.
     """
     journal = runtime.journal
     stream = saga_stream(saga_id)
-    cause = f"{saga_id}/"
-    if cursor is None:
-        own = journal.read(stream)
-        if not own:
+    position, seq = cursor
+    own = journal.read(stream, after=seq)
+    if not own:
+        if not seq:
             raise UnknownSaga(saga_id)
-        cursor = own[-1].position
-        records = [
-            *own,
-            *(
-                r
-                for r in journal.read_prefix(_PARTICIPANTS)
-                if r.cause.startswith(cause) and r.position <= cursor
-            ),
-        ]
-        records.sort(key=lambda r: r.position)
-    else:
-        tail = journal.read_all(after=cursor)
-        if not tail:
-            return [], cursor, False
-        cursor = tail[-1].position
-        records = [
-            r
-            for r in tail
-            if r.stream == stream
-            or (r.stream.startswith(_PARTICIPANTS) and r.cause.startswith(cause))
-        ]
-    saga_records = [r for r in records if r.stream == stream]
-    ended = bool(saga_records) and saga_records[-1].final
-    return _entries(runtime, records, saga_records), cursor, ended
-
-
-def _entries(
-    runtime: Runtime, records: Sequence[Record], saga_records: list[Record]
-) -> list[HistoryEntry]:
-    """Typed entries, as ``Runtime.history`` makes them."""
-    return runtime._entries(records, saga_records)
+        return [], cursor, False
+    cut = own[-1].position
+    theirs = [
+        r
+        for r in journal.read_caused(saga_id, after=position)
+        if r.stream != stream and r.position <= cut
+    ]
+    records = sorted([*own, *theirs], key=lambda r: r.position)
+    entries = runtime._timeline.entries(saga_id, records, own)
+    return entries, (cut, own[-1].seq), own[-1].final

@@ -27,6 +27,7 @@ __all__ = [
     "SagaCancelled",
     "SagaCompensated",
     "SagaCompleted",
+    "SagaEnded",
     "SagaEvent",
     "SagaResumed",
     "SagaStarted",
@@ -217,6 +218,8 @@ SAGA_EVENTS: dict[str, type[Any]] = {
     )
 }
 FINAL_EVENTS = frozenset({"SagaCompleted", "SagaCompensated", "SagaStuck"})
+ENDED_EVENTS = frozenset({"SagaCompleted", "SagaCompensated"})
+"""Final for good: nothing of such a saga runs again (a stuck one can be resumed)."""
 
 
 class HandledOutcome(StrEnum):
@@ -282,6 +285,17 @@ class Command(msgspec.Struct, frozen=True, kw_only=True):
     def key(self) -> str:
         """The inbox key: the same for every attempt, so a repeat is recognised."""
         return f"{self.saga_id}/{self.step}/{self.kind}"
+
+
+class SagaEnded(msgspec.Struct, frozen=True):
+    """Driver to participant, once the saga's end (completed or compensated) is durable.
+
+    Sent the way the saga's commands were, so every command of the saga is ahead of it in the
+    participant's mailbox: the participant may then drop the saga's inbox records, since no
+    copy of its messages can still arrive (see ``ParticipantHost``).
+    """
+
+    saga_id: str
 
 
 class ParticipantSnapshot(msgspec.Struct, array_like=True):

@@ -36,15 +36,14 @@ from .errors import (
     SagactorError,
     SagaQuarantined,
     UnknownParticipant,
-    UnknownSaga,
 )
-from .handles import HistoryEntry, SagaRun
-from .messages import EventDispatched, Outcome
-from .persistence.journal import Journal, Record
+from .handles import Footprint, HistoryEntry, SagaRun
+from .history import Timeline
+from .messages import Outcome
+from .persistence.journal import Journal
 from .persistence.memory import MemoryJournal
 from .persistence.recovery import (
     Quarantine,
-    decode_saga_events,
     find_in_flight,
     load_saga,
     saga_stream,
@@ -59,9 +58,9 @@ from .sagas.native import check as check_choreography
 from .sagas.native import event_types as choreography_types
 from .sagas.native_cancel import cancel_plan
 from .sagas.outcomes import OutcomeBoard
-from .sagas.saga_actor import Recover, StartSaga
+from .sagas.saga_actor import CountSagas, Recover, StartSaga
 
-__all__ = ["HistoryEntry", "Mode", "Runtime", "SagaRun"]  # the first and last from .handles
+__all__ = ["Footprint", "HistoryEntry", "Mode", "Runtime", "SagaRun"]  # handles: see .handles
 
 logger = logging.getLogger("sagactor")
 
@@ -108,8 +107,9 @@ class Runtime:
         self.crash_plan.on_crash = self._die
         self._lock = threading.Lock()
         self._accepting: set[Future[Any]] = set()
-        self._resumed: set[str] = set()
-        self._outcomes = OutcomeBoard()
+        self._resumed: dict[str, int] = {}  # saga id -> its stream's last seq when resumed
+        self._result_types: dict[tuple[str, str], Any] = {}  # (participant, action) -> type
+        self._outcomes = OutcomeBoard(self._result_types)
         self._quarantine = Quarantine(self._outcomes)
         self._hosts: dict[str, pykka.ActorRef[Any]] = {}
         self._host_objects: dict[str, ParticipantHost] = {}
@@ -119,6 +119,9 @@ class Runtime:
         _OPEN.add(self)
         self._subscribers: dict[str, list[str]] = {}
         self._event_types: dict[str, type[Any]] = {}
+        self._timeline = Timeline(
+            journal, self._host_objects, self._event_types, self._definitions, self._result_types
+        )
         self._dispatcher = NativeDispatcher.start(
             self._env,
             self._hosts,
@@ -231,6 +234,8 @@ class Runtime:
             host = ParticipantHost.launch(participant, self._env)
             self._hosts[name] = host.actor_ref
             self._host_objects[name] = host
+            for action_name, spec in type(participant)._actions.items():
+                self._result_types[(name, action_name)] = spec.returns
             for kind, spec in type(participant)._reactions.items():
                 self._subscribers.setdefault(kind.__name__, []).append(name)
                 self._event_types.update({t.__name__: t for t in (kind, *spec.emits)})
@@ -401,16 +406,17 @@ class Runtime:
         return SagaRun(self, saga_id)
 
     def status(self, saga_id: str) -> Outcome:
-        """Where the saga stands now (its outcome if it ended).
+        """Where the saga stands now (its outcome if it ended), as its journal says.
 
-        Read from the saga's own events, so a saga that finished under an older or removed
-        definition stays readable. A quarantined saga's status is ``quarantined``, its reason
-        the error that keeps it from loading.
+        A saga that finished under an older or removed definition stays readable (from its own
+        events, results then untyped). A quarantined saga's status is ``quarantined``, its
+        reason the error that keeps it from loading.
         """
-        future = self._outcomes.future(saga_id)
-        if future.done() and future.exception() is None:
-            return future.result()
         try:
+            if self._quarantine.get(saga_id) is None:
+                state = self._load_saga(saga_id)
+                if state is not None:
+                    return self._outcomes.outcome(state)
             return self._quarantine.outcome(self.journal, saga_id)
         except RuntimeClosed:
             self._check_open()  # a crash released the journal: say that it crashed
@@ -456,9 +462,8 @@ class Runtime:
             )
         except SagaQuarantined as error:
             raise error.cause from error
-        with self._lock:
-            self._resumed.add(saga_id)
-        self._outcomes.forget(saga_id)
+        with self._lock:  # until the resumed run ends, the journal's "stuck" is not its end
+            self._resumed[saga_id] = self.journal.last_seq(saga_stream(saga_id))
         native = isinstance(self._definitions.get(outcome.saga), Choreography)
         self._tell(self._dispatcher if native else self._coordinator, Resume(saga_id))
 
@@ -527,37 +532,27 @@ class Runtime:
     # -- looking inside ------------------------------------------------------------------------
 
     def history(self, saga_id: str) -> list[HistoryEntry]:
-        """The saga's events across the coordinator and every participant, in journal order."""
-        records = self.journal.read(saga_stream(saga_id))
-        if not records:
-            raise UnknownSaga(saga_id)
-        prefix = f"{saga_id}/"
-        theirs = [r for r in self.journal.read_prefix("participant/") if r.cause.startswith(prefix)]
-        merged = sorted([*records, *theirs], key=lambda r: r.position)
-        return self._entries(merged, records)
+        """The saga's events across the coordinator and every participant, in journal order.
 
-    def _entries(self, records: Sequence[Record], saga_records: list[Record]) -> list[HistoryEntry]:
-        """Typed timeline entries for ``records`` (``saga_records`` are the saga's own, in order).
-
-        A natively choreographed event is shown as what it is (its type, its publisher).
+        Costs the saga's own records, whatever the journal's size. Entries are JSON-ready:
+        payloads (input, results, published events) are decoded to their declared types.
         """
-        events = iter(decode_saga_events(self.journal, saga_records))
-        entries = []
-        for r in records:
-            name, kind, event = "coordinator", r.type, None
-            if r.stream.startswith("participant/"):
-                name = r.stream.removeprefix("participant/")
-                host = self._host_objects.get(name)
-                event = host.decode(r) if host is not None else r.data
-            else:
-                event = next(events)
-                if isinstance(event, EventDispatched):
-                    kind, name = event.event_type, event.source
-                    known = self._event_types.get(kind)
-                    if known is not None:
-                        event = msgspec.msgpack.decode(event.data, type=known)
-            entries.append(HistoryEntry(r.position, r.ts, name, kind, event, r.cause))
-        return entries
+        return self._timeline.read(saga_id)
+
+    def footprint(self) -> Footprint:
+        """What this runtime holds in memory and snapshots now: bounded by live work."""
+        inbox = {name: len(host.inbox) for name, host in self._host_objects.items()}
+        snapshots = {}
+        for name in self._host_objects:
+            snapshot = self.journal.load_snapshot(f"participant/{name}")
+            snapshots[name] = len(snapshot.data) if snapshot is not None else 0
+        drivers: list[pykka.ActorRef[Any]] = [self._coordinator, self._dispatcher]
+        return Footprint(
+            sagas=sum(int(ref.ask(CountSagas(), block=True)) for ref in drivers if ref.is_alive()),
+            waiters=len(self._outcomes),
+            inbox=inbox,
+            snapshot_bytes=snapshots,
+        )
 
     def state(self, participant: str) -> Any:
         """A copy of a participant's current state."""
@@ -705,6 +700,18 @@ class Runtime:
         definition = self._definition(saga)
         return await start_saga(self, definition, input, saga_id=saga_id, mode=mode)
 
+    async def astatus(self, saga_id: str) -> Outcome:
+        """:meth:`status` for async callers: the journal is read in a worker thread."""
+        from .aio import status
+
+        return await status(self, saga_id)
+
+    async def ahistory(self, saga_id: str) -> list[HistoryEntry]:
+        """:meth:`history` for async callers: the journal is read in a worker thread."""
+        from .aio import history
+
+        return await history(self, saga_id)
+
     def watch(self, saga_id: str) -> AsyncIterator[HistoryEntry]:
         """``async for entry in rt.watch(id)``: the saga's :meth:`history` as it happens.
 
@@ -728,9 +735,14 @@ class Runtime:
         await self.aclose()
 
     def _ended_in_journal(self, saga_id: str) -> Outcome | None:
-        """Its outcome if the journal says it ended; raises if it is unknown or quarantined."""
+        """The saga's outcome if its journal says it ended (a resumed one: ended again);
+        raises if it is unknown or quarantined."""
         outcome = self._not_quarantined(saga_id)
-        return outcome if outcome.status.terminal else None
+        if not outcome.status.terminal:
+            return None
+        if self.journal.last_seq(saga_stream(saga_id)) <= self._resumed.get(saga_id, 0):
+            return None  # still the "stuck" that the resume is about to undo
+        return outcome
 
     # -- replay --------------------------------------------------------------------------------
 

@@ -38,7 +38,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("sagactor.sagas",),
     ("sagactor.persistence",),
     ("sagactor.actors",),
-    ("sagactor.runtime", "sagactor.handles", "sagactor.engine"),
+    ("sagactor.runtime", "sagactor.handles", "sagactor.engine", "sagactor.history"),
     ("sagactor.aio", "sagactor.playground", "sagactor.testing", "sagactor.examples", "sagactor"),
 ]
 """Module prefixes per layer, bottom first; the longest matching prefix decides."""
@@ -71,6 +71,8 @@ KNOWN_CYCLE_EDGES: set[tuple[str, str]] = {
     ("sagactor.actors.portal", "sagactor.actors.aborts"),
     # runtime -> handles -> aio -> runtime: the two faces and the handles know each other.
     ("sagactor.runtime", "sagactor.handles"),  # module level
+    ("sagactor.runtime", "sagactor.history"),  # module level, through handles on the same cycle
+    ("sagactor.history", "sagactor.handles"),  # module level
     ("sagactor.runtime", "sagactor.aio"),  # function-local
     ("sagactor.handles", "sagactor.runtime"),  # type-checking only
     ("sagactor.handles", "sagactor.aio"),  # function-local

@@ -5,6 +5,13 @@ handler's changes and the record "message M handled, with result R" in one appen
 only once that append is durable. Appends are pipelined (the actor does not wait for the disk);
 the journal's per-stream sequence numbers make every append after a failed one fail too, and
 the actor then rebuilds its state from the journal rather than trust its memory.
+
+The inbox holds only live sagas' records (so memory and snapshots are bounded by live work).
+A saga's records are dropped when its driver says :class:`SagaEnded`, which it sends after
+every command of the saga, so no copy of a message of that saga can arrive later: except a copy
+this host scheduled for itself (a delay fault, a choreography retry), which is why those are
+counted per saga and keep the records until the last one has landed. At startup nothing is in
+the air: the records of sagas whose journal says they ended are dropped at once.
 """
 
 from __future__ import annotations
@@ -28,11 +35,13 @@ from ..errors import (
     UnrecordedChange,
 )
 from ..messages import (
+    ENDED_EVENTS,
     Command,
     CompensationFailed,
     Handled,
     HandledOutcome,
     ParticipantSnapshot,
+    SagaEnded,
     SagaEvent,
     StepCompensated,
     StepFenced,
@@ -45,6 +54,7 @@ from ..sagas.choreography import Published
 from ..sagas.dispatcher import Deliver
 from ..sagas.machine import ACTION, COMPENSATION, Began, Reply
 from ..sagas.native import Emitted, NativePublished, event_id
+from ..sagas.outcomes import decode_result
 from .aborts import die_of
 from .environment import Environment
 from .participant import HandlerSpec, Participant, StepContext, apply_change
@@ -67,6 +77,13 @@ class GetState(msgspec.Struct, frozen=True):
     """Ask a host for a copy of its participant's state (taken in the actor's own thread)."""
 
 
+class _Later(msgspec.Struct, frozen=True):
+    """A message this host scheduled for itself (a delay fault, a retry), now due."""
+
+    saga_id: str
+    message: Any
+
+
 class ParticipantHost(pykka.ThreadingActor):
     use_daemon_thread = True  # a forgotten runtime must not keep the process alive (atexit)
 
@@ -77,6 +94,9 @@ class ParticipantHost(pykka.ThreadingActor):
         self.env = env
         self.stream = f"participant/{self.name}"
         self.inbox: dict[str, Handled] = {}
+        self._keys: dict[str, list[str]] = {}  # saga id -> its inbox keys
+        self._resends: dict[str, int] = {}  # saga id -> self-scheduled messages not yet landed
+        self._ended: set[str] = set()  # ended, but waiting for its resends to land
         self.seq = 0
         self._stale = False
         self._change_types = {cls.__name__: cls for cls in type(participant)._evolvers}
@@ -84,7 +104,7 @@ class ParticipantHost(pykka.ThreadingActor):
             name: msgspec.msgpack.Decoder(cls) for name, cls in self._change_types.items()
         }
         self._check = StateCheck(participant, self._apply) if env.check_state else None
-        self.load()
+        self.load(startup=True)
 
     @classmethod
     def launch(cls, participant: Participant[Any], env: Environment) -> ParticipantHost:
@@ -97,11 +117,16 @@ class ParticipantHost(pykka.ThreadingActor):
 
     # -- state ---------------------------------------------------------------------------------
 
-    def load(self) -> None:
-        """Rebuild state and inbox: the latest snapshot, then the stream's tail."""
+    def load(self, *, startup: bool = False) -> None:
+        """Rebuild state and inbox: the latest snapshot, then the stream's tail.
+
+        At ``startup`` the records of sagas that ended are dropped (nothing is in the air).
+        Later (a rebuild), those of sagas this host had already dropped are dropped again.
+        """
         p = self.participant
         p.state = p.initial_state()
-        self.inbox = {}
+        known = set(self._keys)
+        self.inbox, self._keys = {}, {}
         self.seq = 0
         snapshot = self.env.journal.load_snapshot(self.stream)
         if snapshot is not None:
@@ -113,11 +138,57 @@ class ParticipantHost(pykka.ThreadingActor):
                 raise JournalCorrupt(
                     self.env.journal.path, f"{self.stream} snapshot: {error}"
                 ) from error
-            self.inbox = {h.key: h for h in saved.inbox}
+            for handled in saved.inbox:
+                self._remember(handled)
             self.seq = snapshot.seq
         for record in self.env.journal.read(self.stream, after=self.seq):
             self._replay(record)
             self.seq = record.seq
+        if startup:
+            streams = {f"saga/{saga_id}": saga_id for saga_id in self._keys}
+            ended = self.env.journal.latest(streams)
+            gone = [streams[s] for s, last in ended.items() if last.type in ENDED_EVENTS]
+        else:
+            gone = [saga_id for saga_id in self._keys if saga_id not in known]
+        for saga_id in gone:
+            if saga_id not in self._resends:
+                self._forget(saga_id)
+
+    def _remember(self, handled: Handled) -> None:
+        if handled.key not in self.inbox:
+            self._keys.setdefault(handled.saga_id, []).append(handled.key)
+        self.inbox[handled.key] = handled
+
+    def _forget(self, saga_id: str) -> None:
+        """Drop a saga's inbox records: no copy of its messages can reach this host again."""
+        self._ended.discard(saga_id)
+        for key in self._keys.pop(saga_id, ()):
+            self.inbox.pop(key, None)
+
+    def _saga_ended(self, saga_id: str) -> None:
+        if saga_id in self._resends:
+            self._ended.add(saga_id)  # dropped once its last self-scheduled copy has landed
+        else:
+            self._forget(saga_id)
+
+    def _later(self, saga_id: str, due: float, message: Any) -> None:
+        """Deliver ``message`` to this host at ``due``; the saga's records stay until then."""
+        self._resends[saga_id] = self._resends.get(saga_id, 0) + 1
+        late, me = _Later(saga_id, message), self.actor_ref
+        self.env.timers.schedule(due, lambda: self.env.tell(me, late))
+
+    def _landed(self, late: _Later) -> None:
+        try:
+            if isinstance(late.message, Command):
+                self._handle(late.message)
+            else:
+                self._react(late.message)
+        finally:
+            left = self._resends.pop(late.saga_id) - 1
+            if left:
+                self._resends[late.saga_id] = left
+            elif late.saga_id in self._ended:
+                self._forget(late.saga_id)
 
     def decode(self, record: Record) -> Any:
         """The typed event a record of this participant's stream holds."""
@@ -140,7 +211,7 @@ class ParticipantHost(pykka.ThreadingActor):
     def _replay(self, record: Record) -> None:
         event = self.decode(record)
         if isinstance(event, Handled):
-            self.inbox[event.key] = event
+            self._remember(event)
         else:
             self._apply(event)
 
@@ -161,6 +232,10 @@ class ParticipantHost(pykka.ThreadingActor):
                 self._handle(message)
             elif isinstance(message, Deliver):
                 self._react(message)
+            elif isinstance(message, _Later):
+                self._landed(message)
+            elif isinstance(message, SagaEnded):
+                self._saga_ended(message.saga_id)
         except SimulatedCrash:
             return None  # the runtime is already dead; this thread just stops working
         except Exception:
@@ -234,8 +309,7 @@ class ParticipantHost(pykka.ThreadingActor):
             return False
         if fault.kind == "delay":
             late = msgspec.structs.replace(cmd, delayed=True)
-            me = self.actor_ref
-            self.env.timers.schedule(time.time() + fault.seconds, lambda: self.env.tell(me, late))
+            self._later(cmd.saga_id, time.time() + fault.seconds, late)
         elif fault.kind == "fail" and cmd.kind == ACTION:
             self._commit(
                 cmd, [], self._handled(cmd, HandledOutcome.FAILED, reason="injected failure")
@@ -281,17 +355,21 @@ class ParticipantHost(pykka.ThreadingActor):
             return
         try:
             raw = msgspec.Raw(_encode(result)) if cmd.kind == ACTION else _NIL
+            # The result as the journal gives it back, typed by the annotation: the same value
+            # live, from a repeat's inbox record, and after a restart (and checked now).
+            value = msgspec.msgpack.decode(raw, type=spec.returns) if cmd.kind == ACTION else None
             records = [self._encoded(c, cmd.key) for c in ctx.changes]
-        except (msgspec.EncodeError, TypeError, OverflowError) as error:
+        except (msgspec.EncodeError, msgspec.ValidationError, TypeError, OverflowError) as error:
             self._undo(ctx, force=True)
-            problem = PayloadError(
-                f"the result of {spec.method!r}", error, saga_id=cmd.saga_id, step=cmd.step
-            )
+            what = f"the result of {spec.method!r}"
+            if isinstance(error, msgspec.ValidationError):
+                what += f" as the {getattr(spec.returns, '__name__', spec.returns)} it declares"
+            problem = PayloadError(what, error, saga_id=cmd.saga_id, step=cmd.step)
             # Nothing is recorded, so the step is in doubt like any technical failure: its
             # compensation leaves a tombstone against a copy of the command still on its way.
             self._send(cmd, "error", reason=str(problem), retryable=False)
             return
-        self._commit(cmd, records, self._handled(cmd, HandledOutcome.OK, result=raw), value=result)
+        self._commit(cmd, records, self._handled(cmd, HandledOutcome.OK, result=raw), value=value)
 
     def _invoke(self, spec: HandlerSpec, ctx: StepContext, args: list[Any], msg: Any) -> Any:
         """Run a handler (an async one on the portal), checked in check mode."""
@@ -308,7 +386,10 @@ class ParticipantHost(pykka.ThreadingActor):
         args = [_convert(cmd.input, spec.arg_types[0])]
         if cmd.kind == COMPENSATION:
             did = self.inbox[f"{cmd.saga_id}/{cmd.step}/{ACTION}"]
-            args.append(msgspec.msgpack.decode(did.result, type=spec.arg_types[1]))
+            done = spec.arg_types[1]
+            if done is Any:  # unannotated: what the action declared, as in Outcome.results
+                done = self.participant._actions[cmd.name].returns
+            args.append(decode_result(did.result, done))
         return args
 
     def _undo(self, ctx: StepContext, *, force: bool = False) -> None:
@@ -365,7 +446,7 @@ class ParticipantHost(pykka.ThreadingActor):
         must not overtake the commit of the original)."""
         if handled is not None:
             records.append(self._record(HANDLED, _encode(handled), key=handled.key))
-            self.inbox[handled.key] = handled
+            self._remember(handled)
         snapshot = None
         every = self.env.snapshot_every
         if records and every and (self.seq // every) != ((self.seq - len(records)) // every):
@@ -386,8 +467,10 @@ class ParticipantHost(pykka.ThreadingActor):
         if handled.outcome is HandledOutcome.FAILED:
             self._send(cmd, "failed", reason=handled.reason)
         elif handled.kind == ACTION and cmd.kind == ACTION:
-            result = value if value is not None else msgspec.msgpack.decode(handled.result)
-            self._send(cmd, "ok", result=result, raw=handled.result)
+            if value is None:  # a repeat, answered from the inbox record
+                returns = self.participant._actions[cmd.name].returns
+                value = decode_result(handled.result, returns)  # plain if the type changed
+            self._send(cmd, "ok", result=value, raw=handled.result)
         else:
             self._send(cmd, "ok", reason=handled.reason)  # a fence's reason: what it found
 
@@ -498,9 +581,7 @@ class ParticipantHost(pykka.ThreadingActor):
         """Technical trouble: try the delivery again a few times, then report it (stuck)."""
         if msg.attempt < _REACTION_ATTEMPTS:
             again = msgspec.structs.replace(msg, attempt=msg.attempt + 1)
-            me = self.actor_ref
-            due = time.time() + 0.01 * 2 ** (msg.attempt - 1)
-            self.env.timers.schedule(due, lambda: self.env.tell(me, again))
+            self._later(msg.saga_id, time.time() + 0.01 * 2 ** (msg.attempt - 1), again)
             return
         msg.reply_to(
             NativePublished(msg.saga_id, self.name, [], None, error=problem, cause=msg.event_id)

@@ -37,6 +37,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, TypeVar
 
+import msgspec
+
 from ..errors import DefinitionError
 
 __all__ = [
@@ -113,12 +115,15 @@ def _mark(kind: str, name: str) -> Callable[[F], F]:
 
 @dataclass(frozen=True, slots=True)
 class HandlerSpec:
-    """A handler and the types its arguments are converted to (``Any`` when unannotated)."""
+    """A handler, the types its arguments are converted to and the type its result is decoded
+    with (``Any`` when unannotated): an action's result reads the same live and after a restart.
+    """
 
     method: str
     arg_types: tuple[Any, ...]
     is_async: bool
     emits: tuple[type[Any], ...] = ()
+    returns: Any = Any
 
 
 class StepContext:
@@ -230,7 +235,8 @@ class Participant(Generic[S]):
         emits: tuple[type[Any], ...] = ()
         if kind == "on":
             key, emits = key
-        spec = HandlerSpec(attr, tuple(hints[1:]), inspect.iscoroutinefunction(method), emits)
+        is_async = inspect.iscoroutinefunction(method)
+        spec = HandlerSpec(attr, tuple(hints[1:]), is_async, emits, _returns(cls, method))
         if kind == "action":
             cls._actions[key] = spec
         elif kind == "compensation":
@@ -274,6 +280,22 @@ def apply_change(participant: Participant[Any], change: Any) -> None:
         f"@evolve method {method!r} returned {new!r} (a {type(new).__name__}), but {problem}",
         kind="participant",
     )
+
+
+def _returns(cls: type, method: Any) -> Any:
+    """The annotated return type of ``method`` (``Any`` if absent), which results decode to."""
+    function = method.__func__ if isinstance(method, classmethod | staticmethod) else method
+    returns = typing.get_type_hints(function).get("return", Any)  # resolvable: see _hints
+    try:
+        msgspec.msgpack.Decoder(returns)
+    except TypeError as error:
+        raise DefinitionError(
+            cls.__name__,
+            f"handler {function.__name__!r} returns {returns!r}, which msgspec cannot decode "
+            f"({error}); annotate a msgspec type (a Struct, builtins) or nothing",
+            kind="participant",
+        ) from error
+    return returns
 
 
 def _hints(cls: type, method: Any) -> list[Any]:

@@ -12,11 +12,9 @@ its events alone, so a saga that finished under an older or removed definition s
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 from collections.abc import Mapping
-from concurrent.futures import InvalidStateError
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -305,18 +303,14 @@ class Quarantine:
     def add(self, error: SagaQuarantined) -> SagaQuarantined:
         with self._lock:
             self._errors[error.saga_id] = error
-        self._outcomes.forget(error.saga_id)  # an earlier quarantine's error, if any
-        with contextlib.suppress(InvalidStateError):  # the runtime died meanwhile
-            self._outcomes.future(error.saga_id).set_exception(error)
+        self._outcomes.fail(error.saga_id, error)  # whoever waits learns it at once
         logger.warning("%s", error)
         return error
 
     def release(self, saga_id: str) -> None:
         """It loads now: forget its error (and the failed wait for its outcome)."""
         with self._lock:
-            known = self._errors.pop(saga_id, None)
-        if known is not None:
-            self._outcomes.forget(saga_id)
+            self._errors.pop(saga_id, None)
 
     def load(
         self, journal: Journal, saga_id: str, definitions: Mapping[str, Saga | Choreography]

@@ -23,17 +23,18 @@ from ..actors.aborts import die_of
 from ..actors.environment import Environment
 from ..crashpoints import CrashPoint, SimulatedCrash
 from ..errors import JournalCorrupt, SagaIdConflict
-from ..messages import FINAL_EVENTS, Outcome, SagaEvent
+from ..messages import FINAL_EVENTS, Outcome, SagaEnded, SagaEvent, SagaStatus
 from ..persistence.journal import Record
 from ..persistence.recovery import decode_saga_events, saga_stream, summarize
-from .outcomes import OutcomeBoard, outcome_of
+from .outcomes import OutcomeBoard
 
-__all__ = ["Rebuild", "Recover", "SagaActor", "SagaLoader", "StartSaga"]
+__all__ = ["CountSagas", "Rebuild", "Recover", "SagaActor", "SagaLoader", "StartSaga"]
 
 logger = logging.getLogger("sagactor")
 _encode = msgspec.msgpack.encode
 
 SagaLoader = Callable[[str], Any]
+_ENDED = (SagaStatus.COMPLETED, SagaStatus.COMPENSATED)
 REBUILD_DELAY = 0.05  # seconds between a failed commit and the saga's reload from the journal
 
 
@@ -59,9 +60,14 @@ class Rebuild(msgspec.Struct, frozen=True):
     saga_id: str
 
 
+class CountSagas(msgspec.Struct, frozen=True):
+    """Ask how many sagas the actor drives now (``Runtime.footprint``)."""
+
+
 class SagaActor(pykka.ThreadingActor):
     role = "saga actor"
     use_daemon_thread = True  # a forgotten runtime must not keep the process alive (atexit)
+    participants: dict[str, pykka.ActorRef[Any]]
 
     def __init__(self, env: Environment, outcomes: OutcomeBoard, load: SagaLoader) -> None:
         super().__init__()
@@ -72,6 +78,8 @@ class SagaActor(pykka.ThreadingActor):
         self._reply_to = functools.partial(env.tell, self.actor_ref)
 
     def on_receive(self, message: Any) -> Any:
+        if isinstance(message, CountSagas):
+            return len(self.sagas)
         if self.env.dead.is_set():
             return None
         try:
@@ -147,8 +155,10 @@ class SagaActor(pykka.ThreadingActor):
             for name in (type(e).__name__,)
         ]
         outcome: Outcome | None = None
+        ended = False
         if state.status.terminal:
-            outcome = outcome_of(state)
+            outcome = self.outcomes.outcome(state)
+            ended = state.status in _ENDED  # not stuck: that one can be resumed
             del self.sagas[state.saga_id]
         saga_id, me = state.saga_id, self.actor_ref
 
@@ -167,11 +177,24 @@ class SagaActor(pykka.ThreadingActor):
                 accepted.set_result(saga_id)
             if not self.env.dead.is_set():
                 then()
+                if ended:
+                    self._ended(state)
             if outcome is not None:
                 self.outcomes.finish(outcome)
             self.env.commits.notify(saga_id)  # wake whoever watches this saga
 
         self.env.append(records, done)
+
+    def _ended(self, state: Any) -> None:
+        """Tell the saga's participants it ended, after (and the way) every command of it went,
+        so each may drop the saga's inbox records: nothing of it can reach them any more."""
+        steps = getattr(state.definition, "steps", None)
+        names = {s.participant for s in steps} if steps is not None else list(self.participants)
+        message = SagaEnded(state.saga_id)
+        for name in names:
+            ref = self.participants.get(name)
+            if ref is not None:
+                self.env.tell(ref, message)
 
     def recover(self, msg: Recover, resume: Callable[[Any], None]) -> None:
         """Take over in-flight sagas and resume each through the normal path."""

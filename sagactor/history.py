@@ -1,0 +1,138 @@
+"""A saga's history: its own records and those it caused in every participant, as typed entries.
+
+Reads cost the saga's records, not the journal's size (``Journal.read_caused`` is indexed).
+Entries are JSON-ready: the msgpack payloads that journal events carry (a saga's input, a step's
+result, a dispatched event, an inbox record's result) are decoded, to the declared types where
+they are known, so ``msgspec.to_builtins(entry.event)`` works for every entry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from .errors import UnknownSaga
+from .handles import HistoryEntry
+from .messages import EventDispatched, Handled, SagaStarted, StepSucceeded
+from .persistence.journal import Journal, Record
+from .persistence.recovery import decode_saga_events, saga_stream
+from .sagas.definition import Saga
+from .sagas.native import Choreography, Emitted
+from .sagas.outcomes import ResultTypes, decode_result, result_type
+
+if TYPE_CHECKING:
+    from .actors.host import ParticipantHost
+
+__all__ = ["Timeline"]
+
+_emitted = msgspec.msgpack.Decoder(list[Emitted])
+
+
+class Timeline:
+    """Reads and types histories for one runtime (its journal, participants and definitions)."""
+
+    def __init__(
+        self,
+        journal: Journal,
+        hosts: Mapping[str, ParticipantHost],
+        event_types: Mapping[str, type[Any]],
+        definitions: Mapping[str, Saga | Choreography],
+        result_types: ResultTypes,
+    ) -> None:
+        self.journal = journal
+        self.hosts = hosts
+        self.event_types = event_types
+        self.definitions = definitions
+        self.result_types = result_types
+
+    def read(self, saga_id: str) -> list[HistoryEntry]:
+        """Every entry of the saga, in journal order; :class:`UnknownSaga` if it has none."""
+        own = self.journal.read(saga_stream(saga_id))
+        if not own:
+            raise UnknownSaga(saga_id)
+        theirs = [r for r in self.journal.read_caused(saga_id) if r.stream != own[0].stream]
+        return self.entries(saga_id, sorted([*own, *theirs], key=lambda r: r.position), own)
+
+    def entries(
+        self, saga_id: str, records: Sequence[Record], saga_records: list[Record]
+    ) -> list[HistoryEntry]:
+        """Entries for ``records`` (``saga_records``: those of the saga's stream, in order).
+
+        A natively choreographed event is shown as what it is (its type, its publisher).
+        """
+        decoded = decode_saga_events(self.journal, saga_records)
+        definition = self._definition(saga_id, decoded)
+        events = iter(decoded)
+        entries = []
+        for r in records:
+            name, kind = "coordinator", r.type
+            if r.stream.startswith("participant/"):
+                name = r.stream.removeprefix("participant/")
+                event = self._participant_event(name, r, definition)
+            else:
+                event = next(events)
+                if isinstance(event, EventDispatched):
+                    kind, name = event.event_type, event.source
+                event = self._saga_event(event, definition)
+            entries.append(HistoryEntry(r.position, r.ts, name, kind, event, r.cause))
+        return entries
+
+    def _definition(self, saga_id: str, events: list[Any]) -> Saga | Choreography | None:
+        """The definition the saga runs under (its payloads' types), if this runtime has it."""
+        if not events or not isinstance(events[0], SagaStarted):
+            first = self.journal.read(saga_stream(saga_id), limit=1)
+            events = decode_saga_events(self.journal, first)
+        started = events[0] if events else None
+        return self.definitions.get(started.saga) if isinstance(started, SagaStarted) else None
+
+    # -- decoding payloads ---------------------------------------------------------------------
+
+    def _saga_event(self, event: Any, definition: Saga | Choreography | None) -> Any:
+        if isinstance(event, SagaStarted):
+            wanted: Any = Any
+            if isinstance(definition, Saga):
+                wanted = definition.input_type or Any
+            elif isinstance(definition, Choreography):
+                wanted = definition.start
+            return msgspec.structs.replace(event, input=_decode(event.input, wanted))
+        if isinstance(event, StepSucceeded):
+            wanted = Any
+            if isinstance(definition, Saga):
+                wanted = result_type(self.result_types, definition, event.step)
+            return msgspec.structs.replace(event, result=_decode(event.result, wanted))
+        if isinstance(event, EventDispatched):
+            known = self.event_types.get(event.event_type)
+            if known is not None:
+                return _decode(event.data, known)
+            return msgspec.structs.replace(event, data=_decode(event.data, Any))
+        return event
+
+    def _participant_event(
+        self, name: str, record: Record, definition: Saga | Choreography | None
+    ) -> Any:
+        host = self.hosts.get(name)
+        if host is None:  # a participant this runtime does not host
+            return _decode(record.data, Any)
+        event = host.decode(record)
+        if not isinstance(event, Handled):
+            return event
+        if event.kind == "on":
+            emitted = [
+                msgspec.structs.replace(e, data=_decode(e.data, self.event_types.get(e.type, Any)))
+                for e in _emitted.decode(event.result)
+            ]
+            return msgspec.structs.replace(event, result=emitted)
+        wanted: Any = Any
+        if event.kind == "action" and isinstance(definition, Saga):
+            wanted = result_type(self.result_types, definition, event.step)
+        return msgspec.structs.replace(event, result=_decode(event.result, wanted))
+
+
+def _decode(raw: msgspec.Raw | bytes, wanted: Any) -> Any:
+    """Plain data for a payload: typed when possible, raw bytes if it is not msgpack at all."""
+    try:
+        return decode_result(raw, wanted)
+    except msgspec.DecodeError:
+        return bytes(raw)
