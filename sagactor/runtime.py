@@ -737,11 +737,12 @@ class Runtime:
     def _ended_in_journal(self, saga_id: str) -> Outcome | None:
         """The saga's outcome if its journal says it ended (a resumed one: ended again);
         raises if it is unknown or quarantined."""
+        # The seq first: read after the events, it could pass a "stuck" read just before the
+        # resume's SagaResumed landed for the end of the resumed run.
+        resumed = self.journal.last_seq(saga_stream(saga_id)) <= self._resumed.get(saga_id, 0)
         outcome = self._not_quarantined(saga_id)
-        if not outcome.status.terminal:
-            return None
-        if self.journal.last_seq(saga_stream(saga_id)) <= self._resumed.get(saga_id, 0):
-            return None  # still the "stuck" that the resume is about to undo
+        if not outcome.status.terminal or resumed:
+            return None  # running, or still the "stuck" that the resume is about to undo
         return outcome
 
     # -- replay --------------------------------------------------------------------------------
