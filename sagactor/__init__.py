@@ -1,5 +1,7 @@
 """sagactor: an in-process, actor-model saga runtime with event-sourced SQLite journals."""
 
+import logging
+
 from .actors.faults import Fault
 from .actors.participant import Participant, StepContext, action, compensation, evolve, on
 from .crashpoints import CrashPoint, SimulatedCrash
@@ -24,6 +26,7 @@ from .errors import (
     UnrecordedChange,
 )
 from .messages import Outcome, SagaStatus
+from .observe import Listener, Notice, RecoveryNotice, SagaNotice
 from .runtime import Footprint, HistoryEntry, Mode, Runtime, SagaRun
 from .sagas.definition import RetryPolicy, Saga, Step
 from .sagas.native import Choreography
@@ -40,16 +43,20 @@ __all__ = [
     "JournalError",
     "JournalLocked",
     "JournalWriteError",
+    "Listener",
     "Mode",
+    "Notice",
     "Outcome",
     "Participant",
     "PayloadError",
+    "RecoveryNotice",
     "RetryPolicy",
     "Runtime",
     "RuntimeClosed",
     "RuntimeCrashed",
     "Saga",
     "SagaIdConflict",
+    "SagaNotice",
     "SagaQuarantined",
     "SagaRun",
     "SagaStatus",
@@ -69,3 +76,6 @@ __all__ = [
     "on",
 ]
 __version__ = "0.1.0"
+
+# A library logs, the application decides where to: no "No handlers" fallback to stderr.
+logging.getLogger("sagactor").addHandler(logging.NullHandler())

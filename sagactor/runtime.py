@@ -12,7 +12,7 @@ import threading
 import time
 import uuid
 import weakref
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from concurrent.futures import Future
 from typing import Any, Literal
 
@@ -40,6 +40,7 @@ from .errors import (
 from .handles import Footprint, HistoryEntry, SagaRun
 from .history import Timeline
 from .messages import Outcome
+from .observe import Listener, Listeners, RecoveryNotice
 from .persistence.journal import Journal
 from .persistence.memory import MemoryJournal
 from .persistence.recovery import (
@@ -97,10 +98,15 @@ class Runtime:
         recover: bool = True,
         snapshot_every: int = 1000,
         check_state: bool | None = None,
+        listeners: Iterable[Listener] = (),
     ) -> None:
         self.crash_plan = CrashPlan()
         self._env = Environment(
-            journal, TimerService(), crash=self.crash_plan, snapshot_every=snapshot_every
+            journal,
+            TimerService(),
+            crash=self.crash_plan,
+            snapshot_every=snapshot_every,
+            listeners=Listeners(list(listeners)),
         )
         # Check mode: a handler changing self.state without ctx.record fails its step.
         self._env.check_state = statecheck.default() if check_state is None else check_state
@@ -156,6 +162,7 @@ class Runtime:
         recover: bool = True,
         snapshot_every: int = 1000,
         check_state: bool | None = None,
+        listeners: Iterable[Listener] = (),
     ) -> Runtime:
         """A runtime over the journal at ``path``; in-flight sagas are resumed.
 
@@ -179,6 +186,7 @@ class Runtime:
                 recover=recover,
                 snapshot_every=snapshot_every,
                 check_state=check_state,
+                listeners=listeners,
             )
         except BaseException as error:
             journal.close()
@@ -198,6 +206,7 @@ class Runtime:
         recover: bool = True,
         snapshot_every: int = 1000,
         check_state: bool | None = None,
+        listeners: Iterable[Listener] = (),
     ) -> Runtime:
         """A runtime whose journal lives in memory: fast, gone with the process.
 
@@ -210,6 +219,7 @@ class Runtime:
             recover=recover,
             snapshot_every=snapshot_every,
             check_state=check_state,
+            listeners=listeners,
         )
 
     @property
@@ -475,12 +485,29 @@ class Runtime:
         :meth:`quarantined` and :meth:`retry_quarantined`.
         """
         self._check_open()
+        started = time.time()
         found = find_in_flight(self.journal, self._definitions)
         for error in found.quarantined:
             self._quarantine.add(error)
+            logger.warning("%s", error, extra={"saga_id": error.saga_id})
         for state in found.states:
             self._quarantine.release(state.saga_id)  # its cause was fixed since
-        return self._take_over(found.states)
+        resumed = self._take_over(found.states)
+        notice = RecoveryNotice(
+            tuple(resumed), tuple(e.saga_id for e in found.quarantined), started, time.time()
+        )
+        self._env.listeners.recovery(notice)
+        return resumed
+
+    def listen(self, listener: Listener) -> Callable[[], None]:
+        """Call ``listener`` with a :class:`SagaNotice` for every durable saga event (and a
+        :class:`RecoveryNotice` per recovery); returns the call that stops it.
+
+        Listeners run on the runtime's thread, in journal order per saga, once the event is
+        durable and before anyone waiting for the saga's outcome is woken: keep them quick
+        (count, time, hand off). One that raises is logged and skipped.
+        """
+        return self._env.listeners.add(listener)
 
     def quarantined(self) -> dict[str, SagaQuarantined]:
         """The quarantined sagas by id, each with the error that keeps it from loading."""

@@ -34,12 +34,25 @@ import pytest
 PACKAGE = Path(__file__).resolve().parent.parent / "sagactor"
 
 LAYERS: list[tuple[str, ...]] = [
-    ("sagactor.errors", "sagactor.messages", "sagactor.crashpoints", "sagactor.names"),
+    (
+        "sagactor.errors",
+        "sagactor.messages",
+        "sagactor.crashpoints",
+        "sagactor.names",
+        "sagactor.observe",
+    ),
     ("sagactor.sagas",),
     ("sagactor.persistence",),
     ("sagactor.actors",),
     ("sagactor.runtime", "sagactor.handles", "sagactor.engine", "sagactor.history"),
-    ("sagactor.aio", "sagactor.playground", "sagactor.testing", "sagactor.examples", "sagactor"),
+    (
+        "sagactor.aio",
+        "sagactor.otel",
+        "sagactor.playground",
+        "sagactor.testing",
+        "sagactor.examples",
+        "sagactor",
+    ),
 ]
 """Module prefixes per layer, bottom first; the longest matching prefix decides."""
 

@@ -161,6 +161,7 @@ class SagaActor(pykka.ThreadingActor):
             ended = state.status in _ENDED  # not stuck: that one can be resumed
             del self.sagas[state.saga_id]
         saga_id, me = state.saga_id, self.actor_ref
+        name, status = state.definition.name, state.status
 
         def done(error: BaseException | None) -> None:
             if error is not None:
@@ -179,6 +180,8 @@ class SagaActor(pykka.ThreadingActor):
                 then()
                 if ended:
                     self._ended(state)
+                # Before the outcome: whoever waits for the end finds it already published.
+                self.env.listeners.saga_events(saga_id, name, status, events, now)
             if outcome is not None:
                 self.outcomes.finish(outcome)
             self.env.commits.notify(saga_id)  # wake whoever watches this saga
