@@ -26,7 +26,7 @@ from .errors import (
     UnrecordedChange,
 )
 from .messages import Outcome, SagaStatus
-from .observe import Listener, Notice, RecoveryNotice, SagaNotice
+from .observe import Listener, Metrics, Notice, RecoveryNotice, SagaNotice
 from .runtime import Footprint, HistoryEntry, Mode, Runtime, SagaRun
 from .sagas.definition import RetryPolicy, Saga, Step
 from .sagas.native import Choreography
@@ -44,6 +44,7 @@ __all__ = [
     "JournalLocked",
     "JournalWriteError",
     "Listener",
+    "Metrics",
     "Mode",
     "Notice",
     "Outcome",

@@ -14,16 +14,26 @@ compensations) at DEBUG; recovery at INFO, each quarantined saga at WARNING.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
 from .errors import DefinitionError
 from .messages import SagaEvent, SagaStatus
 
-__all__ = ["Listener", "Listeners", "Notice", "RecoveryNotice", "SagaNotice", "log_level"]
+__all__ = [
+    "Listener",
+    "Listeners",
+    "Metrics",
+    "Notice",
+    "RecoveryNotice",
+    "SagaNotice",
+    "log_level",
+]
 
 logger = logging.getLogger("sagactor")
 
@@ -85,24 +95,44 @@ class Listeners:
     """The listeners of one runtime. Thread-safe; publishing copies nothing when there are
     none and nothing is logged at the events' levels (the common, fast case)."""
 
-    __slots__ = ("_listeners", "_lock")
+    __slots__ = ("_listeners", "_lock", "_scopes")
 
     def __init__(self, listeners: Sequence[Listener] = ()) -> None:
         self._lock = threading.Lock()
-        self._listeners: tuple[Listener, ...] = tuple(listeners)
+        self._listeners: tuple[Listener, ...] = ()
+        self._scopes: tuple[Callable[[str, str, str], AbstractContextManager[Any]], ...] = ()
+        for listener in listeners:
+            self.add(listener)
 
     def add(self, listener: Listener) -> Callable[[], None]:
         """Subscribe ``listener``; returns the call that unsubscribes it."""
         if not callable(listener):
             raise DefinitionError("listener", f"{listener!r} is not callable", kind="setting")
+        scope = getattr(listener, "handler_scope", None)
         with self._lock:
             self._listeners = (*self._listeners, listener)
+            if callable(scope):
+                self._scopes = (*self._scopes, scope)
 
         def remove() -> None:
             with self._lock:
                 self._listeners = tuple(x for x in self._listeners if x is not listener)
+                self._scopes = tuple(x for x in self._scopes if x != scope)
 
         return remove
+
+    def scope(self, saga_id: str, step: str, kind: str) -> AbstractContextManager[Any]:
+        """What a handler of this step runs inside: the scopes listeners offer through a
+        ``handler_scope(saga_id, step, kind)`` method (a tracer's current span, say)."""
+        scopes = self._scopes
+        if not scopes:
+            return _NO_SCOPE
+        if len(scopes) == 1:
+            return scopes[0](saga_id, step, kind)
+        stack = contextlib.ExitStack()
+        for scope in scopes:
+            stack.enter_context(scope(saga_id, step, kind))
+        return stack
 
     def __len__(self) -> int:
         return len(self._listeners)
@@ -154,6 +184,64 @@ class Listeners:
                 listener(notice)
             except Exception:  # a listener's bug must never disturb a saga
                 logger.exception("listener %r failed on %r", listener, notice)
+
+
+_NO_SCOPE = contextlib.nullcontext()
+
+
+class Metrics:
+    """A listener that counts and times, with no dependency: sagas ended by type and status,
+    step attempts, retries, timeouts and compensations, and saga durations (start to end, for
+    sagas whose start this runtime saw). ``snapshot()`` is a copy, safe from any thread."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: dict[str, int] = {}
+        self._started: dict[str, float] = {}  # saga id -> its start, while in flight
+        self._durations: dict[str, list[float]] = {}  # saga type -> seconds, newest last
+        self.keep = 10_000  # durations kept per saga type (a sliding window)
+
+    def __call__(self, notice: Notice) -> None:
+        if isinstance(notice, RecoveryNotice):
+            self._count("recoveries")
+            return
+        with self._lock:
+            self._bump(f"events.{notice.type}")
+            if notice.type == "SagaStarted":
+                self._started[notice.saga_id] = notice.ts
+            elif notice.final:
+                self._bump(f"sagas.{notice.saga}.{notice.status.value}")
+                began = self._started.pop(notice.saga_id, None)
+                if began is not None:
+                    window = self._durations.setdefault(notice.saga, [])
+                    window.append(notice.ts - began)
+                    del window[: -self.keep]
+
+    def snapshot(self) -> dict[str, Any]:
+        """``counts`` (by ``events.<Type>``, ``sagas.<saga>.<status>``, ``recoveries``),
+        ``durations`` (seconds by saga type: count, p50, p99, max) and ``in_flight``."""
+        with self._lock:
+            durations = {}
+            for saga, window in self._durations.items():
+                ordered = sorted(window)
+                durations[saga] = {
+                    "count": len(ordered),
+                    "p50": ordered[len(ordered) // 2],
+                    "p99": ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))],
+                    "max": ordered[-1],
+                }
+            return {
+                "counts": dict(self._counts),
+                "durations": durations,
+                "in_flight": len(self._started),
+            }
+
+    def _count(self, key: str) -> None:
+        with self._lock:
+            self._bump(key)
+
+    def _bump(self, key: str) -> None:
+        self._counts[key] = self._counts.get(key, 0) + 1
 
 
 def _is_saga_level(event: SagaEvent) -> bool:

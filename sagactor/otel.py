@@ -16,7 +16,9 @@ Open spans are kept only for sagas in flight, so memory stays bounded by live wo
 
 from __future__ import annotations
 
+import contextlib
 import threading
+from contextlib import AbstractContextManager
 from typing import Any
 
 from .errors import DefinitionError
@@ -67,6 +69,14 @@ class SpanListener:
             return
         with self._lock:
             self._saga_event(notice)
+
+    def handler_scope(self, saga_id: str, step: str, kind: str) -> AbstractContextManager[Any]:
+        """The step attempt's span as the current span while its handler runs, so the
+        handler's own spans nest under it (sync handlers; the runtime calls this)."""
+        span = self._attempts.get((saga_id, step, kind))
+        if span is None:
+            return contextlib.nullcontext()
+        return trace.use_span(span, end_on_exit=False)
 
     def _saga_event(self, notice: SagaNotice) -> None:
         saga = self._saga_span(notice)

@@ -285,3 +285,64 @@ def test_spans_follow_sagas_attempts_and_compensations() -> None:
         assert span.parent.span_id == sagas["t-5"].context.span_id  # type: ignore[attr-defined]
         assert span.start_time >= sagas["t-5"].start_time  # type: ignore[attr-defined]
         assert span.end_time <= sagas["t-5"].end_time  # type: ignore[attr-defined]
+
+
+def test_a_handlers_own_spans_nest_under_its_step() -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("the-app")
+
+    class Mailer(sa.Participant[None]):
+        name = "mailer"
+
+        @sa.action("send")
+        def send(self, ctx: sa.StepContext, to: str) -> None:
+            with tracer.start_as_current_span("smtp call"):
+                pass
+
+        @sa.action("asend")
+        async def asend(self, ctx: sa.StepContext, to: str) -> None:
+            with tracer.start_as_current_span("async smtp call"):
+                pass
+
+    mail = sa.Saga(
+        "mail",
+        [
+            sa.Step("send", participant="mailer", action="send", compensable=False),
+            sa.Step("asend", participant="mailer", action="asend", compensable=False),
+        ],
+    )
+    with sa.Runtime.in_memory(
+        participants=[Mailer()], sagas=[mail], listeners=[SpanListener(provider)]
+    ) as rt:
+        assert rt.start(mail, "ann@example.com").result(timeout=5).status == "completed"
+    found = spans_of(exporter)
+    (step,) = found["step send"]
+    (smtp,) = found["smtp call"]
+    assert smtp.parent.span_id == step.context.span_id  # type: ignore[attr-defined]
+    assert smtp.context.trace_id == step.context.trace_id  # type: ignore[attr-defined]
+    (astep,) = found["step asend"]
+    (asmtp,) = found["async smtp call"]
+    assert asmtp.parent.span_id == astep.context.span_id  # type: ignore[attr-defined]
+
+
+def test_metrics_count_and_time_without_a_dependency() -> None:
+    metrics = sa.Metrics()
+    hotel = Hotel()
+    hotel.flaky = 1
+    with sa.Runtime.in_memory(
+        participants=[hotel, Flight()], sagas=[trip_saga], listeners=[metrics]
+    ) as rt:
+        runs = rt.start_many(trip_saga, [Trip("Rome", 1), Trip("Atlantis", 1), Trip("Oslo", 2)])
+        for run in runs:
+            run.result(timeout=5)
+        seen = metrics.snapshot()
+    counts = seen["counts"]
+    assert counts["sagas.trip.completed"] == 2
+    assert counts["sagas.trip.compensated"] == 1
+    assert counts["events.StepRetrying"] == 1
+    assert counts["events.SagaStarted"] == 3
+    assert seen["in_flight"] == 0
+    assert seen["durations"]["trip"]["count"] == 3
+    assert 0 <= seen["durations"]["trip"]["p50"] <= seen["durations"]["trip"]["max"] < 5

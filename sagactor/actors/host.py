@@ -380,7 +380,8 @@ class ParticipantHost(pykka.ThreadingActor):
                 return self.env.portal.run_handler(method, ctx, args, msg)
             return method(ctx, *args)
 
-        return call() if self._check is None else self._check.run(ctx, spec.method, call)
+        with self.env.listeners.scope(ctx.saga_id, ctx.step, ctx.kind):  # a tracer's span
+            return call() if self._check is None else self._check.run(ctx, spec.method, call)
 
     def _arguments(self, spec: HandlerSpec, cmd: Command) -> list[Any]:
         args = [_convert(cmd.input, spec.arg_types[0])]

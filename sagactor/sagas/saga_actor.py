@@ -177,11 +177,12 @@ class SagaActor(pykka.ThreadingActor):
             if accepted is not None:
                 accepted.set_result(saga_id)
             if not self.env.dead.is_set():
+                # Before the commands it calls for (a step's span exists before its handler
+                # runs) and before the outcome (a waiter finds the end already published).
+                self.env.listeners.saga_events(saga_id, name, status, events, now)
                 then()
                 if ended:
                     self._ended(state)
-                # Before the outcome: whoever waits for the end finds it already published.
-                self.env.listeners.saga_events(saga_id, name, status, events, now)
             if outcome is not None:
                 self.outcomes.finish(outcome)
             self.env.commits.notify(saga_id)  # wake whoever watches this saga
