@@ -25,8 +25,7 @@ from .errors import (
 )
 from .messages import Outcome, SagaStatus
 from .runtime import Footprint, HistoryEntry, Mode, Runtime, SagaRun
-from .sagas.definition import RetryPolicy, Saga, Step
-from .sagas.native import Choreography
+from .sagas.definition import Choreography, RetryPolicy, Saga, Step
 
 __all__ = [
     "Choreography",

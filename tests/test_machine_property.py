@@ -39,6 +39,7 @@ import msgspec
 from hypothesis import given, note, settings
 from hypothesis import strategies as st
 
+from sagactor.actor_messages import Began, Cancel, Reply, Resume, Timeout, Wake
 from sagactor.messages import (
     CompensationStarted,
     SagaEvent,
@@ -48,23 +49,14 @@ from sagactor.messages import (
     StepSucceeded,
     StepTimedOut,
 )
-from sagactor.persistence.recovery import rebuild
+from sagactor.names import ACTION, COMPENSATION, RUN, SCHEDULE, ReplyOutcome
 from sagactor.sagas.definition import RetryPolicy, Saga, Step
+from sagactor.sagas.fold import rebuild
 from sagactor.sagas.machine import (
-    ACTION,
-    COMPENSATION,
-    RUN,
-    SCHEDULE,
-    Began,
-    Cancel,
     Finish,
-    Reply,
-    Resume,
     SagaState,
     Send,
-    Timeout,
     Timer,
-    Wake,
     begin,
     decide,
     pending,
@@ -236,7 +228,7 @@ class Participants:
             return self._fence(send)
         return self._compensation(send, plan)
 
-    def _reply(self, send: Send, outcome: str, **extra: Any) -> Reply:
+    def _reply(self, send: Send, outcome: ReplyOutcome, **extra: Any) -> Reply:
         return Reply(SAGA_ID, send.step, send.kind, send.attempt, outcome, **extra)
 
     def _action(self, send: Send, plan: Plan) -> Handling:

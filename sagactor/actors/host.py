@@ -25,6 +25,16 @@ from typing import Any
 import msgspec
 import pykka
 
+from ..actor_messages import (
+    Began,
+    Command,
+    Deliver,
+    GetState,
+    NativePublished,
+    Published,
+    Reply,
+    SagaEnded,
+)
 from ..crashpoints import CrashPoint, SimulatedCrash
 from ..errors import (
     DefinitionError,
@@ -36,12 +46,11 @@ from ..errors import (
 )
 from ..messages import (
     ENDED_EVENTS,
-    Command,
     CompensationFailed,
+    Emitted,
     Handled,
     HandledOutcome,
     ParticipantSnapshot,
-    SagaEnded,
     SagaEvent,
     StepCompensated,
     StepFenced,
@@ -49,11 +58,9 @@ from ..messages import (
 )
 from ..messages import StepFailed as SagaStepFailed
 from ..messages import StepSucceeded as SagaStepSucceeded
+from ..names import ACTION, COMPENSATION, REACTION, ReplyOutcome, participant_stream, saga_stream
 from ..persistence.journal import Record, Snapshot
-from ..sagas.choreography import Published
-from ..sagas.dispatcher import Deliver
-from ..sagas.machine import ACTION, COMPENSATION, Began, Reply
-from ..sagas.native import Emitted, NativePublished, event_id
+from ..sagas.native import event_id
 from ..sagas.outcomes import decode_result
 from .aborts import die_of
 from .environment import Environment
@@ -61,7 +68,7 @@ from .participant import HandlerSpec, Participant, StepContext, apply_change
 from .portal import HandlerCancelled
 from .statecheck import StateCheck
 
-__all__ = ["HANDLED", "GetState", "ParticipantHost"]
+__all__ = ["HANDLED", "ParticipantHost"]
 
 logger = logging.getLogger("sagactor.participant")
 
@@ -71,10 +78,6 @@ _REACTION_ATTEMPTS = 3
 _encode = msgspec.msgpack.encode
 _decode_handled = msgspec.msgpack.Decoder(Handled).decode
 _decode_snapshot = msgspec.msgpack.Decoder(ParticipantSnapshot).decode
-
-
-class GetState(msgspec.Struct, frozen=True):
-    """Ask a host for a copy of its participant's state (taken in the actor's own thread)."""
 
 
 class _Later(msgspec.Struct, frozen=True):
@@ -92,7 +95,7 @@ class ParticipantHost(pykka.ThreadingActor):
         self.participant = participant
         self.name = participant.participant_name
         self.env = env
-        self.stream = f"participant/{self.name}"
+        self.stream = participant_stream(self.name)
         self.inbox: dict[str, Handled] = {}
         self._keys: dict[str, list[str]] = {}  # saga id -> its inbox keys
         self._resends: dict[str, int] = {}  # saga id -> self-scheduled messages not yet landed
@@ -145,7 +148,7 @@ class ParticipantHost(pykka.ThreadingActor):
             self._replay(record)
             self.seq = record.seq
         if startup:
-            streams = {f"saga/{saga_id}": saga_id for saga_id in self._keys}
+            streams = {saga_stream(saga_id): saga_id for saga_id in self._keys}
             ended = self.env.journal.latest(streams)
             gone = [streams[s] for s, last in ended.items() if last.type in ENDED_EVENTS]
         else:
@@ -477,7 +480,7 @@ class ParticipantHost(pykka.ThreadingActor):
     def _send(
         self,
         cmd: Command,
-        outcome: str,
+        outcome: ReplyOutcome,
         *,
         result: Any = None,
         raw: msgspec.Raw = _NIL,
@@ -507,7 +510,7 @@ class ParticipantHost(pykka.ThreadingActor):
 
     def _react(self, msg: Deliver) -> None:
         """Run the ``@on`` handler for a delivered event; publish its outbox once committed."""
-        key = f"{msg.saga_id}/{msg.event_id}/on"
+        key = f"{msg.saga_id}/{msg.event_id}/{REACTION}"
         known = self.inbox.get(key)
         if known is not None:  # a repeat: republish the recorded outbox, apply nothing
             emitted = msgspec.msgpack.decode(known.result, type=list[Emitted])
@@ -527,7 +530,7 @@ class ParticipantHost(pykka.ThreadingActor):
             msg.reply_to(NativePublished(msg.saga_id, self.name, [], cause=msg.event_id))
             return
         ctx = StepContext(
-            self.name, msg.saga_id, type(msg.event).__name__, "on", msg.attempt, self._apply
+            self.name, msg.saga_id, type(msg.event).__name__, REACTION, msg.attempt, self._apply
         )
         try:
             event = _convert(msg.event, spec.arg_types[0])
@@ -565,7 +568,7 @@ class ParticipantHost(pykka.ThreadingActor):
             key=key,
             saga_id=msg.saga_id,
             step=type(msg.event).__name__,
-            kind="on",
+            kind=REACTION,
             outcome=HandledOutcome.OK,
             result=msgspec.Raw(_encode(emitted)),
         )

@@ -26,9 +26,7 @@ reach the same outcome under the same failures; the property tests check exactly
 from __future__ import annotations
 
 import functools
-from typing import Any, NamedTuple
-
-import msgspec
+from typing import NamedTuple
 
 from ..messages import (
     CompensationFailed,
@@ -44,18 +42,11 @@ from ..messages import (
     StepRetrying,
     StepSucceeded,
 )
+from ..names import ACTION, COMPENSATION
 from .definition import Saga
-from .machine import ACTION, COMPENSATION, SagaState, emit, step_started
+from .machine import SagaState, emit, step_started
 
-__all__ = ["Published", "Reaction", "react", "subscriptions"]
-
-
-class Published(msgspec.Struct, frozen=True):
-    """A participant's outcome event, sent to the dispatcher once its outbox committed."""
-
-    saga_id: str
-    event: SagaEvent
-    result: Any = None
+__all__ = ["Reaction", "react", "subscriptions"]
 
 
 class Reaction(NamedTuple):

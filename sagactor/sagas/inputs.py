@@ -14,8 +14,7 @@ from typing import Any
 import msgspec
 
 from ..errors import PayloadError
-from .definition import Saga
-from .native import Choreography
+from .definition import Choreography, Saga
 
 __all__ = ["describe", "prepare_input"]
 

@@ -20,10 +20,11 @@ whose answer was saved) or begins afresh and reports it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
 
+from ..actor_messages import Began, Cancel, Reply, Resume, Timeout, Wake
 from ..messages import (
     CompensationFailed,
     CompensationStarted,
@@ -43,95 +44,27 @@ from ..messages import (
     StepSucceeded,
     StepTimedOut,
 )
+from ..names import ACTION, COMPENSATION, NATIVE, RUN, SCHEDULE
 from .definition import Saga
 
 __all__ = [
-    "ACTION",
-    "COMPENSATION",
-    "RUN",
-    "SCHEDULE",
-    "Began",
-    "Cancel",
+    "Ending",
     "Finish",
-    "Reply",
-    "Resume",
     "SagaState",
     "Send",
-    "Timeout",
     "Timer",
-    "Wake",
     "begin",
     "decide",
     "emit",
     "evolve",
+    "failure_reason",
+    "fold_end",
     "pending",
     "start",
     "step_started",
 ]
 
-ACTION = "action"
-COMPENSATION = "compensation"
-RUN = "run"  # a Timeout of the handler's run (start-to-close)
-SCHEDULE = "schedule"  # a Timeout of the wait before the handler starts (schedule-to-start)
 FENCE_OUTCOMES = {"completed": "completed", "failed": "failed", "refused": "was refused"}
-
-
-# -- inputs ------------------------------------------------------------------------------------
-
-
-class Reply(msgspec.Struct, frozen=True):
-    """A participant's answer to a command. ``outcome``: ok, failed (business) or error."""
-
-    saga_id: str
-    step: str
-    kind: str
-    attempt: int
-    outcome: str
-    result: Any = None
-    raw: msgspec.Raw = msgspec.Raw(b"\xc0")
-    reason: str = ""
-    retryable: bool = False
-
-
-class Began(msgspec.Struct, frozen=True):
-    """A participant started the handler of a command at ``at`` (wall clock). A command
-    answered from the inbox never begins."""
-
-    saga_id: str
-    step: str
-    kind: str
-    attempt: int
-    at: float
-
-
-class Timeout(msgspec.Struct, frozen=True):
-    """Attempt ``attempt`` ran out of time: ``limit`` is :data:`RUN` (its handler began at
-    ``since`` and has not answered) or :data:`SCHEDULE` (it has not begun)."""
-
-    saga_id: str
-    step: str
-    kind: str
-    attempt: int
-    limit: str = RUN
-    since: float = 0.0
-
-
-class Wake(msgspec.Struct, frozen=True):
-    """A retry's back-off is over."""
-
-    saga_id: str
-    step: str
-    kind: str
-    attempt: int
-
-
-class Cancel(msgspec.Struct, frozen=True):
-    saga_id: str
-    reason: str = "cancelled"
-
-
-class Resume(msgspec.Struct, frozen=True):
-    saga_id: str
 
 
 # -- effects -----------------------------------------------------------------------------------
@@ -264,18 +197,17 @@ def evolve(state: SagaState, event: SagaEvent) -> None:
         state.done.append(event.step)
         state.results.setdefault(event.step, event.result)
     elif isinstance(event, StepFailed):
-        state.reason = f"step {event.step!r} failed: {event.reason}"
+        state.reason = failure_reason(event)
         # A business failure is recorded in the participant's inbox, so no copy of the command
         # can ever apply. After a technical error nothing is recorded, and a copy still on its
         # way (a resend, a delayed delivery) could apply later: the step is in doubt, and its
         # compensation leaves a tombstone that refuses such a copy.
         _stack_for_compensation(state, in_doubt=None if event.business else event.step)
     elif isinstance(event, StepTimedOut):
-        what = "was not started in time" if event.limit == SCHEDULE else "timed out"
-        state.reason = f"step {event.step!r} {what} (attempt {event.attempt})"
+        state.reason = failure_reason(event)
         _stack_for_compensation(state, in_doubt=event.step)
     elif isinstance(event, SagaCancelled):
-        state.reason = event.reason
+        state.reason = failure_reason(event)
         # The current step's outcome is unknown (in flight, or waiting for a retry while an
         # earlier attempt may still run): it is compensated, or fenced if it cannot be.
         _stack_for_compensation(state, in_doubt=state.step)
@@ -294,16 +226,47 @@ def evolve(state: SagaState, event: SagaEvent) -> None:
         state.attempt_base = 0
         what = FENCE_OUTCOMES.get(event.outcome, event.outcome)
         state.reason = f"{state.reason} ({event.step!r} was in flight: it {what})"
-    elif isinstance(event, SagaCompleted):
+    elif fold_end(state, event) and isinstance(event, SagaResumed):
+        state.attempt_base = state.attempt  # a resume grants a fresh retry budget
+    state.seq += 1
+
+
+class Ending(Protocol):
+    """What every fold of a saga stream keeps of its end (see :func:`fold_end`)."""
+
+    mode: str
+    status: SagaStatus
+    reason: str
+    failure: str
+
+
+def failure_reason(event: StepFailed | StepTimedOut | SagaCancelled) -> str:
+    """Why a saga turns to compensating, as every fold of its stream says it."""
+    if isinstance(event, StepFailed):
+        return f"step {event.step!r} failed: {event.reason}"
+    if isinstance(event, StepTimedOut):
+        what = "was not started in time" if event.limit == SCHEDULE else "timed out"
+        return f"step {event.step!r} {what} (attempt {event.attempt})"
+    return event.reason
+
+
+def fold_end(state: Ending, event: SagaEvent) -> bool:
+    """Apply an end (completed, compensated, stuck) or a resume to ``state``; False for any
+    other event. The one place that says what an end means, for every fold of a saga stream:
+    a stuck saga keeps the reason it had (``failure``), which its resume gives back; a resumed
+    native choreography runs again, a resumed step-list saga compensates again."""
+    if isinstance(event, SagaCompleted):
         state.status = SagaStatus.COMPLETED
     elif isinstance(event, SagaCompensated):
         state.status, state.reason = SagaStatus.COMPENSATED, event.reason
     elif isinstance(event, SagaStuck):
         state.status, state.failure, state.reason = SagaStatus.STUCK, state.reason, event.reason
     elif isinstance(event, SagaResumed):
-        state.status, state.reason = SagaStatus.COMPENSATING, state.failure
-        state.attempt_base = state.attempt  # a resume grants a fresh retry budget
-    state.seq += 1
+        again = SagaStatus.RUNNING if state.mode == NATIVE else SagaStatus.COMPENSATING
+        state.status, state.reason = again, state.failure
+    else:
+        return False
+    return True
 
 
 def pending(state: SagaState) -> list[Effect]:
@@ -343,12 +306,6 @@ def begin(state: SagaState, message: Began) -> list[Effect]:
         return []
     timeout = Timeout(state.saga_id, state.step, state.kind, state.attempt, RUN, message.at)
     return [Timer(message.at + limit, timeout)]
-
-
-def replay(state: SagaState, events: list[SagaEvent]) -> SagaState:
-    for event in events:
-        evolve(state, event)
-    return state
 
 
 # -- internals ---------------------------------------------------------------------------------
