@@ -5,7 +5,7 @@ value), which is why they are apart from :mod:`sagactor.messages`, whose Structs
 journal's stored format. Grouped by who receives them:
 
 * a participant's host: :class:`Command`, :class:`Deliver`, :class:`SagaEnded`,
-  :class:`GetState`;
+  :class:`GetState`, :class:`Later`;
 * the coordinator (and the step-list choreography's routing): :class:`Reply`, :class:`Began`,
   :class:`Timeout`, :class:`Wake`, :class:`Cancel`, :class:`Resume`, :class:`Published`;
 * the native dispatcher: :class:`NativePublished`, :class:`CancelNative`, :class:`Resume`;
@@ -30,6 +30,7 @@ __all__ = [
     "CountSagas",
     "Deliver",
     "GetState",
+    "Later",
     "NativePublished",
     "Published",
     "Rebuild",
@@ -98,6 +99,13 @@ class SagaEnded(msgspec.Struct, frozen=True):
 
 class GetState(msgspec.Struct, frozen=True):
     """Ask a host for a copy of its participant's state (taken in the actor's own thread)."""
+
+
+class Later(msgspec.Struct, frozen=True):
+    """A message a host scheduled for itself (a delay fault, a retry), now due."""
+
+    saga_id: str
+    message: Any
 
 
 # -- to the coordinator: the inputs of the pure machine ----------------------------------------

@@ -71,7 +71,7 @@ async def wait_future(future: Future[T]) -> T:
 
 async def wait_outcome(engine: Engine, saga_id: str, timeout: float | None = None) -> Outcome:
     """The saga's outcome once it ends; :class:`SagaTimeout` after ``timeout`` seconds."""
-    waiter = engine.wait(saga_id)  # first wait, then look: an end in between is not missed
+    waiter = engine.outcomes.wait(saga_id)  # first wait, then look: an end in between is not missed
     try:
         with anyio.move_on_after(timeout):
             if not waiter.done():
@@ -84,7 +84,7 @@ async def wait_outcome(engine: Engine, saga_id: str, timeout: float | None = Non
             return await wait_future(waiter)
         raise SagaTimeout(saga_id, timeout)
     finally:
-        engine.release(saga_id, waiter)
+        engine.outcomes.release(saga_id, waiter)
 
 
 async def status(engine: Engine, saga_id: str) -> Outcome:
@@ -137,11 +137,11 @@ async def watch(engine: Engine, saga_id: str) -> AsyncIterator[HistoryEntry]:
     def poke() -> None:  # any thread
         schedule(lambda: wakeup[0].set())
 
-    outcome = engine.wait(saga_id)  # fails when the runtime closes or dies
+    outcome = engine.outcomes.wait(saga_id)  # fails when the runtime closes or dies
     try:
         engine.check_open()  # (after taking the future, so a closing now fails it)
     except BaseException:
-        engine.release(saga_id, outcome)
+        engine.outcomes.release(saga_id, outcome)
         raise
     unsubscribe = engine.on_commit(saga_id, poke)
     outcome.add_done_callback(lambda _: poke())
@@ -164,7 +164,7 @@ async def watch(engine: Engine, saga_id: str) -> AsyncIterator[HistoryEntry]:
             await wakeup[0].wait()
     finally:
         unsubscribe()
-        engine.release(saga_id, outcome)
+        engine.outcomes.release(saga_id, outcome)
 
 
 def _raise_if_gone(outcome: Future[Outcome]) -> None:

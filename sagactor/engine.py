@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import hashlib
 import logging
 import threading
 import time
-import uuid
 import weakref
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
@@ -24,15 +22,7 @@ from typing import Any
 
 import pykka
 
-from .actor_messages import (
-    Cancel,
-    CancelNative,
-    CountSagas,
-    GetState,
-    Recover,
-    Resume,
-    StartSaga,
-)
+from .actor_messages import Cancel, CancelNative, CountSagas, GetState, Recover, Resume, StartSaga
 from .actors import statecheck
 from .actors.coordinator import Coordinator
 from .actors.dispatcher import NativeDispatcher
@@ -41,13 +31,7 @@ from .actors.outcomes import OutcomeBoard
 from .actors.timers import TimerService
 from .catalog import Catalog
 from .crashpoints import CrashPlan, CrashPoint, SimulatedCrash
-from .errors import (
-    DefinitionError,
-    RuntimeClosed,
-    RuntimeCrashed,
-    SagactorError,
-    SagaQuarantined,
-)
+from .errors import DefinitionError, RuntimeClosed, RuntimeCrashed, SagactorError, SagaQuarantined
 from .history import HistoryEntry, Timeline
 from .messages import Outcome
 from .names import MODES, NATIVE, SAGA_PREFIX, Mode, participant_stream, saga_id_of, saga_stream
@@ -55,7 +39,7 @@ from .persistence.journal import Journal
 from .persistence.recovery import find_in_flight, load_saga
 from .quarantine import Quarantine
 from .sagas.definition import Choreography, Saga
-from .sagas.inputs import prepare_input
+from .sagas.inputs import prepare_starts
 from .sagas.machine import SagaState
 from .sagas.native import NativeState
 from .sagas.workflow import cancel_plan
@@ -119,13 +103,7 @@ class Engine:
         self._crash: BaseException | None = None
         _OPEN.add(self)
         catalog = self.catalog
-        self.timeline = Timeline(
-            journal,
-            catalog.hosts,
-            catalog.event_types,
-            catalog.definitions,
-            catalog.result_types,
-        )
+        self.timeline = Timeline(journal, catalog)
         self._dispatcher = NativeDispatcher.start(
             self.env,
             catalog.refs,
@@ -158,25 +136,11 @@ class Engine:
         if mode not in MODES:
             raise DefinitionError(saga.name, f"mode must be one of {MODES}, not {mode!r}")
         native = isinstance(saga, Choreography)
-        if isinstance(saga, Choreography):
-            for value in inputs:
-                if not isinstance(value, saga.start):
-                    raise DefinitionError(
-                        saga.name, f"starts with a {saga.start.__name__}, not {value!r}"
-                    )
-        if saga_ids is not None and len(saga_ids) != len(inputs):
-            raise DefinitionError(saga.name, "saga_ids and inputs differ in length")
         if self.catalog.definitions.get(saga.name) is not saga:
             self.catalog.define(saga)
-        # Check every input before starting any: a bad one must not leave half a batch started.
-        checked: list[tuple[Any, bytes, str]] = []
-        for index, given in enumerate(inputs):
-            value, raw = prepare_input(saga, given)
-            saga_id = saga_ids[index] if saga_ids is not None else uuid.uuid4().hex[:16]
-            _check_saga_id(saga.name, saga_id)
-            checked.append((value, raw, saga_id))
+        starts = prepare_starts(saga, inputs, saga_ids)
         accepted: list[Future[str]] = []
-        for value, raw, saga_id in checked:
+        for value, raw, saga_id, digest in starts:
             future: Future[str] = Future()
             with self._lock:
                 self._accepting.add(future)
@@ -188,7 +152,7 @@ class Engine:
                     mode=NATIVE if native else mode,
                     input=value,
                     raw=raw,
-                    digest=hashlib.blake2b(raw, digest_size=16).hexdigest(),
+                    digest=digest,
                     fresh=saga_ids is None,
                     accepted=future,
                 ),
@@ -225,7 +189,8 @@ class Engine:
 
     def ended_in_journal(self, saga_id: str) -> Outcome | None:
         """The saga's outcome if its journal says it ended (a resumed one: ended again);
-        raises if it is unknown or quarantined. A waiter calls it after :meth:`wait`."""
+        raises if it is unknown or quarantined. A caller waiting for the end takes a waiter
+        from :attr:`outcomes` first, then calls this (an end in between is not missed)."""
         # The seq first: read after the events, it could pass a "stuck" read just before the
         # resume's SagaResumed landed for the end of the resumed run.
         resumed = self.journal.last_seq(saga_stream(saga_id)) <= self._resumed.get(saga_id, 0)
@@ -233,14 +198,6 @@ class Engine:
         if not outcome.status.terminal or resumed:
             return None  # running, or still the "stuck" that the resume is about to undo
         return outcome
-
-    def wait(self, saga_id: str) -> Future[Outcome]:
-        """A waiter for the saga's end: check :meth:`ended_in_journal` next, and give it back
-        with :meth:`release` once done (see :class:`~sagactor.actors.outcomes.OutcomeBoard`)."""
-        return self.outcomes.wait(saga_id)
-
-    def release(self, saga_id: str, waiter: Future[Outcome]) -> None:
-        self.outcomes.release(saga_id, waiter)
 
     def on_commit(self, saga_id: str, callback: Callable[[], None]) -> Callable[[], None]:
         """Call ``callback`` (from any thread) whenever the saga has new records; returns the
@@ -432,10 +389,3 @@ class Engine:
             )
         if self._closed:
             raise RuntimeClosed("the runtime is closed")
-
-
-def _check_saga_id(saga: str, saga_id: str) -> None:
-    if not isinstance(saga_id, str) or not saga_id or "/" in saga_id or saga_id != saga_id.strip():
-        raise DefinitionError(
-            saga, f"saga id {saga_id!r} must be a non-empty string without '/' or spaces around"
-        )

@@ -37,7 +37,8 @@ class SagaRun:
         fixes the cause and calls :meth:`Runtime.retry_quarantined`.
         """
         engine = self._engine
-        waiter = engine.wait(self.id)  # first wait, then look: an end in between is not missed
+        # First wait, then look: an end in between is not missed.
+        waiter = engine.outcomes.wait(self.id)
         try:
             if not waiter.done():
                 ended = engine.ended_in_journal(self.id)  # it may have ended already
@@ -47,7 +48,7 @@ class SagaRun:
         except TimeoutError:
             raise SagaTimeout(self.id, timeout) from None
         finally:
-            engine.release(self.id, waiter)
+            engine.outcomes.release(self.id, waiter)
 
     @property
     def status(self) -> Outcome:

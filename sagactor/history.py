@@ -8,22 +8,20 @@ they are known, so ``msgspec.to_builtins(entry.event)`` works for every entry.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import msgspec
 
+from .catalog import Catalog
 from .errors import UnknownSaga
 from .messages import Emitted, EventDispatched, Handled, SagaStarted, StepSucceeded
 from .names import ACTION, REACTION, participant_of, saga_stream
 from .persistence.journal import Journal, Record
 from .persistence.recovery import decode_saga_events
 from .sagas.definition import Choreography, Saga
-from .sagas.outcomes import ResultTypes, decode_result, result_type
-
-if TYPE_CHECKING:
-    from .actors.host import ParticipantHost
+from .sagas.outcomes import decode_result, result_type
 
 __all__ = ["HistoryEntry", "Timeline"]
 
@@ -59,21 +57,14 @@ class HistoryEntry:
 
 
 class Timeline:
-    """Reads and types histories for one runtime (its journal, participants and definitions)."""
+    """Reads and types histories for one runtime (its journal, and the types its catalog knows)."""
 
-    def __init__(
-        self,
-        journal: Journal,
-        hosts: Mapping[str, ParticipantHost],
-        event_types: Mapping[str, type[Any]],
-        definitions: Mapping[str, Saga | Choreography],
-        result_types: ResultTypes,
-    ) -> None:
+    def __init__(self, journal: Journal, catalog: Catalog) -> None:
         self.journal = journal
-        self.hosts = hosts
-        self.event_types = event_types
-        self.definitions = definitions
-        self.result_types = result_types
+        self.hosts = catalog.hosts
+        self.event_types = catalog.event_types
+        self.definitions = catalog.definitions
+        self.result_types = catalog.result_types
 
     def read(self, saga_id: str) -> list[HistoryEntry]:
         """Every entry of the saga, in journal order; :class:`UnknownSaga` if it has none."""

@@ -51,17 +51,9 @@ from sagactor.messages import (
 )
 from sagactor.names import ACTION, COMPENSATION, RUN, SCHEDULE, ReplyOutcome
 from sagactor.sagas.definition import RetryPolicy, Saga, Step
+from sagactor.sagas.effects import Finish, Send, Timer
 from sagactor.sagas.fold import rebuild
-from sagactor.sagas.machine import (
-    Finish,
-    SagaState,
-    Send,
-    Timer,
-    begin,
-    decide,
-    pending,
-    start,
-)
+from sagactor.sagas.machine import SagaState, begin, decide, pending, start
 
 SAGA_ID = "saga-1"
 T0 = 1_000.0

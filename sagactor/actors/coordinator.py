@@ -37,16 +37,8 @@ from ..actor_messages import (
 from ..messages import SagaEvent, StepSucceeded
 from ..names import ACTION
 from ..sagas.choreography import react
-from ..sagas.machine import (
-    Effect,
-    SagaState,
-    Send,
-    Timer,
-    begin,
-    decide,
-    pending,
-    start,
-)
+from ..sagas.effects import Effect, Send, Timer
+from ..sagas.machine import SagaState, begin, decide, pending, start
 from .environment import Environment
 from .outcomes import OutcomeBoard
 from .saga_actor import SagaActor, SagaLoader

@@ -14,7 +14,7 @@ from typing import Any
 
 import msgspec
 
-from ..actors.host import HANDLED
+from ..actors.inbox import HANDLED
 from ..errors import JournalCorrupt
 from ..history import HistoryEntry
 from ..messages import (

@@ -8,8 +8,8 @@
   runtime's status of a quarantined or finished saga, the start that reuses an id, and the
   playground's listings all read it.
 
-Both take their reasons and their end from the machine (:func:`~sagactor.sagas.machine.
-failure_reason`, :func:`~sagactor.sagas.machine.fold_end`), so every reader says the same.
+Both take their reasons and what an end means from :mod:`~sagactor.sagas.endings`, so every
+reader says the same.
 """
 
 from __future__ import annotations
@@ -37,7 +37,8 @@ from ..messages import (
 )
 from ..names import ACTION, COMPENSATION, NATIVE
 from .definition import Choreography, Saga
-from .machine import SagaState, evolve, failure_reason, fold_end
+from .endings import failure_reason, fold_end
+from .machine import SagaState, evolve
 from .native import NativeState
 
 __all__ = ["Summary", "rebuild", "summarize"]

@@ -20,7 +20,7 @@ whose answer was saved) or begins afresh and reports it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import msgspec
 
@@ -44,62 +44,23 @@ from ..messages import (
     StepSucceeded,
     StepTimedOut,
 )
-from ..names import ACTION, COMPENSATION, NATIVE, RUN, SCHEDULE
+from ..names import ACTION, COMPENSATION, RUN, SCHEDULE
 from .definition import Saga
+from .effects import Effect, Finish, Send, Timer
+from .endings import failure_reason, fold_end
 
 __all__ = [
-    "Ending",
-    "Finish",
     "SagaState",
-    "Send",
-    "Timer",
     "begin",
     "decide",
     "emit",
     "evolve",
-    "failure_reason",
-    "fold_end",
     "pending",
     "start",
     "step_started",
 ]
 
 FENCE_OUTCOMES = {"completed": "completed", "failed": "failed", "refused": "was refused"}
-
-
-# -- effects -----------------------------------------------------------------------------------
-
-
-class Send(msgspec.Struct, frozen=True):
-    """Send the step's action or compensation (``kind``) to its participant. If
-    ``schedule_timeout`` is set, whoever sends it arms :meth:`schedule_timer` then."""
-
-    step: str
-    kind: str
-    attempt: int
-    schedule_timeout: float = 0.0
-    attempt_base: int = 0  # a compensation's attempts before an operator's resume
-
-    def schedule_timer(self, saga_id: str, now: float) -> Timer | None:
-        """The schedule-to-start timer of this command, sent at ``now``."""
-        if not self.schedule_timeout:
-            return None
-        timeout = Timeout(saga_id, self.step, self.kind, self.attempt, SCHEDULE)
-        return Timer(now + self.schedule_timeout, timeout)
-
-
-class Timer(msgspec.Struct, frozen=True):
-    """Deliver ``message`` to the coordinator at wall-clock time ``due``."""
-
-    due: float
-    message: Timeout | Wake
-
-
-class Finish(msgspec.Struct, frozen=True):
-    status: SagaStatus
-
-
-Effect = Send | Timer | Finish
 
 
 # -- state -------------------------------------------------------------------------------------
@@ -229,44 +190,6 @@ def evolve(state: SagaState, event: SagaEvent) -> None:
     elif fold_end(state, event) and isinstance(event, SagaResumed):
         state.attempt_base = state.attempt  # a resume grants a fresh retry budget
     state.seq += 1
-
-
-class Ending(Protocol):
-    """What every fold of a saga stream keeps of its end (see :func:`fold_end`)."""
-
-    mode: str
-    status: SagaStatus
-    reason: str
-    failure: str
-
-
-def failure_reason(event: StepFailed | StepTimedOut | SagaCancelled) -> str:
-    """Why a saga turns to compensating, as every fold of its stream says it."""
-    if isinstance(event, StepFailed):
-        return f"step {event.step!r} failed: {event.reason}"
-    if isinstance(event, StepTimedOut):
-        what = "was not started in time" if event.limit == SCHEDULE else "timed out"
-        return f"step {event.step!r} {what} (attempt {event.attempt})"
-    return event.reason
-
-
-def fold_end(state: Ending, event: SagaEvent) -> bool:
-    """Apply an end (completed, compensated, stuck) or a resume to ``state``; False for any
-    other event. The one place that says what an end means, for every fold of a saga stream:
-    a stuck saga keeps the reason it had (``failure``), which its resume gives back; a resumed
-    native choreography runs again, a resumed step-list saga compensates again."""
-    if isinstance(event, SagaCompleted):
-        state.status = SagaStatus.COMPLETED
-    elif isinstance(event, SagaCompensated):
-        state.status, state.reason = SagaStatus.COMPENSATED, event.reason
-    elif isinstance(event, SagaStuck):
-        state.status, state.failure, state.reason = SagaStatus.STUCK, state.reason, event.reason
-    elif isinstance(event, SagaResumed):
-        again = SagaStatus.RUNNING if state.mode == NATIVE else SagaStatus.COMPENSATING
-        state.status, state.reason = again, state.failure
-    else:
-        return False
-    return True
 
 
 def pending(state: SagaState) -> list[Effect]:

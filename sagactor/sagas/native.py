@@ -28,7 +28,7 @@ from ..messages import (
     SagaStuck,
 )
 from .definition import Choreography
-from .machine import fold_end
+from .endings import fold_end
 
 __all__ = [
     "CANCEL_SOURCE",
