@@ -24,7 +24,7 @@ duplicates, cancels and resumes it checks that:
 * the participants hold no effect of a compensable step of a compensated saga, never apply an
   action or compensation twice, and never apply an action after its compensation or fence;
 * folding the emitted events (through a msgpack round trip, as the journal stores them) with
-  ``evolve`` from a fresh state (``recovery.rebuild``) gives the live state after every input.
+  ``evolve`` from a fresh state (``fold.rebuild``) gives the live state after every input.
 """
 
 from __future__ import annotations
