@@ -41,13 +41,14 @@ __all__ = [
     "SagaStarted",
     "SagaStatus",
     "SagaStuck",
+    "StepAbandoned",
     "StepCompensated",
-    "StepFailed",
     "StepFenced",
     "StepRetrying",
     "StepStarted",
     "StepSucceeded",
     "StepTimedOut",
+    "event_name",
 ]
 
 
@@ -97,8 +98,10 @@ class StepSucceeded(_Event, frozen=True):
     result: msgspec.Raw
 
 
-class StepFailed(_Event, frozen=True):
-    """The step failed for good: ``business`` (StepFailed raised) or out of attempts."""
+class StepAbandoned(_Event, frozen=True, tag="StepFailed"):
+    """The step failed for good: ``business`` (its handler raised ``sa.StepFailed``) or out of
+    attempts. Stored under its first name, ``StepFailed``, so every journal still reads; in
+    code it is named apart from the error users raise."""
 
     step: str
     attempt: int
@@ -190,7 +193,7 @@ SagaEvent = (
     SagaStarted
     | StepStarted
     | StepSucceeded
-    | StepFailed
+    | StepAbandoned
     | StepRetrying
     | StepTimedOut
     | CompensationStarted
@@ -204,13 +207,14 @@ SagaEvent = (
     | SagaResumed
     | EventDispatched
 )
+# By stored name (the tag), which is the class name except for StepAbandoned ("StepFailed").
 SAGA_EVENTS: dict[str, type[Any]] = {
-    cls.__name__: cls
+    str(cls.__struct_config__.tag): cls
     for cls in (
         SagaStarted,
         StepStarted,
         StepSucceeded,
-        StepFailed,
+        StepAbandoned,
         StepRetrying,
         StepTimedOut,
         CompensationStarted,
@@ -225,6 +229,15 @@ SAGA_EVENTS: dict[str, type[Any]] = {
         EventDispatched,
     )
 }
+
+
+def event_name(event: SagaEvent) -> str:
+    """The name a saga event is stored under (its record's ``type``, its msgpack tag)."""
+    tag = type(event).__struct_config__.tag
+    assert isinstance(tag, str)
+    return tag
+
+
 FINAL_EVENTS = frozenset({"SagaCompleted", "SagaCompensated", "SagaStuck"})
 ENDED_EVENTS = frozenset({"SagaCompleted", "SagaCompensated"})
 """Final for good: nothing of such a saga runs again (a stuck one can be resumed)."""

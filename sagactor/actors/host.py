@@ -35,11 +35,11 @@ from ..messages import (
     Handled,
     HandledOutcome,
     SagaEvent,
+    StepAbandoned,
     StepCompensated,
     StepFenced,
     StepRetrying,
 )
-from ..messages import StepFailed as SagaStepFailed
 from ..messages import StepSucceeded as SagaStepSucceeded
 from ..names import ACTION, COMPENSATION, ReplyOutcome
 from ..persistence.journal import Record
@@ -338,7 +338,7 @@ class ParticipantHost(ReactingInbox):
                 event = SagaStepSucceeded(step=cmd.step, result=raw)
             else:
                 business = outcome == "failed"
-                event = SagaStepFailed(
+                event = StepAbandoned(
                     step=cmd.step, attempt=cmd.attempt, reason=reason, business=business
                 )
         elif outcome == "ok":

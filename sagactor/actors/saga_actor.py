@@ -22,7 +22,7 @@ import pykka
 from ..actor_messages import CountSagas, Rebuild, Recover, SagaEnded, StartSaga
 from ..crashpoints import CrashPoint, SimulatedCrash
 from ..errors import JournalCorrupt, SagaIdConflict
-from ..messages import FINAL_EVENTS, Outcome, SagaEvent, SagaStatus
+from ..messages import FINAL_EVENTS, Outcome, SagaEvent, SagaStatus, event_name
 from ..names import saga_stream
 from ..persistence.journal import Record
 from ..persistence.recovery import decode_saga_events
@@ -129,7 +129,7 @@ class SagaActor(pykka.ThreadingActor):
         records = [
             Record(stream, first + i, name, _encode(e), now, cause, name in FINAL_EVENTS)
             for i, e in enumerate(events)
-            for name in (type(e).__name__,)
+            for name in (event_name(e),)
         ]
         outcome: Outcome | None = None
         ended = False

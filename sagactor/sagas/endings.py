@@ -17,7 +17,7 @@ from ..messages import (
     SagaResumed,
     SagaStatus,
     SagaStuck,
-    StepFailed,
+    StepAbandoned,
     StepTimedOut,
 )
 from ..names import NATIVE, SCHEDULE
@@ -34,9 +34,9 @@ class Ending(Protocol):
     failure: str
 
 
-def failure_reason(event: StepFailed | StepTimedOut | SagaCancelled) -> str:
+def failure_reason(event: StepAbandoned | StepTimedOut | SagaCancelled) -> str:
     """Why a saga turns to compensating, as every fold of its stream says it."""
-    if isinstance(event, StepFailed):
+    if isinstance(event, StepAbandoned):
         return f"step {event.step!r} failed: {event.reason}"
     if isinstance(event, StepTimedOut):
         what = "was not started in time" if event.limit == SCHEDULE else "timed out"

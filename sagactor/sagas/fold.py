@@ -28,8 +28,8 @@ from ..messages import (
     SagaEvent,
     SagaStarted,
     SagaStatus,
+    StepAbandoned,
     StepCompensated,
-    StepFailed,
     StepRetrying,
     StepStarted,
     StepSucceeded,
@@ -104,7 +104,7 @@ class Summary:
         elif isinstance(event, StepSucceeded):
             self.done.append(event.step)
             self.results.setdefault(event.step, event.result)
-        elif isinstance(event, StepFailed | StepTimedOut | SagaCancelled):
+        elif isinstance(event, StepAbandoned | StepTimedOut | SagaCancelled):
             self.status, self.reason = SagaStatus.COMPENSATING, failure_reason(event)
         elif isinstance(event, StepRetrying | CompensationFailed):
             self.retry_due = event.due

@@ -36,8 +36,8 @@ from ..messages import (
     SagaStarted,
     SagaStatus,
     SagaStuck,
+    StepAbandoned,
     StepCompensated,
-    StepFailed,
     StepFenced,
     StepRetrying,
     StepStarted,
@@ -157,7 +157,7 @@ def evolve(state: SagaState, event: SagaEvent) -> None:
     elif isinstance(event, StepSucceeded):
         state.done.append(event.step)
         state.results.setdefault(event.step, event.result)
-    elif isinstance(event, StepFailed):
+    elif isinstance(event, StepAbandoned):
         state.reason = failure_reason(event)
         # A business failure is recorded in the participant's inbox, so no copy of the command
         # can ever apply. After a technical error nothing is recorded, and a copy still on its
@@ -339,7 +339,7 @@ def _on_reply(state: SagaState, reply: Reply, now: float, events: list[SagaEvent
         emit(
             state,
             events,
-            StepFailed(
+            StepAbandoned(
                 step=reply.step, attempt=reply.attempt, reason=reply.reason, business=business
             ),
         )
