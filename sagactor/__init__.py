@@ -20,6 +20,7 @@ from .errors import (
     SagaQuarantined,
     SagaTimeout,
     StepFailed,
+    StreamConflict,
     UnknownParticipant,
     UnknownSaga,
     UnknownSagaType,
@@ -28,8 +29,7 @@ from .errors import (
 from .messages import Outcome, SagaStatus
 from .observe import Listener, Metrics, Notice, RecoveryNotice, SagaNotice
 from .runtime import Footprint, HistoryEntry, Mode, Runtime, SagaRun
-from .sagas.definition import RetryPolicy, Saga, Step
-from .sagas.native import Choreography
+from .sagas.definition import Choreography, RetryPolicy, Saga, Step
 
 __all__ = [
     "Choreography",
@@ -67,6 +67,7 @@ __all__ = [
     "Step",
     "StepContext",
     "StepFailed",
+    "StreamConflict",
     "UnknownParticipant",
     "UnknownSaga",
     "UnknownSagaType",

@@ -23,9 +23,10 @@ from dataclasses import dataclass
 from typing import Any, TypeAlias
 
 from .errors import DefinitionError
-from .messages import SagaEvent, SagaStatus
+from .messages import SagaEvent, SagaStatus, event_name
 
 __all__ = [
+    "Footprint",
     "Listener",
     "Listeners",
     "Metrics",
@@ -148,7 +149,7 @@ class Listeners:
         if not listeners and not logging_on:
             return
         for event in events:
-            name = type(event).__name__
+            name = event_name(event)
             notice = SagaNotice(
                 saga_id,
                 saga,
@@ -184,6 +185,21 @@ class Listeners:
                 listener(notice)
             except Exception:  # a listener's bug must never disturb a saga
                 logger.exception("listener %r failed on %r", listener, notice)
+
+
+@dataclass(frozen=True, slots=True)
+class Footprint:
+    """What a runtime holds for its sagas (``Runtime.footprint()``): bounded by live work, not
+    by how many sagas ever ran."""
+
+    sagas: int
+    """Sagas the coordinator and the dispatcher drive now (in flight)."""
+    waiters: int
+    """Calls waiting for a saga's outcome now."""
+    inbox: dict[str, int]
+    """Inbox records each participant keeps (those of sagas not yet ended)."""
+    snapshot_bytes: dict[str, int]
+    """Size of each participant's latest snapshot."""
 
 
 _NO_SCOPE = contextlib.nullcontext()
@@ -245,7 +261,7 @@ class Metrics:
 
 
 def _is_saga_level(event: SagaEvent) -> bool:
-    return type(event).__name__ in _SAGA_LEVEL
+    return event_name(event) in _SAGA_LEVEL
 
 
 def _log(notice: SagaNotice) -> None:

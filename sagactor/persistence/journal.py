@@ -17,20 +17,13 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 
 import msgspec
 
-from ..errors import JournalError, RuntimeClosed
+from ..errors import JournalError, RuntimeClosed, StreamConflict
 
+# StreamConflict is defined in errors; named here too for the backends that import it from
+# the journal contract (the SQLite journal, being split into a package, still does).
 __all__ = ["DoneCallback", "Journal", "Record", "Snapshot", "StreamConflict"]
 
 DoneCallback = Callable[[BaseException | None], None]
-
-
-class StreamConflict(JournalError):  # noqa: N818 - named after the condition, like anyio's
-    """An append carried a sequence number already taken in its stream."""
-
-    def __init__(self, stream: str, seq: int) -> None:
-        super().__init__(f"stream {stream!r} already has a record {seq}")
-        self.stream = stream
-        self.seq = seq
 
 
 class Record(msgspec.Struct, frozen=True, array_like=True):

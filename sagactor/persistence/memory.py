@@ -10,8 +10,8 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 
-from ..errors import JournalWriteError
-from .journal import DoneCallback, Journal, Record, Snapshot, StreamConflict
+from ..errors import JournalWriteError, StreamConflict
+from .journal import DoneCallback, Journal, Record, Snapshot
 
 __all__ = ["MemoryJournal"]
 
