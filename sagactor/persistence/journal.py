@@ -15,6 +15,7 @@ import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Self
 
 import msgspec
 
@@ -206,7 +207,7 @@ class Journal(ABC):
         with contextlib.suppress(JournalError, RuntimeClosed):
             self.append_and_wait([])
 
-    def __enter__(self) -> Journal:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
