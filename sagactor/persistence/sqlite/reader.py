@@ -71,29 +71,33 @@ class Reader:
             stream, seq = rows[-1][1], rows[-1][2]
 
     def read_open(self, prefix: str) -> Iterator[tuple[str, list[Record]]]:
-        """Each open stream under ``prefix`` with its records: a range scan of the open
-        streams' index joined to the events, :attr:`open_chunk` streams per query."""
+        """Each open stream under ``prefix`` with its records: range scans of the open
+        streams' index joined to the events, :attr:`open_chunk` streams per scan (the partial
+        index holds only open streams, in order: no ended stream is visited, nothing sorted
+        but each stream's few records)."""
         upper = upper_bound(prefix)
-        bound = () if upper is None else (upper,)
         columns = ", ".join(f"e.{name}" for name in COLUMNS.split(", "))
-
-        def query(compare: str) -> str:
-            chosen = f"SELECT stream FROM streams WHERE final = 0 AND stream {compare} ?"
-            chosen += "" if upper is None else " AND stream < ?"
-            return (
-                f"WITH chosen AS ({chosen} ORDER BY stream LIMIT ?) SELECT {columns} "
-                "FROM chosen JOIN events AS e ON e.stream = chosen.stream "
-                "ORDER BY e.stream, e.seq"
-            )
-
-        sql, start = query(">="), prefix
+        scan = (
+            f"SELECT {columns} FROM streams AS s INDEXED BY streams_open "
+            "CROSS JOIN events AS e ON e.stream = s.stream WHERE s.final = 0 AND {} "
+            "ORDER BY s.stream, e.seq"
+        )
+        start, after = prefix, ">="
         while True:
-            groups = _grouped(self.rows(sql, (start, *bound, self.open_chunk)))
-            yield from groups
-            # Every stream listed has records, so a short chunk of groups is the last one.
-            if len(groups) < self.open_chunk:
+            # The chunk ends at its open_chunk-th open stream, or at the prefix's end.
+            where = f"s.stream {after} ?" + ("" if upper is None else " AND s.stream < ?")
+            params = (start,) if upper is None else (start, upper)
+            last = self.rows(
+                "SELECT s.stream FROM streams AS s INDEXED BY streams_open "
+                f"WHERE s.final = 0 AND {where} ORDER BY s.stream LIMIT 1 OFFSET ?",
+                (*params, self.open_chunk - 1),
+            )
+            if last:
+                where, params = f"s.stream {after} ? AND s.stream <= ?", (start, last[0][0])
+            yield from _grouped(self.rows(scan.format(where), params))
+            if not last:
                 return
-            sql, start = query(">"), groups[-1][0]
+            start, after = last[0][0], ">"
 
     def read_all(self, after: int = 0, limit: int | None = None) -> list[Record]:
         rows = self.rows(
@@ -153,10 +157,13 @@ def record(row: tuple[Any, ...]) -> Record:
 
 def _grouped(rows: list[tuple[Any, ...]]) -> list[tuple[str, list[Record]]]:
     groups: list[tuple[str, list[Record]]] = []
-    for row in rows:
-        if not groups or groups[-1][0] != row[1]:
-            groups.append((row[1], []))
-        groups[-1][1].append(record(row))
+    current = ""
+    records: list[Record] = []
+    for position, stream, seq, type_, data, ts, cause, final in rows:  # record(), inlined
+        if stream != current or not groups:
+            current, records = stream, []
+            groups.append((stream, records))
+        records.append(Record(stream, seq, type_, data, ts, cause, final != 0, position))
     return groups
 
 
