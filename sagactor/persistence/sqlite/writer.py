@@ -3,8 +3,8 @@
 Appends are queued; the writer thread takes every queued batch (up to :data:`MAX_GROUP`),
 checks each one's sequence numbers against what it remembers of each stream, writes the group
 as one multi-row ``INSERT`` in one transaction (one fsync for all of them), and hands the
-results to a second thread that runs the appenders' callbacks in order: the writer only writes,
-and a slow or failing callback never holds up the disk.
+results to a second thread (:mod:`.answers`) that runs the callbacks in order: the writer only
+writes, and a slow or failing callback never holds up the disk.
 
 A batch that continues no stream it should is refused alone (:class:`StreamConflict`), without
 touching the database. What memory cannot know is left to SQLite's unique (stream, seq) index:
@@ -36,6 +36,8 @@ from sagactor.persistence.journal import (
     Snapshot,
     StreamConflict,
 )
+
+from .answers import Answers
 
 __all__ = ["MAX_GROUP", "Batch", "Writer"]
 
@@ -98,19 +100,14 @@ class Writer:
         self._cond = threading.Condition(threading.Lock())
         self._queue: collections.deque[Batch] = collections.deque()
         self._last: dict[str, int] = {}  # committed last seq of streams seen (not final)
-        self._answers: collections.deque[tuple[list[Batch], list[BaseException | None]] | None]
-        self._answers = collections.deque()
-        self._answers_ready = threading.Condition(threading.Lock())
         largest = conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // _EVENT_COLUMNS
         self._largest_chunk = min(512, 1 << (largest.bit_length() - 1))
         self.thread = threading.Thread(
             target=self._run, name=f"sagactor-journal-writer:{path}", daemon=True
         )
-        self.callbacks = threading.Thread(
-            target=self._deliver, name=f"sagactor-journal-callbacks:{path}", daemon=True
-        )
+        self.answers = Answers(path, dead=lambda: self.killed, die=self.die, last=self._last_word)
+        self.callbacks = self.answers.thread
         self.thread.start()
-        self.callbacks.start()
 
     @property
     def killed(self) -> bool:
@@ -146,8 +143,7 @@ class Writer:
         with self._cond:
             self.state = "killed"
             self._cond.notify_all()
-        with self._answers_ready:
-            self._answers_ready.notify_all()
+        self.answers.wake()
 
     def finish(self) -> None:
         """Wait for both threads, then release. On one of them (a fault hook, a callback)
@@ -174,18 +170,14 @@ class Writer:
                 results = self._commit(batches)
                 if results is None:
                     return  # killed mid-group: like a crash before COMMIT
-                with self._answers_ready:
-                    self._answers.append((batches, results))
-                    self._answers_ready.notify()
+                self.answers.give([batch.on_done for batch in batches], results)
         except SimulatedCrash:
             self.die()  # a crash point fired on this thread: the process is "dead"
         except BaseException:
             log.exception("journal %r: writer thread died", self.path)
             self.die()
         finally:
-            with self._answers_ready:
-                self._answers.append(None)  # the last word: the callbacks thread may end
-                self._answers_ready.notify()
+            self.answers.end()
 
     def _commit(self, batches: list[Batch]) -> list[BaseException | None] | None:
         """Write the group; each batch's result, or None when killed before the commit."""
@@ -365,40 +357,10 @@ class Writer:
         except sqlite3.Error:
             log.exception("journal %r: rollback failed", self.path)
 
-    # -- the callbacks thread ------------------------------------------------------------------
-
-    def _deliver(self) -> None:
-        try:
-            while True:
-                with self._answers_ready:
-                    while not self._answers and not self.killed:
-                        self._answers_ready.wait()
-                    if self.killed:
-                        return  # a dead process answers nobody
-                    answers = self._answers.popleft()
-                if answers is None:
-                    return
-                for batch, result in zip(*answers, strict=True):
-                    if self.killed:
-                        return
-                    self._answer(batch, result)
-        except SimulatedCrash:
-            self.die()  # a crash point fired in a callback: the process is "dead"
-        except BaseException:
-            log.exception("journal %r: callbacks thread died", self.path)
-            self.die()
-        finally:
-            self.thread.join()
-            self._release()
-
-    def _answer(self, batch: Batch, result: BaseException | None) -> None:
-        try:
-            batch.on_done(result)
-        except SimulatedCrash:
-            raise
-        except Exception:
-            # The callback's owner must not take the others down.
-            log.exception("journal %r: append callback raised", self.path)
+    def _last_word(self) -> None:
+        """Once the callbacks thread ends: after the writer, release the file."""
+        self.thread.join()
+        self._release()
 
 
 def _row(record: Record, now: float) -> Row:
