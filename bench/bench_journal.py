@@ -100,9 +100,9 @@ def _in_flight_journal(path: Path, sagas: int) -> None:
             )
 
 
-def recovery_time(path: Path) -> tuple[float, float, int]:
-    """Seconds to reopen the journal and find (and rebuild) every in-flight saga, and
-    seconds of the scan alone."""
+def recovery_time(path: Path) -> tuple[float, float, float, int]:
+    """Seconds to reopen the journal and find (and rebuild) every in-flight saga; then of the
+    bulk scan alone, and of the same reads one stream at a time (the way before read_open)."""
     started = time.perf_counter()
     journal = SqliteJournal(path)
     found = find_in_flight(journal, {"order": order_saga})
@@ -110,10 +110,13 @@ def recovery_time(path: Path) -> tuple[float, float, int]:
     started = time.perf_counter()
     scanned = sum(len(records) for _, records in journal.read_open("saga/"))
     scan = time.perf_counter() - started
+    started = time.perf_counter()
+    one_by_one = sum(len(journal.read(s)) for s in journal.open_streams("saga/"))
+    each = time.perf_counter() - started
     journal.close()
     assert not found.quarantined
-    assert scanned
-    return total, scan, len(found.states)
+    assert scanned == one_by_one
+    return total, scan, each, len(found.states)
 
 
 def main() -> None:
@@ -134,10 +137,11 @@ def main() -> None:
         path = folder / "in-flight.db"
         sagas = 1_000 if args.quick else args.sagas
         _in_flight_journal(path, sagas)
-        total, scan, found = recovery_time(path)
+        total, scan, each, found = recovery_time(path)
         print(
             f"reopen + find_in_flight of {found:,} in-flight sagas: {total:.3f} s "
-            f"(of which the bulk scan {scan:.3f} s; target <= 0.2 s for 10,000)"
+            f"(target <= 0.2 s for 10,000); the bulk scan alone {scan:.3f} s, "
+            f"one query per stream {each:.3f} s"
         )
 
 
