@@ -28,6 +28,7 @@ from .errors import (
 )
 from .messages import Outcome, SagaStatus
 from .observe import Listener, Metrics, Notice, RecoveryNotice, SagaNotice
+from .persistence.journal import JournalStats
 from .runtime import Footprint, HistoryEntry, Mode, Runtime, SagaRun
 from .sagas.definition import Choreography, RetryPolicy, Saga, Step
 
@@ -42,6 +43,7 @@ __all__ = [
     "JournalCorrupt",
     "JournalError",
     "JournalLocked",
+    "JournalStats",
     "JournalWriteError",
     "Listener",
     "Metrics",

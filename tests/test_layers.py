@@ -352,8 +352,6 @@ MAX_LINES = 400
 """A room a newcomer reads in one sitting (pykka's modules stay under it)."""
 
 LONG_MODULES: dict[str, str] = {
-    "sagactor.persistence.sqlite": "being split into a package (schema, writer, reader) on its "
-    "own branch; this list loses it when that lands",
     "sagactor.playground.session": "the playground's session state and its printing helpers; "
     "split with the next playground change",
     "sagactor.examples.shop": "the example domain read top to bottom by the docs and the "

@@ -153,10 +153,10 @@ def find_in_flight(journal: Journal, definitions: Mapping[str, Saga | Choreograp
     error) stops recovery with the journal's error.
     """
     found = InFlight()
-    for stream in journal.open_streams("saga/"):
+    for stream, records in journal.read_open("saga/"):  # a few range scans, not one per saga
         saga_id = stream.removeprefix("saga/")
         try:
-            found.states.append(load_saga(journal, saga_id, journal.read(stream), definitions))
+            found.states.append(load_saga(journal, saga_id, records, definitions))
         except SagaQuarantined as error:
             found.quarantined.append(error)
     return found
