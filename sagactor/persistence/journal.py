@@ -21,7 +21,15 @@ import msgspec
 
 from ..errors import JournalError, RuntimeClosed, StreamConflict
 
-__all__ = ["DoneCallback", "Journal", "JournalStats", "Record", "Snapshot", "StreamConflict"]
+__all__ = [
+    "DoneCallback",
+    "Journal",
+    "JournalStats",
+    "Record",
+    "Snapshot",
+    "StreamConflict",
+    "upper_bound",
+]
 
 DoneCallback = Callable[[BaseException | None], None]
 
@@ -203,3 +211,16 @@ class Journal(ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def upper_bound(prefix: str) -> str | None:
+    """The least string above every string starting with ``prefix`` (None: no bound), so a
+    prefix scan is a range scan of an index: ``prefix <= stream < upper_bound(prefix)``."""
+    while prefix:
+        code = ord(prefix[-1]) + 1
+        if code <= 0x10FFFF:
+            if 0xD800 <= code <= 0xDFFF:
+                code = 0xE000  # surrogates cannot be stored; skip past them
+            return prefix[:-1] + chr(code)
+        prefix = prefix[:-1]
+    return None

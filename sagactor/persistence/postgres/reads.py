@@ -13,7 +13,7 @@ import psycopg
 from psycopg_pool import ConnectionPool, PoolClosed
 
 from sagactor.errors import JournalError, RuntimeClosed
-from sagactor.persistence.journal import Record, Snapshot
+from sagactor.persistence.journal import Record, Snapshot, upper_bound
 
 from .schema import Connection
 from .urls import scrub
@@ -61,7 +61,7 @@ class PoolReads:
 
         Each chunk is its own read, so records committed while iterating may or may not show.
         """
-        upper = _upper_bound(prefix)
+        upper = upper_bound(prefix)
         where = "(stream, seq) > (%s, %s)" + (" AND stream < %s" if upper is not None else "")
         sql = self._select(f"{where} ORDER BY stream, seq LIMIT %s")
         stream, seq = prefix, 0
@@ -80,7 +80,7 @@ class PoolReads:
     def read_open(self, prefix: str) -> Iterator[tuple[str, list[Record]]]:
         """Each open stream under ``prefix`` with its records: the open streams joined to
         their events, :attr:`open_chunk` streams per query."""
-        upper = _upper_bound(prefix)
+        upper = upper_bound(prefix)
         bound = () if upper is None else (upper,)
         columns = ", ".join(f"e.{name}" for name in _COLUMNS.split(", "))
 
@@ -114,7 +114,7 @@ class PoolReads:
 
     def read_caused(self, saga_id: str, after: int = 0) -> list[Record]:
         prefix = f"{saga_id}/"
-        upper = _upper_bound(prefix)
+        upper = upper_bound(prefix)
         assert upper is not None  # the prefix ends with "/", which has a successor
         rows = self._rows(
             self._select("cause >= %s AND cause < %s AND position > %s ORDER BY position"),
@@ -142,7 +142,7 @@ class PoolReads:
         return self._stream_names(prefix, "true")
 
     def _stream_names(self, prefix: str, condition: str) -> list[str]:
-        upper = _upper_bound(prefix)
+        upper = upper_bound(prefix)
         bounds = "stream >= %s" + (" AND stream < %s" if upper is not None else "")
         params = (prefix,) if upper is None else (prefix, upper)
         sql = (
@@ -167,15 +167,3 @@ class PoolReads:
 def _record(row: tuple[Any, ...]) -> Record:
     position, stream, seq, type_, data, ts, cause, final = row
     return Record(stream, seq, type_, bytes(data), ts, cause, final, position)
-
-
-def _upper_bound(prefix: str) -> str | None:
-    """The least string above every string starting with ``prefix`` (None: no bound)."""
-    while prefix:
-        code = ord(prefix[-1]) + 1
-        if code <= 0x10FFFF:
-            if 0xD800 <= code <= 0xDFFF:
-                code = 0xE000  # surrogates cannot be stored; skip past them
-            return prefix[:-1] + chr(code)
-        prefix = prefix[:-1]
-    return None

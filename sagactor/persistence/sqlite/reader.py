@@ -9,11 +9,11 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, Final
 
 from sagactor.errors import RuntimeClosed
-from sagactor.persistence.journal import Record, Snapshot
+from sagactor.persistence.journal import Record, Snapshot, upper_bound
 
 from .schema import COLUMNS, read_error
 
-__all__ = ["Reader", "record", "upper_bound"]
+__all__ = ["Reader", "record"]
 
 _SELECT: Final = f"SELECT {COLUMNS} FROM events"
 
@@ -165,15 +165,3 @@ def _grouped(rows: list[tuple[Any, ...]]) -> list[tuple[str, list[Record]]]:
             groups.append((stream, records))
         records.append(Record(stream, seq, type_, data, ts, cause, final != 0, position))
     return groups
-
-
-def upper_bound(prefix: str) -> str | None:
-    """The least string above every string starting with ``prefix`` (None: no bound)."""
-    while prefix:
-        code = ord(prefix[-1]) + 1
-        if code <= 0x10FFFF:
-            if 0xD800 <= code <= 0xDFFF:
-                code = 0xE000  # surrogates cannot be stored; skip past them
-            return prefix[:-1] + chr(code)
-        prefix = prefix[:-1]
-    return None
