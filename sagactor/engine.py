@@ -187,7 +187,12 @@ class Engine:
         from :attr:`outcomes` first, then calls this (an end in between is not missed)."""
         # The seq first: read after the events, it could pass a "stuck" read just before the
         # resume's SagaResumed landed for the end of the resumed run.
-        resumed = self.journal.last_seq(saga_stream(saga_id)) <= self._resumed.get(saga_id, 0)
+        try:
+            last = self.journal.last_seq(saga_stream(saga_id))
+        except RuntimeClosed:
+            self.check_open()  # a crash released the journal: say that it crashed
+            raise
+        resumed = last <= self._resumed.get(saga_id, 0)
         outcome = self.not_quarantined(saga_id)
         if not outcome.status.terminal or resumed:
             return None  # running, or still the "stuck" that the resume is about to undo
