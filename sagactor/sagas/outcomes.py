@@ -11,11 +11,12 @@ from typing import Any
 import msgspec
 
 from ..messages import Outcome
+from ..names import COMPENSATION
 from .definition import Saga
 from .machine import SagaState
 from .native import NativeState
 
-__all__ = ["ResultTypes", "decode_result", "outcome_of", "result_type"]
+__all__ = ["ResultTypes", "decode_result", "earlier_results", "outcome_of", "result_type"]
 
 ResultTypes = Mapping[tuple[str, str], Any]
 """``(participant, action) -> the type its action declares it returns``."""
@@ -36,6 +37,24 @@ def result_type(types: ResultTypes, definition: Saga, step: str) -> Any:
     except KeyError:
         return Any
     return types.get((known.participant, known.action), Any)
+
+
+def earlier_results(
+    state: SagaState, step: str, kind: str, types: ResultTypes | None = None
+) -> dict[str, Any]:
+    """What a command of ``step`` reads as ``ctx.results``: the results of the steps before
+    it (a compensation: and its own), each decoded afresh from the journal as its action
+    declares it. The saga's journaled state alone decides it, so it is the same live, on a
+    resend and after a restart."""
+    definition = state.definition
+    names = list(definition.before(step))
+    if kind == COMPENSATION:
+        names.append(step)
+    return {
+        name: decode_result(state.raws[name], result_type(types or {}, definition, name))
+        for name in names
+        if name in state.raws
+    }
 
 
 def outcome_of(state: SagaState | NativeState, types: ResultTypes | None = None) -> Outcome:
