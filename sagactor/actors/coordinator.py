@@ -89,9 +89,7 @@ class Coordinator(SagaActor):
         self.sagas[msg.saga_id] = state
         self._commit(state, events, accepted=msg.accepted, timers=deadline_timer(state))
 
-    def _advance(
-        self, message: Reply | Timeout | Wake | DeadlinePassed | Cancel | Resume
-    ) -> None:
+    def _advance(self, message: Reply | Timeout | Wake | DeadlinePassed | Cancel | Resume) -> None:
         state = self.sagas.get(message.saga_id)
         if state is None and isinstance(message, Resume | Cancel):
             state = self.load(message.saga_id)
@@ -177,9 +175,7 @@ class Coordinator(SagaActor):
                 report_start=bool(limit or effect.schedule_timeout),
                 fence=not (action or step.compensable),
                 retriable=step.retriable,
-                results=earlier_results(
-                    state, step.name, effect.kind, self.outcomes.result_types
-                ),
+                results=earlier_results(state, step.name, effect.kind, self.outcomes.result_types),
             ),
         )
         timer = effect.schedule_timer(state.saga_id, time.time())
