@@ -68,11 +68,15 @@ def outcome_of(state: SagaState | NativeState, types: ResultTypes | None = None)
         else value
         for step, value in state.results.items()
     }
+    reason = state.reason
+    if state.retry_due and not state.status.terminal:  # visible while it waits to retry
+        retrying = f"retrying {state.last_error}"
+        reason = f"{reason}; {retrying}" if reason else retrying
     return Outcome(
         saga_id=state.saga_id,
         saga=state.definition.name,
         status=state.status,
-        reason=state.reason,
+        reason=reason,
         results=results,
         compensated=tuple(state.compensated),
     )
