@@ -29,8 +29,10 @@ from .flowshop import Effects, Order, pivot_saga, shop
 SAGA = pivot_saga()
 
 
-def _step(name: str, **kinds: bool) -> sa.Step:
-    return sa.Step(name, "p", "a", **kinds)
+def _step(
+    name: str, *, pivot: bool = False, retriable: bool = False, compensable: bool = True
+) -> sa.Step:
+    return sa.Step(name, "p", "a", pivot=pivot, retriable=retriable, compensable=compensable)
 
 
 @pytest.mark.parametrize(
