@@ -21,6 +21,8 @@ import sagactor as sa
 from sagactor.messages import StepRetrying
 from sagactor.persistence.memory import MemoryJournal
 from sagactor.persistence.sqlite import SqliteJournal
+from sagactor.playground.mermaid import flowchart
+from sagactor.playground.render.graphs import graph
 from sagactor.testing import crash_and_recover, crash_cases
 
 from .chain import MODES
@@ -225,3 +227,13 @@ def test_a_crash_anywhere_keeps_the_point_of_no_return(mode: sa.Mode, tmp_path: 
                 assert payments.count(order.id) == (1, int(back)), case
                 assert shipping.count(order.id) == (0, 0) if back else (1, 0), case
                 assert mailer.count(order.id) == (0, 0) if back else (1, 0), case
+
+
+def test_graph_and_mermaid_show_the_pivot_and_the_retried_steps() -> None:
+    drawn = graph(SAGA)
+    assert "pivot: once it succeeds, the saga completes" in drawn
+    assert "mailer.confirm   --fails-->  (retried)" in drawn
+    chart = flowchart(SAGA)
+    assert "pivot: no return" in chart
+    assert "s3 -.->|fails: retried| s3" in chart
+    assert "undo confirm" not in chart
