@@ -3,7 +3,15 @@
 import logging
 
 from .actors.faults import Fault
-from .actors.participant import Participant, StepContext, action, compensation, evolve, on
+from .actors.participant import (
+    Participant,
+    StepContext,
+    StepResults,
+    action,
+    compensation,
+    evolve,
+    on,
+)
 from .crashpoints import CrashPoint, SimulatedCrash
 from .errors import (
     DefinitionError,
@@ -69,6 +77,7 @@ __all__ = [
     "Step",
     "StepContext",
     "StepFailed",
+    "StepResults",
     "StreamConflict",
     "UnknownParticipant",
     "UnknownSaga",

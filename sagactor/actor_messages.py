@@ -7,7 +7,8 @@ journal's stored format. Grouped by who receives them:
 * a participant's host: :class:`Command`, :class:`Deliver`, :class:`SagaEnded`,
   :class:`GetState`, :class:`Later`;
 * the coordinator (and the step-list choreography's routing): :class:`Reply`, :class:`Began`,
-  :class:`Timeout`, :class:`Wake`, :class:`Cancel`, :class:`Resume`, :class:`Published`;
+  :class:`Timeout`, :class:`Wake`, :class:`DeadlinePassed`, :class:`Cancel`, :class:`Resume`,
+  :class:`Published`;
 * the native dispatcher: :class:`NativePublished`, :class:`CancelNative`, :class:`Resume`;
 * both drivers: :class:`StartSaga`, :class:`Recover`, :class:`Rebuild`, :class:`CountSagas`.
 """
@@ -28,6 +29,7 @@ __all__ = [
     "CancelNative",
     "Command",
     "CountSagas",
+    "DeadlinePassed",
     "Deliver",
     "GetState",
     "Later",
@@ -68,6 +70,8 @@ class Command(msgspec.Struct, frozen=True, kw_only=True):
     timeout: float = 0.0  # start-to-close limit of the handler (async handlers are cancelled)
     report_start: bool = False  # tell ``reply_to`` a ``Began`` when the handler starts
     fence: bool = False  # a non-compensable step in doubt: record, refuse later copies, run nothing
+    retriable: bool = False  # past the pivot: every error is retried, StepFailed included
+    results: dict[str, Any] = {}  # earlier steps' results, typed, from the journal (ctx.results)
 
     @property
     def key(self) -> str:
@@ -155,6 +159,12 @@ class Wake(msgspec.Struct, frozen=True):
     step: str
     kind: str
     attempt: int
+
+
+class DeadlinePassed(msgspec.Struct, frozen=True):
+    """The saga's deadline (``Saga.deadline``) is due."""
+
+    saga_id: str
 
 
 class Cancel(msgspec.Struct, frozen=True):

@@ -99,7 +99,8 @@ class Catalog:
                     f"(it has: {', '.join(sorted(kind._actions)) or 'none'})",
                     step=step.name,
                 )
-            if step.compensable and step.action not in kind._compensations:
+            # A retriable step (after the pivot) is never compensated: it needs no undo.
+            if step.compensable and not step.retriable and step.action not in kind._compensations:
                 raise DefinitionError(
                     saga.name,
                     f"step is compensable but participant {step.participant!r} has no "

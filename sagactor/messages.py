@@ -37,6 +37,7 @@ __all__ = [
     "SagaCompensated",
     "SagaCompleted",
     "SagaEvent",
+    "SagaOverdue",
     "SagaResumed",
     "SagaStarted",
     "SagaStatus",
@@ -74,13 +75,16 @@ class _Event(msgspec.Struct, tag=True, frozen=True, kw_only=True):
 
 
 class SagaStarted(_Event, frozen=True):
-    """A saga was accepted. ``input`` is the msgpack of the caller's input."""
+    """A saga was accepted. ``input`` is the msgpack of the caller's input. ``deadline``
+    (wall clock, 0 for none) is when the saga's ``deadline`` passes: journaled once, so a
+    restart does not restart the clock."""
 
     saga: str
     version: int
     mode: str
     input: msgspec.Raw
     digest: str
+    deadline: float = 0.0
 
 
 class StepStarted(_Event, frozen=True):
@@ -173,6 +177,15 @@ class SagaCancelled(_Event, frozen=True):
     reason: str
 
 
+class SagaOverdue(_Event, frozen=True):
+    """The saga's deadline (wall clock) passed while it ran. Before its pivot it is
+    compensated (its current step in doubt, as for a cancel); ``past_pivot``: it completes,
+    reported overdue."""
+
+    deadline: float
+    past_pivot: bool = False
+
+
 class SagaResumed(_Event, frozen=True):
     """An operator resumed a stuck saga: its failed compensation is tried again."""
 
@@ -204,6 +217,7 @@ SagaEvent = (
     | SagaCompensated
     | SagaStuck
     | SagaCancelled
+    | SagaOverdue
     | SagaResumed
     | EventDispatched
 )
@@ -225,6 +239,7 @@ SAGA_EVENTS: dict[str, type[Any]] = {
         SagaCompensated,
         SagaStuck,
         SagaCancelled,
+        SagaOverdue,
         SagaResumed,
         EventDispatched,
     )

@@ -82,6 +82,7 @@ _SAGA_LEVEL = {
     "SagaCompleted": logging.INFO,
     "SagaCompensated": logging.INFO,
     "SagaCancelled": logging.INFO,
+    "SagaOverdue": logging.WARNING,  # its deadline passed: an operator wants to know
     "SagaResumed": logging.INFO,
     "SagaStuck": logging.WARNING,
 }

@@ -16,6 +16,7 @@ message of its own, never journaled; sent only for steps that have a time limit)
 from __future__ import annotations
 
 import functools
+import logging
 import time
 from typing import Any
 
@@ -25,6 +26,7 @@ from ..actor_messages import (
     Began,
     Cancel,
     Command,
+    DeadlinePassed,
     Published,
     Rebuild,
     Recover,
@@ -38,12 +40,15 @@ from ..messages import SagaEvent, StepSucceeded
 from ..names import ACTION
 from ..sagas.choreography import react
 from ..sagas.effects import Effect, Send, Timer
-from ..sagas.machine import SagaState, begin, decide, pending, start
+from ..sagas.machine import SagaState, begin, deadline_timer, decide, pending, start
+from ..sagas.outcomes import earlier_results
 from .environment import Environment
 from .outcomes import OutcomeBoard
 from .saga_actor import SagaActor, SagaLoader
 
 __all__ = ["Coordinator"]
+
+logger = logging.getLogger("sagactor")
 
 
 class Coordinator(SagaActor):
@@ -64,7 +69,7 @@ class Coordinator(SagaActor):
             self._published(message)
         elif isinstance(message, Began):
             self._began(message)
-        elif isinstance(message, Reply | Timeout | Wake | Cancel | Resume):
+        elif isinstance(message, Reply | Timeout | Wake | DeadlinePassed | Cancel | Resume):
             self._advance(message)
         elif isinstance(message, StartSaga):
             self._start(message)
@@ -82,9 +87,9 @@ class Coordinator(SagaActor):
             msg.definition, msg.saga_id, msg.mode, msg.input, msg.raw, msg.digest, time.time()
         )
         self.sagas[msg.saga_id] = state
-        self._commit(state, events, accepted=msg.accepted)
+        self._commit(state, events, accepted=msg.accepted, timers=deadline_timer(state))
 
-    def _advance(self, message: Reply | Timeout | Wake | Cancel | Resume) -> None:
+    def _advance(self, message: Reply | Timeout | Wake | DeadlinePassed | Cancel | Resume) -> None:
         state = self.sagas.get(message.saga_id)
         if state is None and isinstance(message, Resume | Cancel):
             state = self.load(message.saga_id)
@@ -93,6 +98,12 @@ class Coordinator(SagaActor):
         if state is None:
             return  # finished, or a late message for a saga this runtime no longer drives
         events = decide(state, message, time.time())
+        if isinstance(message, Cancel) and state.past_pivot and not state.status.terminal:
+            logger.warning(
+                "saga %s: the cancel is dropped: its pivot %r succeeded, so it completes",
+                state.saga_id,
+                state.definition.pivot,
+            )
         if events:
             self._commit(state, events)
 
@@ -112,12 +123,18 @@ class Coordinator(SagaActor):
             self._commit(state, events)
 
     def _resume(self, state: SagaState) -> None:
-        self._perform(state, pending(state))
+        self._perform(state, [*pending(state), *deadline_timer(state)])
 
     # -- journal, then act ---------------------------------------------------------------------
 
-    def _commit(self, state: SagaState, events: list[SagaEvent], accepted: Any = None) -> None:
-        effects = pending(state)
+    def _commit(
+        self,
+        state: SagaState,
+        events: list[SagaEvent],
+        accepted: Any = None,
+        timers: list[Effect] | None = None,
+    ) -> None:
+        effects = [*pending(state), *(timers or [])]
         cause = f"{state.saga_id}/{state.step}/{state.kind}"
         self.commit(
             state, events, cause, functools.partial(self._perform, state, effects), accepted
@@ -157,6 +174,8 @@ class Coordinator(SagaActor):
                 timeout=limit,
                 report_start=bool(limit or effect.schedule_timeout),
                 fence=not (action or step.compensable),
+                retriable=step.retriable,
+                results=earlier_results(state, step.name, effect.kind, self.outcomes.result_types),
             ),
         )
         timer = effect.schedule_timer(state.saga_id, time.time())

@@ -170,7 +170,7 @@ class ParticipantHost(ReactingInbox):
         if fault.kind == "delay":
             late = msgspec.structs.replace(cmd, delayed=True)
             self._later(cmd.saga_id, time.time() + fault.seconds, late)
-        elif fault.kind == "fail" and cmd.kind == ACTION:
+        elif fault.kind == "fail" and cmd.kind == ACTION and not cmd.retriable:
             self._commit(
                 cmd, [], self._handled(cmd, HandledOutcome.FAILED, reason="injected failure")
             )
@@ -182,7 +182,9 @@ class ParticipantHost(ReactingInbox):
         p = self.participant
         table = p._actions if cmd.kind == ACTION else p._compensations
         spec = table[cmd.name]
-        ctx = StepContext(self.name, cmd.saga_id, cmd.step, cmd.kind, cmd.attempt, self._apply)
+        ctx = StepContext(
+            self.name, cmd.saga_id, cmd.step, cmd.kind, cmd.attempt, self._apply, cmd.results
+        )
         try:
             args = self._arguments(spec, cmd)
             result = self._invoke(spec, ctx, args, cmd)
@@ -197,7 +199,7 @@ class ParticipantHost(ReactingInbox):
             return
         except StepFailed as failure:
             self._undo(ctx)
-            if cmd.kind == ACTION:
+            if cmd.kind == ACTION and not cmd.retriable:  # past the pivot it is retried
                 self._commit(
                     cmd, [], self._handled(cmd, HandledOutcome.FAILED, reason=failure.reason)
                 )
@@ -324,8 +326,8 @@ class ParticipantHost(ReactingInbox):
         is due (a compensation's errors are always retried, as in orchestration)."""
         event: SagaEvent
         tries = cmd.attempt - cmd.attempt_base
-        retry = retryable or cmd.kind == COMPENSATION
-        if outcome == "error" and retry and tries < cmd.policy.max_attempts:
+        retry = retryable or cmd.kind == COMPENSATION or cmd.retriable
+        if outcome == "error" and retry and (tries < cmd.policy.max_attempts or cmd.retriable):
             due = time.time() + cmd.policy.delay(tries)
             if cmd.kind == ACTION:
                 event = StepRetrying(step=cmd.step, attempt=cmd.attempt, error=reason, due=due)

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import inspect
 import typing
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, TypeVar
 
@@ -45,6 +45,7 @@ __all__ = [
     "HandlerSpec",
     "Participant",
     "StepContext",
+    "StepResults",
     "action",
     "apply_change",
     "compensation",
@@ -127,8 +128,42 @@ class HandlerSpec:
     returns: Any = Any
 
 
+class StepResults(Mapping[str, Any]):
+    """The results of the steps before this one, by step name (a compensation: and its own
+    action's), each typed as its action's return annotation declares: ``ctx.results["charge"]``
+    is the ``Payment`` that ``charge`` returned. Read-only; the command carries them from the
+    saga's journal, so a handler reads the same values live, on a retry and after a restart."""
+
+    __slots__ = ("_step", "_values")
+
+    def __init__(self, step: str, values: Mapping[str, Any]) -> None:
+        self._step = step
+        self._values = values
+
+    def __getitem__(self, step: str) -> Any:
+        try:
+            return self._values[step]
+        except KeyError:
+            known = ", ".join(repr(name) for name in self._values) or "none"
+            raise KeyError(
+                f"no result of step {step!r} before step {self._step!r} (it can read: {known})"
+            ) from None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __repr__(self) -> str:
+        return f"StepResults({dict(self._values)!r})"
+
+
 class StepContext:
-    """What a handler knows about the message it handles, and how it changes state."""
+    """What a handler knows about the message it handles, and how it changes state.
+
+    ``results`` holds the earlier steps' results (see :class:`StepResults`); empty for a
+    native choreography reaction, whose event carries what it needs."""
 
     __slots__ = (
         "_apply",
@@ -137,6 +172,7 @@ class StepContext:
         "kind",
         "participant",
         "published",
+        "results",
         "saga_id",
         "step",
     )
@@ -149,7 +185,9 @@ class StepContext:
         kind: str,
         attempt: int,
         apply: Callable[[Any], None],
+        results: Mapping[str, Any] | None = None,
     ) -> None:
+        self.results = StepResults(step, results or {})
         self.participant = participant
         self.saga_id = saga_id
         self.step = step

@@ -280,14 +280,18 @@ def flowchart(saga: Saga) -> str:
     lines = ["flowchart TD", f'    start(["{text(f"{saga.name} v{saga.version}")}"])']
     for i, step in enumerate(saga.steps, 1):
         label = f"{i}. {step.name}<br/>{step.participant}.{step.action}"
-        if step.retry.max_attempts > 1:
+        if step.pivot:
+            label += "<br/>pivot: no return"
+        if step.retriable:
+            label += "<br/>retried until it succeeds"
+        elif step.retry.max_attempts > 1:
             label += f"<br/>retry x{step.retry.max_attempts}"
-        if not step.compensable:
+        if not step.compensable and not step.retriable:
             label += "<br/>no undo"
         lines.append(f'    s{i}["{_label(label)}"]')
     lines.append('    completed(["completed"])')
     lines.append('    compensated(["compensated"])')
-    compensable = [i for i, s in enumerate(saga.steps, 1) if s.compensable]
+    compensable = [i for i, s in enumerate(saga.steps, 1) if s.compensable and not s.retriable]
     for i in reversed(compensable):
         step = saga.steps[i - 1]
         lines.append(f'    c{i}["{_label(f"undo {step.name}<br/>{step.participant}")}"]')
@@ -298,6 +302,9 @@ def flowchart(saga: Saga) -> str:
         lines.append(f"    s{i} -->|ok| s{i + 1}")
     lines.append(f"    s{len(saga.steps)} -->|ok| completed")
     for i, step in enumerate(saga.steps, 1):
+        if step.retriable:  # past the pivot: a failure is retried, nothing is undone
+            lines.append(f"    s{i} -.->|fails: retried| s{i}")
+            continue
         target = undo_target(saga, i - 1)
         lines.append(
             f"    s{i} -.->|fails| {'compensated' if target is None else f'c{target + 1}'}"

@@ -73,6 +73,13 @@ class Step:
     while such a step is in doubt, the step is *fenced* rather than compensated: the saga waits
     until the participant has handled every copy already sent, refuses any later one, and
     records whether the step ran (``StepFenced``).
+
+    Step kinds (Garcia-Molina and Salem; Richardson): ``pivot=True`` marks the point of no
+    return. Steps before it are compensable as usual, and a failure of the pivot itself (or
+    before it) compensates them. Once the pivot succeeds the saga must complete: every later
+    step must be ``retriable=True`` and is retried until it succeeds (any error, ``StepFailed``
+    and timeouts included; ``retry`` gives the back-off, capped by its ``max_backoff``, while
+    its ``max_attempts`` is ignored), never compensated, so it needs no ``@compensation``.
     """
 
     name: str
@@ -86,6 +93,8 @@ class Step:
     )
     schedule_timeout: float | None = None
     compensation_timeout: float | None = None
+    pivot: bool = False
+    retriable: bool = False
 
     def limit(self, kind: str) -> float:
         """The start-to-close limit of an ``"action"`` or ``"compensation"`` attempt (0: none)."""
@@ -95,13 +104,20 @@ class Step:
 @dataclass(frozen=True, slots=True)
 class Saga:
     """A named, versioned list of steps. Bump ``version`` when a change would alter how an
-    in-flight saga resumes (steps added, removed, reordered or renamed)."""
+    in-flight saga resumes (steps added, removed, reordered or renamed).
+
+    ``deadline`` (seconds) bounds the whole saga: it is journaled at the start as a wall-clock
+    time, so a restart does not restart the clock. When it passes, a saga before its pivot is
+    compensated (the current step in doubt, as for a cancel); a saga past its pivot is
+    reported overdue (``SagaOverdue``, and its outcome's reason) and completes."""
 
     name: str
     steps: tuple[Step, ...] | list[Step]
     version: int = 1
     input_type: type[Any] | None = None
+    deadline: float | None = None
     _index: dict[str, int] = field(init=False, repr=False, compare=False)
+    _pivot: str = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "steps", tuple(self.steps))
@@ -130,7 +146,10 @@ class Saga:
             index[step.name] = position
         if self.version < 1:
             raise DefinitionError(self.name, "version must be at least 1")
+        if self.deadline is not None and not _positive(self.deadline):
+            raise DefinitionError(self.name, "deadline must be a positive number of seconds")
         object.__setattr__(self, "_index", index)
+        object.__setattr__(self, "_pivot", _check_kinds(self.name, tuple(self.steps)))
 
     def index(self, step: str) -> int:
         return self._index[step]
@@ -141,6 +160,45 @@ class Saga:
     @property
     def key(self) -> str:
         return f"{self.name}@{self.version}"
+
+    def before(self, step: str) -> tuple[str, ...]:
+        """The steps that run before ``step`` (whose results it can read)."""
+        return tuple(s.name for s in self.steps[: self._index[step]])
+
+    @property
+    def pivot(self) -> str:
+        """The name of the pivot step ("" when the saga has none)."""
+        return self._pivot
+
+
+def _check_kinds(saga: str, steps: tuple[Step, ...]) -> str:
+    """The pivot's name, after checking the kinds' order: compensable steps, at most one
+    pivot, then retriable steps only."""
+    pivot = ""
+    for step in steps:
+        if step.pivot and step.retriable:
+            raise DefinitionError(saga, "a step cannot be both pivot and retriable", step=step.name)
+        if step.pivot and pivot:
+            raise DefinitionError(
+                saga, f"a saga has at most one pivot, and {pivot!r} is one", step=step.name
+            )
+        if step.retriable and not pivot and not step.pivot:
+            raise DefinitionError(
+                saga,
+                "a retriable step must come after the pivot (mark the point of no return "
+                "Step(..., pivot=True)): before it, a failure compensates",
+                step=step.name,
+            )
+        if pivot and not step.retriable:
+            raise DefinitionError(
+                saga,
+                f"comes after the pivot {pivot!r}, so it could never be compensated: mark it "
+                "retriable=True (retried until it succeeds) or move it before the pivot",
+                step=step.name,
+            )
+        if step.pivot:
+            pivot = step.name
+    return pivot
 
 
 def _positive(value: object) -> bool:

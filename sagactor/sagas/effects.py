@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import msgspec
 
-from ..actor_messages import Timeout, Wake
+from ..actor_messages import DeadlinePassed, Timeout, Wake
 from ..messages import SagaStatus
 from ..names import SCHEDULE
 
@@ -37,7 +37,7 @@ class Timer(msgspec.Struct, frozen=True):
     """Deliver ``message`` to the coordinator at wall-clock time ``due``."""
 
     due: float
-    message: Timeout | Wake
+    message: Timeout | Wake | DeadlinePassed
 
 
 class Finish(msgspec.Struct, frozen=True):

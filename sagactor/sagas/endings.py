@@ -7,6 +7,7 @@ means come from here, so a saga reads the same live, after a restart, and in the
 
 from __future__ import annotations
 
+import time
 from typing import Protocol
 
 from ..messages import (
@@ -14,6 +15,7 @@ from ..messages import (
     SagaCompensated,
     SagaCompleted,
     SagaEvent,
+    SagaOverdue,
     SagaResumed,
     SagaStatus,
     SagaStuck,
@@ -34,8 +36,14 @@ class Ending(Protocol):
     failure: str
 
 
-def failure_reason(event: StepAbandoned | StepTimedOut | SagaCancelled) -> str:
-    """Why a saga turns to compensating, as every fold of its stream says it."""
+def failure_reason(event: StepAbandoned | StepTimedOut | SagaCancelled | SagaOverdue) -> str:
+    """Why a saga turns to compensating (or, past its pivot, is overdue), as every fold of its
+    stream says it."""
+    if isinstance(event, SagaOverdue):
+        late = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(event.deadline))
+        if event.past_pivot:
+            return f"overdue: its deadline passed at {late} UTC, after its pivot (it completes)"
+        return f"its deadline passed at {late} UTC"
     if isinstance(event, StepAbandoned):
         return f"step {event.step!r} failed: {event.reason}"
     if isinstance(event, StepTimedOut):

@@ -26,6 +26,7 @@ from ..messages import (
     Outcome,
     SagaCancelled,
     SagaEvent,
+    SagaOverdue,
     SagaStarted,
     SagaStatus,
     StepAbandoned,
@@ -106,6 +107,10 @@ class Summary:
             self.results.setdefault(event.step, event.result)
         elif isinstance(event, StepAbandoned | StepTimedOut | SagaCancelled):
             self.status, self.reason = SagaStatus.COMPENSATING, failure_reason(event)
+        elif isinstance(event, SagaOverdue):
+            self.reason = failure_reason(event)
+            if not event.past_pivot:
+                self.status = SagaStatus.COMPENSATING
         elif isinstance(event, StepRetrying | CompensationFailed):
             self.retry_due = event.due
             self.last_error = f"{event.step!r} attempt {event.attempt}: {event.error}"

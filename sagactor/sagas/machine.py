@@ -19,12 +19,11 @@ whose answer was saved) or begins afresh and reports it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
 
-from ..actor_messages import Began, Cancel, Reply, Resume, Timeout, Wake
+from ..actor_messages import Began, Cancel, DeadlinePassed, Reply, Resume, Timeout, Wake
 from ..messages import (
     CompensationFailed,
     CompensationStarted,
@@ -32,6 +31,7 @@ from ..messages import (
     SagaCompensated,
     SagaCompleted,
     SagaEvent,
+    SagaOverdue,
     SagaResumed,
     SagaStarted,
     SagaStatus,
@@ -47,11 +47,12 @@ from ..messages import (
 from ..names import ACTION, COMPENSATION, RUN, SCHEDULE
 from .definition import Saga
 from .effects import Effect, Finish, Send, Timer
-from .endings import failure_reason, fold_end
+from .state import SagaState, emit, evolve
 
 __all__ = [
     "SagaState",
     "begin",
+    "deadline_timer",
     "decide",
     "emit",
     "evolve",
@@ -59,46 +60,6 @@ __all__ = [
     "start",
     "step_started",
 ]
-
-FENCE_OUTCOMES = {"completed": "completed", "failed": "failed", "refused": "was refused"}
-
-
-# -- state -------------------------------------------------------------------------------------
-
-
-@dataclass(slots=True)
-class SagaState:
-    """One saga instance. ``stack`` holds the steps to compensate, the next one last."""
-
-    saga_id: str
-    definition: Saga
-    mode: str
-    input: Any
-    input_raw: bytes
-    digest: str
-    status: SagaStatus = SagaStatus.RUNNING
-    step: str = ""
-    kind: str = ACTION
-    attempt: int = 0
-    attempt_base: int = 0  # compensation attempts made before the latest resume
-    deadline: float = 0.0
-    retry_due: float = 0.0
-    began: float = 0.0  # runtime only, never journaled: when the awaited handler began
-    done: list[str] = field(default_factory=list)
-    results: dict[str, Any] = field(default_factory=dict)
-    stack: list[str] = field(default_factory=list)
-    compensated: list[str] = field(default_factory=list)
-    reason: str = ""
-    failure: str = ""  # the reason a stuck saga had before, given back by a resume
-    last_error: str = ""
-    seq: int = 0
-    started_at: float = 0.0
-    ended_at: float = 0.0
-
-    @property
-    def in_flight(self) -> bool:
-        """A command is out and unanswered (so its effect is unknown)."""
-        return self.attempt > 0 and self.retry_due == 0.0 and not self.status.terminal
 
 
 def start(
@@ -112,6 +73,7 @@ def start(
         mode=mode,
         input=msgspec.Raw(raw),
         digest=digest,
+        deadline=now + definition.deadline if definition.deadline else 0.0,
     )
     events: list[SagaEvent] = []
     emit(state, events, started)
@@ -138,58 +100,21 @@ def decide(state: SagaState, message: Any, now: float) -> list[SagaEvent]:
             else:
                 emit(state, events, _start_compensation(state, message.attempt + 1))
     elif isinstance(message, Cancel):
-        if state.status is SagaStatus.RUNNING:
+        # Past the pivot the saga must complete: the cancel is dropped (the driver says so).
+        if state.status is SagaStatus.RUNNING and not state.past_pivot:
             emit(state, events, SagaCancelled(reason=message.reason))
             _begin_compensation(state, events)
+    elif isinstance(message, DeadlinePassed):
+        if state.status is SagaStatus.RUNNING and state.due_by and not state.overdue:
+            emit(state, events, SagaOverdue(deadline=state.due_by, past_pivot=state.past_pivot))
+            if not state.past_pivot:
+                _begin_compensation(state, events)
     elif isinstance(message, Resume) and state.status is SagaStatus.STUCK and state.stack:
         emit(state, events, SagaResumed())
         # Number on from the stuck attempts, so that a late reply or a still-pending timer of
         # an attempt before the resume can never pass for an answer to the resumed one.
         emit(state, events, _start_compensation(state, state.attempt + 1))
     return events
-
-
-def evolve(state: SagaState, event: SagaEvent) -> None:
-    """Apply one journal event to ``state`` (in place)."""
-    if isinstance(event, StepStarted):
-        state.step, state.kind, state.attempt = event.step, ACTION, event.attempt
-        state.deadline, state.retry_due, state.began = event.deadline, 0.0, 0.0
-    elif isinstance(event, StepSucceeded):
-        state.done.append(event.step)
-        state.results.setdefault(event.step, event.result)
-    elif isinstance(event, StepAbandoned):
-        state.reason = failure_reason(event)
-        # A business failure is recorded in the participant's inbox, so no copy of the command
-        # can ever apply. After a technical error nothing is recorded, and a copy still on its
-        # way (a resend, a delayed delivery) could apply later: the step is in doubt, and its
-        # compensation leaves a tombstone that refuses such a copy.
-        _stack_for_compensation(state, in_doubt=None if event.business else event.step)
-    elif isinstance(event, StepTimedOut):
-        state.reason = failure_reason(event)
-        _stack_for_compensation(state, in_doubt=event.step)
-    elif isinstance(event, SagaCancelled):
-        state.reason = failure_reason(event)
-        # The current step's outcome is unknown (in flight, or waiting for a retry while an
-        # earlier attempt may still run): it is compensated, or fenced if it cannot be.
-        _stack_for_compensation(state, in_doubt=state.step)
-    elif isinstance(event, StepRetrying | CompensationFailed):
-        state.retry_due = event.due
-        state.last_error = f"{event.step!r} attempt {event.attempt}: {event.error}"
-    elif isinstance(event, CompensationStarted):
-        state.step, state.kind, state.attempt = event.step, COMPENSATION, event.attempt
-        state.deadline, state.retry_due, state.began = event.deadline, 0.0, 0.0
-    elif isinstance(event, StepCompensated):
-        state.stack.remove(event.step)
-        state.compensated.append(event.step)
-        state.attempt_base = 0
-    elif isinstance(event, StepFenced):
-        state.stack.remove(event.step)
-        state.attempt_base = 0
-        what = FENCE_OUTCOMES.get(event.outcome, event.outcome)
-        state.reason = f"{state.reason} ({event.step!r} was in flight: it {what})"
-    elif fold_end(state, event) and isinstance(event, SagaResumed):
-        state.attempt_base = state.attempt  # a resume grants a fresh retry budget
-    state.seq += 1
 
 
 def pending(state: SagaState) -> list[Effect]:
@@ -206,6 +131,14 @@ def pending(state: SagaState) -> list[Effect]:
         wait = state.definition.step(state.step).schedule_timeout or 0.0
         return [Send(state.step, ACTION, state.attempt, wait)]
     return [Send(state.step, COMPENSATION, state.attempt, attempt_base=state.attempt_base)]
+
+
+def deadline_timer(state: SagaState) -> list[Effect]:
+    """The saga's deadline timer, while it can still pass: armed at the start and again by a
+    recovery, from the journaled wall-clock time (a restart does not restart the clock)."""
+    if not state.due_by or state.overdue or state.status is not SagaStatus.RUNNING:
+        return []
+    return [Timer(state.due_by, DeadlinePassed(state.saga_id))]
 
 
 def begin(state: SagaState, message: Began) -> list[Effect]:
@@ -234,12 +167,6 @@ def begin(state: SagaState, message: Began) -> list[Effect]:
 # -- internals ---------------------------------------------------------------------------------
 
 
-def emit(state: SagaState, events: list[SagaEvent], event: SagaEvent) -> None:
-    """Apply ``event`` to ``state`` and append it to ``events`` (decide's building block)."""
-    evolve(state, event)
-    events.append(event)
-
-
 def _is_current(state: SagaState, message: Timeout | Wake | Reply) -> bool:
     return (
         not state.status.terminal
@@ -258,15 +185,6 @@ def step_started(state: SagaState, index: int, attempt: int, now: float) -> Step
 
 def _start_compensation(state: SagaState, attempt: int) -> CompensationStarted:
     return CompensationStarted(step=state.stack[-1], attempt=attempt)
-
-
-def _stack_for_compensation(state: SagaState, in_doubt: str | None) -> None:
-    """Compensate the done compensable steps, and first the in-doubt step: its compensation
-    (a tombstone if it never ran) or, when it has none, a fence (see ``StepFenced``)."""
-    state.status = SagaStatus.COMPENSATING
-    done = [name for name in state.done if state.definition.step(name).compensable]
-    state.stack = [*done, in_doubt] if in_doubt and in_doubt not in state.done else done
-    state.attempt, state.retry_due, state.deadline, state.began = 0, 0.0, 0.0, 0.0
 
 
 def _runs_out(state: SagaState, timeout: Timeout) -> bool:
@@ -291,7 +209,8 @@ def _on_timeout(state: SagaState, timeout: Timeout, now: float, events: list[Sag
     else:
         error = f"timed out after {step.timeout}s"
     policy = step.retry
-    if timeout.attempt < policy.max_attempts and issubclass(TimeoutError, policy.retry_on):
+    retries = timeout.attempt < policy.max_attempts and issubclass(TimeoutError, policy.retry_on)
+    if retries or step.retriable:
         due = now + policy.delay(timeout.attempt)
         retrying = StepRetrying(step=step.name, attempt=timeout.attempt, error=error, due=due)
         emit(state, events, retrying)
@@ -326,8 +245,10 @@ def _on_reply(state: SagaState, reply: Reply, now: float, events: list[SagaEvent
             return
         if reply.attempt != state.attempt or state.retry_due:
             return
-        policy = state.definition.step(reply.step).retry
-        if reply.outcome == "error" and reply.retryable and reply.attempt < policy.max_attempts:
+        step = state.definition.step(reply.step)
+        policy = step.retry
+        retries = reply.outcome == "error" and reply.retryable
+        if step.retriable or (retries and reply.attempt < policy.max_attempts):
             due = now + policy.delay(reply.attempt)
             emit(
                 state,

@@ -11,11 +11,12 @@ from typing import Any
 import msgspec
 
 from ..messages import Outcome
+from ..names import COMPENSATION
 from .definition import Saga
 from .machine import SagaState
 from .native import NativeState
 
-__all__ = ["ResultTypes", "decode_result", "outcome_of", "result_type"]
+__all__ = ["ResultTypes", "decode_result", "earlier_results", "outcome_of", "result_type"]
 
 ResultTypes = Mapping[tuple[str, str], Any]
 """``(participant, action) -> the type its action declares it returns``."""
@@ -38,6 +39,24 @@ def result_type(types: ResultTypes, definition: Saga, step: str) -> Any:
     return types.get((known.participant, known.action), Any)
 
 
+def earlier_results(
+    state: SagaState, step: str, kind: str, types: ResultTypes | None = None
+) -> dict[str, Any]:
+    """What a command of ``step`` reads as ``ctx.results``: the results of the steps before
+    it (a compensation: and its own), each decoded afresh from the journal as its action
+    declares it. The saga's journaled state alone decides it, so it is the same live, on a
+    resend and after a restart."""
+    definition = state.definition
+    names = list(definition.before(step))
+    if kind == COMPENSATION:
+        names.append(step)
+    return {
+        name: decode_result(state.raws[name], result_type(types or {}, definition, name))
+        for name in names
+        if name in state.raws
+    }
+
+
 def outcome_of(state: SagaState | NativeState, types: ResultTypes | None = None) -> Outcome:
     """The saga's outcome; journaled results decode to the type their action declares, so
     an outcome read after a restart equals the live one."""
@@ -49,11 +68,15 @@ def outcome_of(state: SagaState | NativeState, types: ResultTypes | None = None)
         else value
         for step, value in state.results.items()
     }
+    reason = state.reason
+    if state.retry_due and not state.status.terminal:  # visible while it waits to retry
+        retrying = f"retrying {state.last_error}"
+        reason = f"{reason}; {retrying}" if reason else retrying
     return Outcome(
         saga_id=state.saga_id,
         saga=state.definition.name,
         status=state.status,
-        reason=state.reason,
+        reason=reason,
         results=results,
         compensated=tuple(state.compensated),
     )

@@ -34,11 +34,18 @@ def owner(step: str, definition: Saga | None) -> tuple[str, str]:
 
 def _step_notes(step: Step) -> str:
     notes = []
-    if step.retry.max_attempts > 1:
+    if step.pivot:
+        notes.append("pivot: once it succeeds, the saga completes")
+    if step.retriable:
+        notes.append(
+            f"retriable: retried until it succeeds (back-off up to "
+            f"{duration(step.retry.max_backoff)}), never undone"
+        )
+    elif step.retry.max_attempts > 1:
         notes.append(f"retry x{step.retry.max_attempts}, backoff {duration(step.retry.backoff)}")
     if step.timeout:
         notes.append(f"timeout {duration(step.timeout)} (then undone too)")
-    if not step.compensable:
+    if not step.compensable and not step.retriable:
         notes.append("no undo")
     return ", ".join(notes)
 
@@ -59,23 +66,27 @@ def graph(saga: Saga) -> str:
     w_handler = max(len(x) for x in handler)
     lines = [
         f"{saga.name} v{saga.version}: {len(saga.steps)} steps; when a step fails, the steps "
-        "before it are undone from the bottom up",
+        "before it are undone from the bottom up"
+        + (f"; deadline {duration(saga.deadline)}" if saga.deadline else ""),
         "",
         "  (start)",
     ]
     column = 2 + w_label + 2 + w_handler + len("  --fails-->  ")
     for i, step in enumerate(saga.steps):
         notes = _step_notes(step)
-        up = i > 0 and undo_target(saga, i) is not None
+        up = i > 0 and undo_target(saga, i) is not None and not step.retriable
         below = ("|  " + notes) if notes else "|"
         connector = "   " + below
         lines.append(_join(connector, column, "^" if up else ""))
         target = undo_target(saga, i)
-        right = (
-            "(compensated)"
-            if target is None
-            else f"undo {target + 1}. {saga.steps[target].name}  ({saga.steps[target].participant})"
-        )
+        if step.retriable:
+            right = "(retried)"
+        elif target is None:
+            right = "(compensated)"
+        else:
+            right = (
+                f"undo {target + 1}. {saga.steps[target].name}  ({saga.steps[target].participant})"
+            )
         lines.append(
             f"  {label[i].ljust(w_label)}  {handler[i].ljust(w_handler)}  --fails-->  {right}"
         )

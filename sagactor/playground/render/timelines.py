@@ -14,6 +14,7 @@ from ...messages import (
     SagaCancelled,
     SagaCompensated,
     SagaCompleted,
+    SagaOverdue,
     SagaResumed,
     SagaStarted,
     SagaStatus,
@@ -27,6 +28,7 @@ from ...messages import (
 )
 from ...runtime import HistoryEntry
 from ...sagas.definition import Saga
+from ...sagas.endings import failure_reason
 from ..journalview import SAGA_EVENT_TYPES, Dispatched, summarize_events
 from .basics import compact, duration, table
 from .graphs import owner
@@ -136,6 +138,8 @@ def describe(entry: HistoryEntry, definition: Saga | None = None) -> tuple[str, 
         return "saga STUCK", event.reason
     if isinstance(event, SagaCancelled):
         return "saga cancelled", event.reason
+    if isinstance(event, SagaOverdue):
+        return "saga OVERDUE", failure_reason(event)
     if isinstance(event, SagaResumed):
         return "saga resumed", f"by {event.by}"
     if isinstance(event, Handled):
