@@ -658,6 +658,7 @@ class Runtime:
             self._outcomes.fail_all(RuntimeClosed("the runtime was closed"))
 
     def _tell(self, ref: pykka.ActorRef[Any], message: Any) -> None:
+        self._env.told += 1  # counted with the actors' own messages (bench/counts.py)
         try:
             ref.tell(message)
         except pykka.ActorDeadError as error:
