@@ -60,16 +60,20 @@ class Counts(msgspec.Struct):
 
 
 class Worker(sa.Participant[Counts]):
-    """One step's participant: counts what it did and undid."""
+    """One step's participant: counts what it did and undid. A closed ``gate`` holds its
+    handler (the memory bench keeps sagas in flight that way)."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, gate: threading.Event | None = None) -> None:
         self.name = name
+        self.gate = gate
 
     def initial_state(self) -> Counts:
         return Counts()
 
     @sa.action("work")
     def work(self, ctx: sa.StepContext, job: Job) -> Receipt:
+        if self.gate is not None:
+            self.gate.wait()
         ctx.record(Bumped(1))
         return Receipt(ctx.idempotency_key, job.n)
 
@@ -102,8 +106,9 @@ SAGA = sa.Saga(
 )
 
 
-def participants() -> list[sa.Participant[Any]]:
-    return [Worker(name) for name in NAMES]
+def participants(gate: threading.Event | None = None) -> list[sa.Participant[Any]]:
+    """Fresh participants; ``gate`` holds the first step's handler while it is clear."""
+    return [Worker(name, gate if name == NAMES[0] else None) for name in NAMES]
 
 
 def open_memory(**options: Any) -> sa.Runtime:
