@@ -109,7 +109,8 @@ class BarePykka:
         return total / (time.perf_counter() - began)
 
     def close(self) -> None:
-        for ref in [self.coordinator, *self.participants]:
+        refs: list[pykka.ActorRef[Any]] = [self.coordinator, *self.participants]
+        for ref in refs:
             ref.stop()
 
     def __enter__(self) -> BarePykka:

@@ -91,12 +91,19 @@ def _markdown(header: Sequence[str], lines: Iterable[Sequence[str]], right: set[
     widths = [max(len(line[i]) for line in body) for i in range(len(header))]
 
     def fmt(line: Sequence[str]) -> str:
-        cells = (c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(line, widths, strict=True)))
+        cells = (
+            c.rjust(w) if i in right else c.ljust(w)
+            for i, (c, w) in enumerate(zip(line, widths, strict=True))
+        )
         return "| " + " | ".join(cells) + " |"
 
-    rule = "|" + "|".join(
-        "-" * (w + 1) + ":" if i in right else "-" * (w + 2) for i, w in enumerate(widths)
-    ) + "|"
+    rule = (
+        "|"
+        + "|".join(
+            "-" * (w + 1) + ":" if i in right else "-" * (w + 2) for i, w in enumerate(widths)
+        )
+        + "|"
+    )
     return "\n".join([fmt(body[0]), rule, *(fmt(line) for line in body[1:])])
 
 

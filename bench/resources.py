@@ -17,6 +17,7 @@ import os
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
@@ -117,3 +118,43 @@ def recovery(n: int) -> tuple[float, float]:
         finally:
             rt.close()
     return reopened, finished
+
+
+def in_child(what: str, size: int) -> Any:
+    """Run one of this module's measures in a fresh process: RSS figures are only honest where
+    nothing freed earlier can be reused (pymalloc keeps freed arenas)."""
+    import json
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.resources", what, str(size)],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=3600,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"bench.resources {what} failed:\n{done.stderr[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    import json
+    import logging
+    import sys
+
+    logging.getLogger("sagactor").setLevel(logging.ERROR)  # recovery crashes on purpose
+    what, size = sys.argv[1], int(sys.argv[2])
+    measures: dict[str, Callable[[], object]] = {
+        "in-flight": lambda: in_flight_bytes(size),
+        "rss": lambda: rss_growth_per_100k(size),
+        "recovery": lambda: recovery(size),
+    }
+    print(json.dumps(measures[what]()))
+
+
+if __name__ == "__main__":
+    main()

@@ -53,7 +53,9 @@ class Sizes:
         if quick:
             return cls(1.0, 100, 1_000, 2_000, 5_000, ((1, 10), (10, 100), (100, 300)), 20, False)
         rss_total = 1_000_000 if long else 100_000
-        return cls(6.0, 400, 10_000, 10_000, rss_total, ((1, 50), (10, 300), (100, 1000)), 100, True)
+        return cls(
+            6.0, 400, 10_000, 10_000, rss_total, ((1, 50), (10, 300), (100, 1000)), 100, True
+        )
 
 
 def _rate(run: Callable[[int, int], float], in_flight: int, seconds: float) -> float:
@@ -71,7 +73,9 @@ def durable(sizes: Sizes) -> dict[str, Any]:
         with workload.open_durable(path) as rt:
             workload.threads(rt, 10, 100)  # warm-up
             for n in IN_FLIGHT[:-1]:
-                found[f"full_{n}"] = _rate(lambda f, t: workload.threads(rt, f, t), n, sizes.seconds)
+                found[f"full_{n}"] = _rate(
+                    lambda f, t: workload.threads(rt, f, t), n, sizes.seconds
+                )
             probe = workload.threads(rt, 100, 200)
             total = max(200, int(probe * sizes.seconds))
             commits, position = rt.journal.commits, rt.journal.read_all()[-1].position  # type: ignore[attr-defined]
@@ -95,7 +99,13 @@ def in_memory(sizes: Sizes) -> dict[str, float]:
     return found
 
 
-def rows_of(d: dict[str, Any], m: dict[str, float], r: dict[str, Any], dbos: dict[str, Any] | None, sizes: Sizes) -> list[Row]:
+def rows_of(
+    d: dict[str, Any],
+    m: dict[str, float],
+    r: dict[str, Any],
+    dbos: dict[str, Any] | None,
+    sizes: Sizes,
+) -> list[Row]:
     rates = (dbos or {}).get("sagas_per_s", {})
     dbos_name = "DBOS" if dbos else "DBOS not installed"
     rows = [
@@ -117,8 +127,8 @@ def rows_of(d: dict[str, Any], m: dict[str, float], r: dict[str, Any], dbos: dic
         Row("in memory, 1 in flight", m["memory_1"], "sagas/s", "bare pykka", m["pykka_1"]),
         Row("in memory, 100 in flight", m["memory_100"], "sagas/s", "bare pykka", m["pykka_100"],
             Target("ratio", True, 1.0)),
-        Row("durable FULL, 100 in flight", d["full_100"], "sagas/s", "raw sqlite3", d["raw_sagas_per_s"],
-            Target("ratio", True, 0.5),
+        Row("durable FULL, 100 in flight", d["full_100"], "sagas/s",
+            "raw sqlite3", d["raw_sagas_per_s"], Target("ratio", True, 0.5),
             note=f"same {d['rows_per_saga']:.0f} rows/saga, {d['group_rows']:.0f}-row groups"),
         Row(f"recovery of {sizes.recovery:,} in flight: reopen", r["reopen_s"], "s",
             target=Target("figure", False, 0.2, applies=sizes.full)),
@@ -137,11 +147,13 @@ def per_saga_counts(sizes: Sizes) -> list[dict[str, Any]]:
     for durable_journal in (True, False):
         for in_flight, sagas in sizes.counts:
             figures = counts.per_saga(durable_journal, in_flight, sagas).to_builtins()
-            figures["fsyncs"] = (
-                counts.fsyncs_per_saga(in_flight, max(sizes.fsync_sagas, in_flight))
-                if durable_journal
-                else 0.0
-            )
+            if not durable_journal:
+                figures["fsyncs"] = 0.0
+            elif sizes.fsync_sagas:
+                sagas = max(sizes.fsync_sagas, in_flight)
+                figures["fsyncs"] = counts.fsyncs_per_saga(in_flight, sagas)
+            else:
+                figures["fsyncs"] = None
             found.append(figures)
     return found
 
@@ -152,13 +164,24 @@ def extras(quick: bool, long: bool) -> None:
         journal_bench: Any = importlib.import_module("bench.bench_journal")
     except ImportError:
         journal_bench = None
-    footprint = ["--sagas", "20000", "--every", "10000"] if quick else ["--sagas", "50000", "--every", "25000"]
+    footprint = (
+        ["--sagas", "20000", "--every", "10000"]
+        if quick
+        else ["--sagas", "50000", "--every", "25000"]
+    )
     sections: list[tuple[str, Callable[[], None], list[str]]] = [
         ("async handlers vs sync handlers", bench_async.main, ["--sagas", "300"] if quick else []),
-        ("footprint: memory, snapshots, history latency", bench_footprint.main, [] if long else footprint),
+        ("footprint: memory, snapshots, history", bench_footprint.main, [] if long else footprint),
     ]  # fmt: skip
     if journal_bench is not None and hasattr(journal_bench, "main"):
-        sections.insert(0, ("journal: appends vs raw sqlite3, reopen", journal_bench.main, ["--quick"] if quick else []))
+        sections.insert(
+            0,
+            (
+                "journal: appends vs raw sqlite3, reopen",
+                journal_bench.main,
+                ["--quick"] if quick else [],
+            ),
+        )
     for title, run, argv in sections:
         print(f"\n=== {title} ===", flush=True)
         saved, sys.argv = sys.argv, [title, *argv]
@@ -168,7 +191,37 @@ def extras(quick: bool, long: bool) -> None:
             sys.argv = saved
 
 
-def main(argv: list[str] | None = None) -> dict[str, Any]:
+def measure(
+    sizes: Sizes, with_dbos: bool, quick: bool, say: Callable[[str], None]
+) -> dict[str, Any]:
+    """Every figure: the table's rows, the per-saga counts, and the raw numbers behind them."""
+    say("measuring: durable...")
+    d = durable(sizes)
+    say("measuring: in memory vs bare pykka...")
+    m = in_memory(sizes)
+    say("measuring: recovery, memory (each in a fresh process)...")
+    reopen, finished = resources.in_child("recovery", sizes.recovery)
+    rss_growth, _ = resources.in_child("rss", sizes.rss_total)
+    held = resources.in_child("in-flight", sizes.in_flight_held)
+    r = {
+        "reopen_s": reopen,
+        "finished_s": finished,
+        "rss_mb_per_100k": rss_growth,
+        "in_flight_kb": held / 1024,
+    }
+    say("measuring: per-saga counts...")
+    saga_counts = per_saga_counts(sizes)
+    dbos = None
+    if with_dbos:
+        say("measuring: DBOS (child process)...")
+        dbos = bench_dbos.run_child(quick)
+        if dbos is None:
+            say("DBOS not installed (pip install 'sagactor[bench]', or set BENCH_DBOS_PYTHON)")
+    rows = rows_of(d, m, r, dbos, sizes)
+    return {"rows": rows, "counts": saga_counts, "dbos": dbos, "raw": {**d, **m, **r}}
+
+
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--long", action="store_true")
@@ -176,42 +229,36 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--no-extras", action="store_true")
     args = parser.parse_args(argv)
     logging.getLogger("sagactor").setLevel(logging.ERROR)  # recovery crashes on purpose
-    sizes = Sizes.pick(args.quick, args.long)
-    say = (lambda text: print(text, file=sys.stderr, flush=True)) if args.json else (lambda text: print(text, flush=True))
+    out = sys.stderr if args.json else sys.stdout
+
+    def say(text: str) -> None:
+        print(text, file=out, flush=True)
+
     meta = {
         "date": datetime.date.today().isoformat(),
         "cores": os.cpu_count(),
         "load_average": [round(x, 2) for x in os.getloadavg()],
         "python": platform.python_version(),
         "command": "bench/run.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-    }  # fmt: skip
-    say(f"sagactor bench, {meta['date']}, {meta['cores']} cores, load {meta['load_average']}, python {meta['python']}")
-    say("measuring: durable..."); d = durable(sizes)  # fmt: skip
-    say("measuring: in memory vs bare pykka..."); m = in_memory(sizes)  # fmt: skip
-    say("measuring: recovery, memory..."); reopen, finished = resources.recovery(sizes.recovery)  # fmt: skip
-    rss_growth, _ = resources.rss_growth_per_100k(sizes.rss_total)
-    r = {"reopen_s": reopen, "finished_s": finished, "rss_mb_per_100k": rss_growth,
-         "in_flight_kb": resources.in_flight_bytes(sizes.in_flight_held) / 1024}  # fmt: skip
-    say("measuring: per-saga counts..."); saga_counts = per_saga_counts(sizes)  # fmt: skip
-    dbos = None
-    if not args.no_extras:
-        say("measuring: DBOS (child process)...")
-        dbos = bench_dbos.run_child(args.quick)
-        if dbos is None:
-            say("DBOS not installed (pip install 'sagactor[bench]', or set BENCH_DBOS_PYTHON)")
-    rows = rows_of(d, m, r, dbos, sizes)
-    result = {"meta": meta, "rows": [row.to_builtins() for row in rows], "counts": saga_counts,
-              "dbos": dbos, "raw": {**d, **m, **r}}  # fmt: skip
+    }
+    say(
+        f"sagactor bench, {meta['date']}, {meta['cores']} cores, load {meta['load_average']}, "
+        f"python {meta['python']}"
+    )
+    found = measure(Sizes.pick(args.quick, args.long), not args.no_extras, args.quick, say)
+    rows: list[Row] = found["rows"]
     if args.json:
-        print(json.dumps(result, indent=1))
+        print(json.dumps({**found, "meta": meta, "rows": [row.to_builtins() for row in rows]}))
     else:
         print("\n" + table(rows))
-        print("\nper saga (messages: Environment.told; rows: journal records; commits: SqliteJournal.commits; fsyncs: strace)")
-        print(counts_table(saga_counts))
+        print(
+            "\nper saga (messages: Environment.told; rows: journal records; commits: "
+            "SqliteJournal.commits; fsyncs: strace, less a run of no saga)"
+        )
+        print(counts_table(found["counts"]))
     if not args.no_extras:
         with contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext():
             extras(args.quick, args.long)
-    return result
 
 
 if __name__ == "__main__":
