@@ -105,9 +105,10 @@ def rows_of(
     r: dict[str, Any],
     dbos: dict[str, Any] | None,
     sizes: Sizes,
+    dbos_missing: str = "DBOS not installed",
 ) -> list[Row]:
     rates = (dbos or {}).get("sagas_per_s", {})
-    dbos_name = "DBOS" if dbos else "DBOS not installed"
+    dbos_name = "DBOS" if dbos else dbos_missing
     rows = [
         Row(
             f"durable FULL, {n} in flight",
@@ -217,7 +218,8 @@ def measure(
         dbos = bench_dbos.run_child(quick)
         if dbos is None:
             say("DBOS not installed (pip install 'sagactor[bench]', or set BENCH_DBOS_PYTHON)")
-    rows = rows_of(d, m, r, dbos, sizes)
+    missing = "DBOS not installed" if with_dbos else "DBOS skipped"
+    rows = rows_of(d, m, r, dbos, sizes, missing)
     return {"rows": rows, "counts": saga_counts, "dbos": dbos, "raw": {**d, **m, **r}}
 
 
