@@ -6,8 +6,9 @@
 - **appends**: ``Journal.append`` calls, counted by a thin subclass of the journal.
 - **rows**: journal records stored (``read_all`` after the run's first position: the events
   table's rows for SQLite, the records for the in-memory journal).
-- **commits**: SQLite transactions committed (``SqliteJournal.commits``); the in-memory journal
-  commits nothing durable (0).
+- **commits**: SQLite transactions committed (``Journal.stats.commits``, or
+  ``SqliteJournal.commits`` before the journal had stats); the in-memory journal commits
+  nothing durable (0).
 - **fsyncs**: ``fsync``/``fdatasync`` calls of a child process run under ``strace -f -c``
   (Linux, strace installed), less those of the same child running no saga.
 
@@ -36,7 +37,7 @@ from sagactor.persistence.sqlite import SqliteJournal
 
 from . import workload
 
-__all__ = ["PerSaga", "fsyncs_per_saga", "per_saga"]
+__all__ = ["PerSaga", "commits_of", "fsyncs_per_saga", "per_saga"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +76,8 @@ class CountingMemory(_CountingAppends, MemoryJournal):
 
 def _told(rt: sa.Runtime) -> int:
     """The runtime's message counter (a bench hook, not public API)."""
-    told = getattr(getattr(rt, "_env", None), "told", None)
+    env = getattr(getattr(rt, "engine", None), "env", None) or getattr(rt, "_env", None)
+    told = getattr(env, "told", None)
     if not isinstance(told, int):
         raise RuntimeError("this runtime has no message counter (Environment.told)")
     return told
@@ -86,8 +88,17 @@ def _last_position(journal: Journal) -> int:
     return records[-1].position if records else 0
 
 
+def commits_of(journal: Journal) -> int:
+    """Transactions the journal committed: ``Journal.stats`` where the journal has it (0 for
+    the in-memory journal: nothing is durable), else ``SqliteJournal.commits``."""
+    stats = getattr(journal, "stats", None)
+    if stats is not None:
+        return 0 if not journal.durable else int(stats.commits)
+    return int(getattr(journal, "commits", 0))
+
+
 def _snapshot(rt: sa.Runtime, journal: Any) -> tuple[int, int, int]:
-    return _told(rt), int(journal.appends), int(getattr(journal, "commits", 0))
+    return _told(rt), int(journal.appends), commits_of(journal)
 
 
 def _quiesce(rt: sa.Runtime, journal: Any) -> None:

@@ -43,7 +43,8 @@ def _wait_on(rt: sa.Runtime, run: sa.SagaRun) -> object:
     if add is not None:
         add(lambda _outcome: None)
         return add
-    board = rt._outcomes  # today's waiter, as SagaRun.result makes it
+    engine = getattr(rt, "engine", None)  # today's waiter, as SagaRun.result makes it
+    board = engine.outcomes if engine is not None else rt._outcomes  # type: ignore[attr-defined]
     future: Future[Any] = board.wait(run.id)
     return future
 

@@ -78,11 +78,11 @@ def durable(sizes: Sizes) -> dict[str, Any]:
                 )
             probe = workload.threads(rt, 100, 200)
             total = max(200, int(probe * sizes.seconds))
-            commits, position = rt.journal.commits, rt.journal.read_all()[-1].position  # type: ignore[attr-defined]
+            commits, position = counts.commits_of(rt.journal), rt.journal.read_all()[-1].position
             found["full_100"] = workload.threads(rt, 100, total)
             rows = len(rt.journal.read_all(after=position))
             found["rows_per_saga"] = rows / total
-            found["group_rows"] = rows / max(1, rt.journal.commits - commits)  # type: ignore[attr-defined]
+            found["group_rows"] = rows / max(1, counts.commits_of(rt.journal) - commits)
             found["p50_ms"], found["p99_ms"] = workload.latencies(rt, sizes.latency_samples)
         raw_rows = baselines.raw_sqlite_rows_per_s(path, round(found["group_rows"]))
         found["raw_sagas_per_s"] = raw_rows / found["rows_per_saga"]

@@ -1,5 +1,7 @@
 """sagactor: an in-process, actor-model saga runtime with event-sourced SQLite journals."""
 
+import logging
+
 from .actors.faults import Fault
 from .actors.participant import Participant, StepContext, action, compensation, evolve, on
 from .crashpoints import CrashPoint, SimulatedCrash
@@ -18,15 +20,17 @@ from .errors import (
     SagaQuarantined,
     SagaTimeout,
     StepFailed,
+    StreamConflict,
     UnknownParticipant,
     UnknownSaga,
     UnknownSagaType,
     UnrecordedChange,
 )
 from .messages import Outcome, SagaStatus
+from .observe import Listener, Metrics, Notice, RecoveryNotice, SagaNotice
+from .persistence.journal import JournalStats
 from .runtime import Footprint, HistoryEntry, Mode, Runtime, SagaRun
-from .sagas.definition import RetryPolicy, Saga, Step
-from .sagas.native import Choreography
+from .sagas.definition import Choreography, RetryPolicy, Saga, Step
 
 __all__ = [
     "Choreography",
@@ -39,17 +43,23 @@ __all__ = [
     "JournalCorrupt",
     "JournalError",
     "JournalLocked",
+    "JournalStats",
     "JournalWriteError",
+    "Listener",
+    "Metrics",
     "Mode",
+    "Notice",
     "Outcome",
     "Participant",
     "PayloadError",
+    "RecoveryNotice",
     "RetryPolicy",
     "Runtime",
     "RuntimeClosed",
     "RuntimeCrashed",
     "Saga",
     "SagaIdConflict",
+    "SagaNotice",
     "SagaQuarantined",
     "SagaRun",
     "SagaStatus",
@@ -59,6 +69,7 @@ __all__ = [
     "Step",
     "StepContext",
     "StepFailed",
+    "StreamConflict",
     "UnknownParticipant",
     "UnknownSaga",
     "UnknownSagaType",
@@ -69,3 +80,6 @@ __all__ = [
     "on",
 ]
 __version__ = "0.1.0"
+
+# A library logs, the application decides where to: no "No handlers" fallback to stderr.
+logging.getLogger("sagactor").addHandler(logging.NullHandler())

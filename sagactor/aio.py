@@ -8,7 +8,8 @@ Nothing here blocks the caller's event loop, and the runtime's threads never wai
 * work that may block (closing the runtime, reading the journal) runs in a worker thread
   (``anyio.to_thread``).
 
-The :class:`~sagactor.runtime.Runtime` and :class:`~sagactor.runtime.SagaRun` methods
+Every function works on the :class:`~sagactor.engine.Engine` through its public methods, as
+the sync face does; the :class:`~sagactor.Runtime` and :class:`~sagactor.SagaRun` methods
 (``astart``, ``astatus``, ``ahistory``, ``watch``, ``aclose``, ``async with``, ``await run``,
 ``run.wait``) delegate here.
 """
@@ -18,24 +19,22 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Future
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import anyio
 import anyio.lowlevel
 import anyio.to_thread
 
+from .engine import Engine
 from .errors import SagaTimeout, UnknownSaga
+from .history import HistoryEntry
 from .messages import Outcome
-from .persistence.recovery import saga_stream
-
-if TYPE_CHECKING:
-    from .runtime import HistoryEntry, Mode, Runtime, SagaRun
-    from .sagas.definition import Saga
-    from .sagas.native import Choreography
+from .names import Mode, saga_stream
+from .sagas.definition import Choreography, Saga
 
 __all__ = [
     "call_soon_in_loop",
-    "close_runtime",
+    "close_engine",
     "history",
     "start_saga",
     "status",
@@ -70,65 +69,61 @@ async def wait_future(future: Future[T]) -> T:
     return future.result()
 
 
-async def wait_outcome(run: SagaRun, timeout: float | None = None) -> Outcome:
+async def wait_outcome(engine: Engine, saga_id: str, timeout: float | None = None) -> Outcome:
     """The saga's outcome once it ends; :class:`SagaTimeout` after ``timeout`` seconds."""
-    runtime = run._runtime
-    board = runtime._outcomes
-    future = board.wait(run.id)  # first wait, then look: an end in between is not missed
+    waiter = engine.outcomes.wait(saga_id)  # first wait, then look: an end in between is not missed
     try:
         with anyio.move_on_after(timeout):
-            if not future.done():
+            if not waiter.done():
                 # It may have ended already (maybe before this runtime started): the journal
                 # is read in a worker thread.
-                ended = await anyio.to_thread.run_sync(runtime._ended_in_journal, run.id)
+                ended = await anyio.to_thread.run_sync(engine.ended_in_journal, saga_id)
                 if ended is not None:
                     return ended
-                runtime._check_open()  # a closed runtime finishes nothing more: do not wait
-            return await wait_future(future)
-        raise SagaTimeout(run.id, timeout)
+                engine.check_open()  # a closed runtime finishes nothing more: do not wait
+            return await wait_future(waiter)
+        raise SagaTimeout(saga_id, timeout)
     finally:
-        board.release(run.id, future)
+        engine.outcomes.release(saga_id, waiter)
 
 
-async def status(runtime: Runtime, saga_id: str) -> Outcome:
-    """``runtime.status`` in a worker thread (it reads the journal)."""
-    return await anyio.to_thread.run_sync(runtime.status, saga_id)
+async def status(engine: Engine, saga_id: str) -> Outcome:
+    """``Runtime.status`` in a worker thread (it reads the journal)."""
+    return await anyio.to_thread.run_sync(engine.status, saga_id)
 
 
-async def history(runtime: Runtime, saga_id: str) -> list[HistoryEntry]:
-    """``runtime.history`` in a worker thread (it reads the journal)."""
-    return await anyio.to_thread.run_sync(runtime.history, saga_id)
+async def history(engine: Engine, saga_id: str) -> list[HistoryEntry]:
+    """``Runtime.history`` in a worker thread (it reads the journal)."""
+    return await anyio.to_thread.run_sync(engine.history, saga_id)
 
 
 async def start_saga(
-    runtime: Runtime,
+    engine: Engine,
     saga: Saga | Choreography,
     input: Any,
     *,
     saga_id: str | None = None,
     mode: Mode = "orchestration",
-) -> SagaRun:
-    """``runtime.start`` without blocking: submit, then await the journal's acceptance.
+) -> str:
+    """``Runtime.start`` without blocking: submit, then await the journal's acceptance; the
+    saga's id.
 
     If the caller is cancelled while it waits, the saga may still start (the request is out):
     pass a ``saga_id`` to find it again, starting the same id twice is harmless.
     """
-    from .runtime import SagaRun
-
-    futures = runtime._submit(saga, [input], None if saga_id is None else [saga_id], mode)
+    futures = engine.submit(saga, [input], None if saga_id is None else [saga_id], mode)
     try:
-        accepted = await wait_future(futures[0])
+        return await wait_future(futures[0])
     finally:
-        runtime._settle(futures)
-    return SagaRun(runtime, accepted)
+        engine.settle(futures)
 
 
-async def close_runtime(runtime: Runtime) -> None:
-    """``runtime.close()`` in a worker thread: it joins actor threads, the loop must not wait."""
-    await anyio.to_thread.run_sync(runtime.close)
+async def close_engine(engine: Engine) -> None:
+    """``Runtime.close()`` in a worker thread: it joins actor threads, the loop must not wait."""
+    await anyio.to_thread.run_sync(engine.shutdown, None)
 
 
-async def watch(runtime: Runtime, saga_id: str) -> AsyncIterator[HistoryEntry]:
+async def watch(engine: Engine, saga_id: str) -> AsyncIterator[HistoryEntry]:
     """The saga's history entries as they are journaled, in journal order, each once.
 
     Starts with those already journaled and ends after the saga's terminal event (the latest
@@ -142,14 +137,13 @@ async def watch(runtime: Runtime, saga_id: str) -> AsyncIterator[HistoryEntry]:
     def poke() -> None:  # any thread
         schedule(lambda: wakeup[0].set())
 
-    board = runtime._outcomes
-    outcome = board.wait(saga_id)  # fails when the runtime closes or dies
+    outcome = engine.outcomes.wait(saga_id)  # fails when the runtime closes or dies
     try:
-        runtime._check_open()  # (after taking the future, so a closing now fails it)
+        engine.check_open()  # (after taking the future, so a closing now fails it)
     except BaseException:
-        board.release(saga_id, outcome)
+        engine.outcomes.release(saga_id, outcome)
         raise
-    unsubscribe = runtime._env.commits.subscribe(saga_id, poke)
+    unsubscribe = engine.on_commit(saga_id, poke)
     outcome.add_done_callback(lambda _: poke())
     try:
         cursor = (0, 0)
@@ -158,7 +152,7 @@ async def watch(runtime: Runtime, saga_id: str) -> AsyncIterator[HistoryEntry]:
             wakeup[0] = anyio.Event()  # before reading: a commit during the read wakes us
             try:
                 entries, cursor, ended = await anyio.to_thread.run_sync(
-                    _read_tail, runtime, saga_id, cursor
+                    _read_tail, engine, saga_id, cursor
                 )
             except Exception:
                 _raise_if_gone(outcome)  # the journal closed under the read: say why
@@ -170,7 +164,7 @@ async def watch(runtime: Runtime, saga_id: str) -> AsyncIterator[HistoryEntry]:
             await wakeup[0].wait()
     finally:
         unsubscribe()
-        board.release(saga_id, outcome)
+        engine.outcomes.release(saga_id, outcome)
 
 
 def _raise_if_gone(outcome: Future[Outcome]) -> None:
@@ -179,7 +173,7 @@ def _raise_if_gone(outcome: Future[Outcome]) -> None:
 
 
 def _read_tail(
-    runtime: Runtime, saga_id: str, cursor: tuple[int, int]
+    engine: Engine, saga_id: str, cursor: tuple[int, int]
 ) -> tuple[list[HistoryEntry], tuple[int, int], bool]:
     """The saga's records after ``cursor`` (journal position, own seq; ``(0, 0)`` at first),
     its own and those it caused in participants' streams, each read by index.
@@ -191,7 +185,7 @@ def _read_tail(
     the last of those (all committed already, so none is missed); a later one is read again
     after the saga's next record. Nothing is skipped or read twice.
     """
-    journal = runtime.journal
+    journal = engine.journal
     stream = saga_stream(saga_id)
     position, seq = cursor
     own = journal.read(stream, after=seq)
@@ -206,5 +200,5 @@ def _read_tail(
         if r.stream != stream and r.position <= cut
     ]
     records = sorted([*own, *theirs], key=lambda r: r.position)
-    entries = runtime._timeline.entries(saga_id, records, own)
+    entries = engine.timeline.entries(saga_id, records, own)
     return entries, (cut, own[-1].seq), own[-1].final

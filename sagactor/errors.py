@@ -21,6 +21,7 @@ __all__ = [
     "SagaTimeout",
     "SagactorError",
     "StepFailed",
+    "StreamConflict",
     "UnknownParticipant",
     "UnknownSaga",
     "UnknownSagaType",
@@ -212,6 +213,15 @@ class JournalCorrupt(JournalError):  # noqa: N818
         super().__init__(f"journal {path!r}: {problem}")
         self.path = path
         self.problem = problem
+
+
+class StreamConflict(JournalError):  # noqa: N818 - named after the condition, like anyio's
+    """An append carried a sequence number already taken in its stream."""
+
+    def __init__(self, stream: str, seq: int) -> None:
+        super().__init__(f"stream {stream!r} already has a record {seq}")
+        self.stream = stream
+        self.seq = seq
 
 
 class JournalWriteError(JournalError):

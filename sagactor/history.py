@@ -8,44 +8,63 @@ they are known, so ``msgspec.to_builtins(entry.event)`` works for every entry.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import msgspec
 
+from .catalog import Catalog
 from .errors import UnknownSaga
-from .handles import HistoryEntry
-from .messages import EventDispatched, Handled, SagaStarted, StepSucceeded
+from .messages import Emitted, EventDispatched, Handled, SagaStarted, StepSucceeded
+from .names import ACTION, REACTION, participant_of, saga_stream
 from .persistence.journal import Journal, Record
-from .persistence.recovery import decode_saga_events, saga_stream
-from .sagas.definition import Saga
-from .sagas.native import Choreography, Emitted
-from .sagas.outcomes import ResultTypes, decode_result, result_type
+from .persistence.recovery import decode_saga_events
+from .sagas.definition import Choreography, Saga
+from .sagas.outcomes import decode_result, result_type
 
-if TYPE_CHECKING:
-    from .actors.host import ParticipantHost
-
-__all__ = ["Timeline"]
+__all__ = ["HistoryEntry", "Timeline"]
 
 _emitted = msgspec.msgpack.Decoder(list[Emitted])
 
 
-class Timeline:
-    """Reads and types histories for one runtime (its journal, participants and definitions)."""
+@dataclass(frozen=True, slots=True)
+class HistoryEntry:
+    """One event of a saga's correlated timeline: who recorded what, when, in which order.
 
-    def __init__(
-        self,
-        journal: Journal,
-        hosts: Mapping[str, ParticipantHost],
-        event_types: Mapping[str, type[Any]],
-        definitions: Mapping[str, Saga | Choreography],
-        result_types: ResultTypes,
-    ) -> None:
+    ``event`` is the journaled event with its payloads decoded (a saga's ``input``, a step's
+    ``result``, a published event's ``data``: typed where the runtime knows the type, plain
+    data otherwise), never msgpack bytes, so ``msgspec.to_builtins(entry.event)`` works.
+    """
+
+    position: int
+    ts: float
+    source: str
+    type: str
+    event: Any
+    cause: str
+
+    def to_builtins(self) -> dict[str, Any]:
+        """The entry as JSON-ready builtins (the event as ``msgspec.to_builtins`` gives it)."""
+        return {
+            "position": self.position,
+            "ts": self.ts,
+            "source": self.source,
+            "type": self.type,
+            "event": msgspec.to_builtins(self.event),
+            "cause": self.cause,
+        }
+
+
+class Timeline:
+    """Reads and types histories for one runtime (its journal, and the types its catalog knows)."""
+
+    def __init__(self, journal: Journal, catalog: Catalog) -> None:
         self.journal = journal
-        self.hosts = hosts
-        self.event_types = event_types
-        self.definitions = definitions
-        self.result_types = result_types
+        self.hosts = catalog.hosts
+        self.event_types = catalog.event_types
+        self.definitions = catalog.definitions
+        self.result_types = catalog.result_types
 
     def read(self, saga_id: str) -> list[HistoryEntry]:
         """Every entry of the saga, in journal order; :class:`UnknownSaga` if it has none."""
@@ -68,8 +87,9 @@ class Timeline:
         entries = []
         for r in records:
             name, kind = "coordinator", r.type
-            if r.stream.startswith("participant/"):
-                name = r.stream.removeprefix("participant/")
+            participant = participant_of(r.stream)
+            if participant is not None:
+                name = participant
                 event = self._participant_event(name, r, definition)
             else:
                 event = next(events)
@@ -118,14 +138,14 @@ class Timeline:
         event = host.decode(record)
         if not isinstance(event, Handled):
             return event
-        if event.kind == "on":
+        if event.kind == REACTION:
             emitted = [
                 msgspec.structs.replace(e, data=_decode(e.data, self.event_types.get(e.type, Any)))
                 for e in _emitted.decode(event.result)
             ]
             return msgspec.structs.replace(event, result=emitted)
         wanted: Any = Any
-        if event.kind == "action" and isinstance(definition, Saga):
+        if event.kind == ACTION and isinstance(definition, Saga):
             wanted = result_type(self.result_types, definition, event.step)
         return msgspec.structs.replace(event, result=_decode(event.result, wanted))
 

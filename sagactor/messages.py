@@ -6,8 +6,12 @@ Two families:
   :class:`~sagactor.persistence.journal.Record`): a saga's transitions (``SagaStarted`` ...
   ``SagaStuck``) and a participant's inbox records (``Handled``). Renaming a field here changes
   the journal format: bump ``SCHEMA_VERSION`` in the SQLite journal when you do.
-* **Actor messages** (``Command``, ``Reply``, timers): in-process only, never journaled; they
-  may carry live objects (actor references, Python values).
+* **Stored parts** of a participant's records: its snapshot (``ParticipantSnapshot``) and its
+  outbox (``Emitted``).
+
+What actors send each other in-process (``Command``, ``Reply``, timers) is in
+:mod:`sagactor.actor_messages`; the closed sets of strings (kinds, modes) and the stream names
+are in :mod:`sagactor.names`.
 """
 
 from __future__ import annotations
@@ -18,28 +22,33 @@ from typing import Any
 import msgspec
 
 __all__ = [
+    "ENDED_EVENTS",
+    "FINAL_EVENTS",
     "SAGA_EVENTS",
     "CompensationFailed",
     "CompensationStarted",
+    "Emitted",
     "EventDispatched",
     "Handled",
+    "HandledOutcome",
     "Outcome",
+    "ParticipantSnapshot",
     "SagaCancelled",
     "SagaCompensated",
     "SagaCompleted",
-    "SagaEnded",
     "SagaEvent",
     "SagaResumed",
     "SagaStarted",
     "SagaStatus",
     "SagaStuck",
+    "StepAbandoned",
     "StepCompensated",
-    "StepFailed",
     "StepFenced",
     "StepRetrying",
     "StepStarted",
     "StepSucceeded",
     "StepTimedOut",
+    "event_name",
 ]
 
 
@@ -89,8 +98,10 @@ class StepSucceeded(_Event, frozen=True):
     result: msgspec.Raw
 
 
-class StepFailed(_Event, frozen=True):
-    """The step failed for good: ``business`` (StepFailed raised) or out of attempts."""
+class StepAbandoned(_Event, frozen=True, tag="StepFailed"):
+    """The step failed for good: ``business`` (its handler raised ``sa.StepFailed``) or out of
+    attempts. Stored under its first name, ``StepFailed``, so every journal still reads; in
+    code it is named apart from the error users raise."""
 
     step: str
     attempt: int
@@ -182,7 +193,7 @@ SagaEvent = (
     SagaStarted
     | StepStarted
     | StepSucceeded
-    | StepFailed
+    | StepAbandoned
     | StepRetrying
     | StepTimedOut
     | CompensationStarted
@@ -196,13 +207,14 @@ SagaEvent = (
     | SagaResumed
     | EventDispatched
 )
+# By stored name (the tag), which is the class name except for StepAbandoned ("StepFailed").
 SAGA_EVENTS: dict[str, type[Any]] = {
-    cls.__name__: cls
+    str(cls.__struct_config__.tag): cls
     for cls in (
         SagaStarted,
         StepStarted,
         StepSucceeded,
-        StepFailed,
+        StepAbandoned,
         StepRetrying,
         StepTimedOut,
         CompensationStarted,
@@ -217,6 +229,15 @@ SAGA_EVENTS: dict[str, type[Any]] = {
         EventDispatched,
     )
 }
+
+
+def event_name(event: SagaEvent) -> str:
+    """The name a saga event is stored under (its record's ``type``, its msgpack tag)."""
+    tag = type(event).__struct_config__.tag
+    assert isinstance(tag, str)
+    return tag
+
+
 FINAL_EVENTS = frozenset({"SagaCompleted", "SagaCompensated", "SagaStuck"})
 ENDED_EVENTS = frozenset({"SagaCompleted", "SagaCompensated"})
 """Final for good: nothing of such a saga runs again (a stuck one can be resumed)."""
@@ -259,45 +280,16 @@ class Outcome(msgspec.Struct, frozen=True, kw_only=True):
         return self.status is SagaStatus.COMPLETED
 
 
-class Command(msgspec.Struct, frozen=True, kw_only=True):
-    """Coordinator to participant: run ``kind`` (action or compensation) ``name`` for a step.
+class Emitted(msgspec.Struct, frozen=True, array_like=True):
+    """One published event, as recorded in the publisher's outbox (its inbox record's result)."""
 
-    In-process only: ``reply_to`` is a live callable and ``input`` a live value.
-    """
-
-    saga_id: str
-    step: str
-    kind: str
-    name: str
-    attempt: int
-    input: Any
-    reply_to: Any
-    retry_on: tuple[type[BaseException], ...] = (Exception,)
-    delayed: bool = False
-    mode: str = "orchestration"
-    policy: Any = None  # the RetryPolicy a choreography participant applies itself
-    attempt_base: int = 0  # attempts made before an operator's resume (not counted again)
-    timeout: float = 0.0  # start-to-close limit of the handler (async handlers are cancelled)
-    report_start: bool = False  # tell ``reply_to`` a ``Began`` when the handler starts
-    fence: bool = False  # a non-compensable step in doubt: record, refuse later copies, run nothing
-
-    @property
-    def key(self) -> str:
-        """The inbox key: the same for every attempt, so a repeat is recognised."""
-        return f"{self.saga_id}/{self.step}/{self.kind}"
-
-
-class SagaEnded(msgspec.Struct, frozen=True):
-    """Driver to participant, once the saga's end (completed or compensated) is durable.
-
-    Sent the way the saga's commands were, so every command of the saga is ahead of it in the
-    participant's mailbox: the participant may then drop the saga's inbox records, since no
-    copy of its messages can still arrive (see ``ParticipantHost``).
-    """
-
-    saga_id: str
+    event_id: str
+    type: str
+    data: msgspec.Raw
 
 
 class ParticipantSnapshot(msgspec.Struct, array_like=True):
+    """A participant's state and its live inbox records, as one snapshot stores them."""
+
     state: msgspec.Raw
     inbox: list[Handled]

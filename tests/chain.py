@@ -10,6 +10,7 @@ import msgspec
 
 import sagactor as sa
 from sagactor.messages import StepCompensated
+from sagactor.testing import CountingLedger, LedgerState
 
 MODES: tuple[sa.Mode, ...] = ("orchestration", "choreography")
 
@@ -19,47 +20,12 @@ class Job(msgspec.Struct, frozen=True):
     fail_at: str = ""
 
 
-class Did(msgspec.Struct, frozen=True):
-    key: str
-
-
-class Undid(msgspec.Struct, frozen=True):
-    key: str
-
-
-class LedgerState(msgspec.Struct):
-    applied: dict[str, int] = {}
-    undone: dict[str, int] = {}
-    log: list[str] = []
-
-
-class Ledger(sa.Participant[LedgerState]):
-    def __init__(self, name: str) -> None:
-        self.name = name
-
-    def initial_state(self) -> LedgerState:
-        return LedgerState()
+class Ledger(CountingLedger):
+    """The chain's participant: the shipped counting ledger (its actions take a :class:`Job`)."""
 
     @sa.action("do")
-    def do(self, ctx: sa.StepContext, job: Job) -> str:
-        if job.fail_at == ctx.step:
-            raise sa.StepFailed(f"{ctx.step} refuses job {job.id}")
-        ctx.record(Did(ctx.idempotency_key))
-        return ctx.idempotency_key
-
-    @sa.compensation("do")
-    def undo(self, ctx: sa.StepContext, job: Job, done: str) -> None:
-        ctx.record(Undid(done))
-
-    @sa.evolve
-    def _did(self, state: LedgerState, change: Did) -> None:
-        state.applied[change.key] = state.applied.get(change.key, 0) + 1
-        state.log.append(change.key)
-
-    @sa.evolve
-    def _undid(self, state: LedgerState, change: Undid) -> None:
-        state.undone[change.key] = state.undone.get(change.key, 0) + 1
-        state.log.append("undo " + change.key)
+    def do(self, ctx: sa.StepContext, value: Job) -> str:
+        return super().do(ctx, value)
 
 
 def chain_saga(steps: int, *, timeout: float | None = None, retries: int = 1) -> sa.Saga:
@@ -102,7 +68,7 @@ def violations(
             key = f"{saga_id}/s{i}"
             state: LedgerState = states[f"p{i}"]
             applied, undone = state.applied.get(key, 0), state.undone.get(key, 0)
-            if applied > 1 or undone > 1:
+            if key in state.repeated():
                 problems.append(f"{key} applied {applied}x, undone {undone}x")
             if outcome.status is sa.SagaStatus.COMPLETED and (applied, undone) != (1, 0):
                 problems.append(f"{key} of a completed saga: applied {applied}, undone {undone}")

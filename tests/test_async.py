@@ -262,7 +262,7 @@ async def test_close_cancels_running_async_handlers() -> None:
         run = await rt.astart(hold_saga(timeout=60), order())
         await anyio.to_thread.run_sync(hold.started.wait, 10)
     assert hold.cancelled == ["action 1"]  # closing did not wait for it to finish
-    assert not rt._env.portal.running
+    assert not rt.engine.env.portal.running
     with pytest.raises(sa.RuntimeClosed):
         await run
 
@@ -274,7 +274,7 @@ async def test_crash_stops_the_handler_loop() -> None:
         run = await rt.astart(hold_saga(timeout=60), order())
         await anyio.to_thread.run_sync(hold.started.wait, 10)
         await anyio.to_thread.run_sync(rt.crash)
-        assert not rt._env.portal.running
+        assert not rt.engine.env.portal.running
         assert hold.cancelled == ["action 1"]
         with pytest.raises(sa.RuntimeCrashed):
             await run

@@ -24,7 +24,7 @@ duplicates, cancels and resumes it checks that:
 * the participants hold no effect of a compensable step of a compensated saga, never apply an
   action or compensation twice, and never apply an action after its compensation or fence;
 * folding the emitted events (through a msgpack round trip, as the journal stores them) with
-  ``evolve`` from a fresh state (``recovery.rebuild``) gives the live state after every input.
+  ``evolve`` from a fresh state (``fold.rebuild``) gives the live state after every input.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ import msgspec
 from hypothesis import given, note, settings
 from hypothesis import strategies as st
 
+from sagactor.actor_messages import Began, Cancel, Reply, Resume, Timeout, Wake
 from sagactor.messages import (
     CompensationStarted,
     SagaEvent,
@@ -48,28 +49,11 @@ from sagactor.messages import (
     StepSucceeded,
     StepTimedOut,
 )
-from sagactor.persistence.recovery import rebuild
+from sagactor.names import ACTION, COMPENSATION, RUN, SCHEDULE, ReplyOutcome
 from sagactor.sagas.definition import RetryPolicy, Saga, Step
-from sagactor.sagas.machine import (
-    ACTION,
-    COMPENSATION,
-    RUN,
-    SCHEDULE,
-    Began,
-    Cancel,
-    Finish,
-    Reply,
-    Resume,
-    SagaState,
-    Send,
-    Timeout,
-    Timer,
-    Wake,
-    begin,
-    decide,
-    pending,
-    start,
-)
+from sagactor.sagas.effects import Finish, Send, Timer
+from sagactor.sagas.fold import rebuild
+from sagactor.sagas.machine import SagaState, begin, decide, pending, start
 
 SAGA_ID = "saga-1"
 T0 = 1_000.0
@@ -236,7 +220,7 @@ class Participants:
             return self._fence(send)
         return self._compensation(send, plan)
 
-    def _reply(self, send: Send, outcome: str, **extra: Any) -> Reply:
+    def _reply(self, send: Send, outcome: ReplyOutcome, **extra: Any) -> Reply:
         return Reply(SAGA_ID, send.step, send.kind, send.attempt, outcome, **extra)
 
     def _action(self, send: Send, plan: Plan) -> Handling:

@@ -36,8 +36,9 @@ from hypothesis import strategies as st
 import sagactor as sa
 from sagactor.messages import StepFenced
 from sagactor.persistence.memory import MemoryJournal
+from sagactor.testing import LedgerState
 
-from .chain import MODES, Job, Ledger, LedgerState, violations
+from .chain import MODES, Job, Ledger, violations
 
 CI = os.environ.get("HYPOTHESIS_PROFILE") == "ci"
 WAIT = 20.0  # seconds a saga may take before the test calls it hung (never reached when green)

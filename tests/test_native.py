@@ -26,7 +26,7 @@ from sagactor.examples.shop import (
 from sagactor.examples.shop_events import OrderCancelled, OrderCreated
 from sagactor.persistence.memory import MemoryJournal
 from sagactor.persistence.sqlite import SqliteJournal
-from sagactor.sagas.native import Choreography
+from sagactor.sagas.definition import Choreography
 
 STOCK = {"sku-1": 10}
 BALANCES = {"alice": 1_000, "bob": 5}

@@ -26,8 +26,8 @@ from sagactor.messages import (
     SagaCompensated,
     SagaStarted,
     SagaStatus,
+    StepAbandoned,
     StepCompensated,
-    StepFailed,
     StepStarted,
     StepSucceeded,
 )
@@ -665,7 +665,7 @@ def shipping_failure() -> list[HistoryEntry]:
         ("coordinator", StepStarted(step="create_shipment", attempt=1)),
         (
             "coordinator",
-            StepFailed(step="create_shipment", attempt=1, reason="no truck", business=True),
+            StepAbandoned(step="create_shipment", attempt=1, reason="no truck", business=True),
         ),
         ("coordinator", CompensationStarted(step="charge_payment", attempt=1)),
         ("coordinator", StepCompensated(step="charge_payment")),

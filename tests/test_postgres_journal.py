@@ -13,7 +13,8 @@ import psycopg
 import pytest
 
 import sagactor as sa
-from sagactor.persistence.journal import DoneCallback, Record, StreamConflict
+from sagactor.errors import StreamConflict
+from sagactor.persistence.journal import DoneCallback, Record
 from sagactor.persistence.postgres import SCHEMA_VERSION, PostgresJournal, schema
 from sagactor.persistence.postgres.urls import redact
 from sagactor.testing.journal_contract import record

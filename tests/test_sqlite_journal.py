@@ -20,8 +20,9 @@ from sagactor.errors import (
     JournalLocked,
     JournalWriteError,
     RuntimeClosed,
+    StreamConflict,
 )
-from sagactor.persistence.journal import DoneCallback, Record, Snapshot, StreamConflict
+from sagactor.persistence.journal import DoneCallback, Record, Snapshot
 from sagactor.persistence.sqlite import SCHEMA_VERSION, SqliteJournal
 from sagactor.testing.journal_contract import record
 

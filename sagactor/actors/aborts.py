@@ -11,12 +11,11 @@ journal resumes the saga. ``SimulatedCrash`` already means "this runtime is dead
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+import threading
+from typing import Protocol
 
+from ..crashpoints import CrashPlan
 from ..errors import RuntimeCrashed
-
-if TYPE_CHECKING:
-    from .environment import Environment
 
 __all__ = ["HandlerAborted", "die_of"]
 
@@ -32,7 +31,18 @@ class HandlerAborted(Exception):  # noqa: N818 - it names what happened to the h
         self.error = error
 
 
-def die_of(env: Environment, problem: str, error: BaseException | None = None) -> None:
+class _Mortal(Protocol):
+    """What dying needs of an ``Environment`` (named so, not imported: the environment holds
+    the portal, which raises ``HandlerAborted`` from here)."""
+
+    @property
+    def dead(self) -> threading.Event: ...
+
+    @property
+    def crash(self) -> CrashPlan: ...
+
+
+def die_of(env: _Mortal, problem: str, error: BaseException | None = None) -> None:
     """End the runtime of ``env`` because of ``problem`` (``error`` if one was raised)."""
     if env.dead.is_set():
         return

@@ -11,6 +11,7 @@ from typing import Any
 import pykka
 
 from ..crashpoints import CrashPlan
+from ..observe import Listeners
 from ..persistence.journal import DoneCallback, Journal, Record, Snapshot
 from .faults import FaultPlan
 from .portal import CommitSignals, HandlerPortal
@@ -30,7 +31,8 @@ class Environment:
     portal: HandlerPortal = field(default_factory=HandlerPortal)  # runs async handlers
     commits: CommitSignals = field(default_factory=CommitSignals)  # wakes Runtime.watch
     check_state: bool = False  # compare state changes with ctx.record (see statecheck)
-    told: int = 0  # actor messages sent (here and by Runtime._tell): the bench's per-saga count
+    told: int = 0  # actor messages sent (here and by Engine.tell): the bench's per-saga count
+    listeners: Listeners = field(default_factory=Listeners)  # notices of durable saga events
 
     def tell(self, ref: pykka.ActorRef[Any], message: Any) -> None:
         """Send unless the runtime is dead; an actor stopped by close() just misses it."""

@@ -1,17 +1,11 @@
-"""The actor that hosts one participant: its mailbox, its idempotent inbox, its journal stream.
+"""The actor that hosts one participant: its mailbox, and the commands of the saga drivers.
 
 Per command: answer a repeat from the inbox; otherwise run the handler, then journal the
-handler's changes and the record "message M handled, with result R" in one append, and reply
-only once that append is durable. Appends are pipelined (the actor does not wait for the disk);
-the journal's per-stream sequence numbers make every append after a failed one fail too, and
-the actor then rebuilds its state from the journal rather than trust its memory.
-
-The inbox holds only live sagas' records (so memory and snapshots are bounded by live work).
-A saga's records are dropped when its driver says :class:`SagaEnded`, which it sends after
-every command of the saga, so no copy of a message of that saga can arrive later: except a copy
-this host scheduled for itself (a delay fault, a choreography retry), which is why those are
-counted per saga and keep the records until the last one has landed. At startup nothing is in
-the air: the records of sagas whose journal says they ended are dropped at once.
+handler's changes and its inbox record in one append, and reply only once that append is
+durable (the inbox and its stream: :mod:`~sagactor.actors.inbox`; ``@on`` reactions of native
+choreography: :mod:`~sagactor.actors.reactions`). A compensation that arrives before its action
+leaves a tombstone that refuses the action; a fence records what a non-compensable step in
+doubt did and refuses later copies.
 """
 
 from __future__ import annotations
@@ -19,92 +13,52 @@ from __future__ import annotations
 import copy
 import logging
 import time
-from collections.abc import Callable
 from typing import Any
 
 import msgspec
 import pykka
 
-from ..crashpoints import CrashPoint, SimulatedCrash
-from ..errors import (
-    DefinitionError,
-    JournalCorrupt,
-    PayloadError,
-    RuntimeCrashed,
-    StepFailed,
-    UnrecordedChange,
-)
-from ..messages import (
-    ENDED_EVENTS,
+from ..actor_messages import (
+    Began,
     Command,
+    Deliver,
+    GetState,
+    Later,
+    Published,
+    Reply,
+    SagaEnded,
+)
+from ..crashpoints import CrashPoint, SimulatedCrash
+from ..errors import PayloadError, RuntimeCrashed, StepFailed, UnrecordedChange
+from ..messages import (
     CompensationFailed,
     Handled,
     HandledOutcome,
-    ParticipantSnapshot,
-    SagaEnded,
     SagaEvent,
+    StepAbandoned,
     StepCompensated,
     StepFenced,
     StepRetrying,
 )
-from ..messages import StepFailed as SagaStepFailed
 from ..messages import StepSucceeded as SagaStepSucceeded
-from ..persistence.journal import Record, Snapshot
-from ..sagas.choreography import Published
-from ..sagas.dispatcher import Deliver
-from ..sagas.machine import ACTION, COMPENSATION, Began, Reply
-from ..sagas.native import Emitted, NativePublished, event_id
+from ..names import ACTION, COMPENSATION, ReplyOutcome
+from ..persistence.journal import Record
 from ..sagas.outcomes import decode_result
 from .aborts import die_of
 from .environment import Environment
-from .participant import HandlerSpec, Participant, StepContext, apply_change
+from .inbox import NIL, convert
+from .participant import HandlerSpec, Participant, StepContext
 from .portal import HandlerCancelled
-from .statecheck import StateCheck
+from .reactions import ReactingInbox
 
-__all__ = ["HANDLED", "GetState", "ParticipantHost"]
+__all__ = ["ParticipantHost"]
 
 logger = logging.getLogger("sagactor.participant")
-
-HANDLED = "sagactor.Handled"
-_NIL = msgspec.Raw(b"\xc0")
-_REACTION_ATTEMPTS = 3
 _encode = msgspec.msgpack.encode
-_decode_handled = msgspec.msgpack.Decoder(Handled).decode
-_decode_snapshot = msgspec.msgpack.Decoder(ParticipantSnapshot).decode
 
 
-class GetState(msgspec.Struct, frozen=True):
-    """Ask a host for a copy of its participant's state (taken in the actor's own thread)."""
-
-
-class _Later(msgspec.Struct, frozen=True):
-    """A message this host scheduled for itself (a delay fault, a retry), now due."""
-
-    saga_id: str
-    message: Any
-
-
-class ParticipantHost(pykka.ThreadingActor):
-    use_daemon_thread = True  # a forgotten runtime must not keep the process alive (atexit)
-
-    def __init__(self, participant: Participant[Any], env: Environment) -> None:
-        super().__init__()
-        self.participant = participant
-        self.name = participant.participant_name
-        self.env = env
-        self.stream = f"participant/{self.name}"
-        self.inbox: dict[str, Handled] = {}
-        self._keys: dict[str, list[str]] = {}  # saga id -> its inbox keys
-        self._resends: dict[str, int] = {}  # saga id -> self-scheduled messages not yet landed
-        self._ended: set[str] = set()  # ended, but waiting for its resends to land
-        self.seq = 0
-        self._stale = False
-        self._change_types = {cls.__name__: cls for cls in type(participant)._evolvers}
-        self._decoders = {
-            name: msgspec.msgpack.Decoder(cls) for name, cls in self._change_types.items()
-        }
-        self._check = StateCheck(participant, self._apply) if env.check_state else None
-        self.load(startup=True)
+class ParticipantHost(ReactingInbox):
+    """Hosts one participant: runs its actions and compensations for the saga drivers."""
 
     @classmethod
     def launch(cls, participant: Participant[Any], env: Environment) -> ParticipantHost:
@@ -117,67 +71,7 @@ class ParticipantHost(pykka.ThreadingActor):
 
     # -- state ---------------------------------------------------------------------------------
 
-    def load(self, *, startup: bool = False) -> None:
-        """Rebuild state and inbox: the latest snapshot, then the stream's tail.
-
-        At ``startup`` the records of sagas that ended are dropped (nothing is in the air).
-        Later (a rebuild), those of sagas this host had already dropped are dropped again.
-        """
-        p = self.participant
-        p.state = p.initial_state()
-        known = set(self._keys)
-        self.inbox, self._keys = {}, {}
-        self.seq = 0
-        snapshot = self.env.journal.load_snapshot(self.stream)
-        if snapshot is not None:
-            try:
-                saved = _decode_snapshot(snapshot.data)
-                if p.state is not None:
-                    p.state = msgspec.msgpack.decode(saved.state, type=type(p.state))
-            except msgspec.DecodeError as error:
-                raise JournalCorrupt(
-                    self.env.journal.path, f"{self.stream} snapshot: {error}"
-                ) from error
-            for handled in saved.inbox:
-                self._remember(handled)
-            self.seq = snapshot.seq
-        for record in self.env.journal.read(self.stream, after=self.seq):
-            self._replay(record)
-            self.seq = record.seq
-        if startup:
-            streams = {f"saga/{saga_id}": saga_id for saga_id in self._keys}
-            ended = self.env.journal.latest(streams)
-            gone = [streams[s] for s, last in ended.items() if last.type in ENDED_EVENTS]
-        else:
-            gone = [saga_id for saga_id in self._keys if saga_id not in known]
-        for saga_id in gone:
-            if saga_id not in self._resends:
-                self._forget(saga_id)
-
-    def _remember(self, handled: Handled) -> None:
-        if handled.key not in self.inbox:
-            self._keys.setdefault(handled.saga_id, []).append(handled.key)
-        self.inbox[handled.key] = handled
-
-    def _forget(self, saga_id: str) -> None:
-        """Drop a saga's inbox records: no copy of its messages can reach this host again."""
-        self._ended.discard(saga_id)
-        for key in self._keys.pop(saga_id, ()):
-            self.inbox.pop(key, None)
-
-    def _saga_ended(self, saga_id: str) -> None:
-        if saga_id in self._resends:
-            self._ended.add(saga_id)  # dropped once its last self-scheduled copy has landed
-        else:
-            self._forget(saga_id)
-
-    def _later(self, saga_id: str, due: float, message: Any) -> None:
-        """Deliver ``message`` to this host at ``due``; the saga's records stay until then."""
-        self._resends[saga_id] = self._resends.get(saga_id, 0) + 1
-        late, me = _Later(saga_id, message), self.actor_ref
-        self.env.timers.schedule(due, lambda: self.env.tell(me, late))
-
-    def _landed(self, late: _Later) -> None:
+    def _landed(self, late: Later) -> None:
         try:
             if isinstance(late.message, Command):
                 self._handle(late.message)
@@ -189,34 +83,6 @@ class ParticipantHost(pykka.ThreadingActor):
                 self._resends[late.saga_id] = left
             elif late.saga_id in self._ended:
                 self._forget(late.saga_id)
-
-    def decode(self, record: Record) -> Any:
-        """The typed event a record of this participant's stream holds."""
-        try:
-            if record.type == HANDLED:
-                return _decode_handled(record.data)
-            decoder = self._decoders.get(record.type)
-            if decoder is None:
-                raise JournalCorrupt(
-                    self.env.journal.path,
-                    f"{self.stream} record {record.seq} is a {record.type!r}, which "
-                    f"{type(self.participant).__name__} has no @evolve method for",
-                )
-            return decoder.decode(record.data)
-        except msgspec.DecodeError as error:
-            raise JournalCorrupt(
-                self.env.journal.path, f"{self.stream} record {record.seq}: {error}"
-            ) from error
-
-    def _replay(self, record: Record) -> None:
-        event = self.decode(record)
-        if isinstance(event, Handled):
-            self._remember(event)
-        else:
-            self._apply(event)
-
-    def _apply(self, change: Any) -> None:
-        apply_change(self.participant, change)
 
     # -- messages ------------------------------------------------------------------------------
 
@@ -232,7 +98,7 @@ class ParticipantHost(pykka.ThreadingActor):
                 self._handle(message)
             elif isinstance(message, Deliver):
                 self._react(message)
-            elif isinstance(message, _Later):
+            elif isinstance(message, Later):
                 self._landed(message)
             elif isinstance(message, SagaEnded):
                 self._saga_ended(message.saga_id)
@@ -271,12 +137,6 @@ class ParticipantHost(pykka.ThreadingActor):
             if not isinstance(error, SimulatedCrash):
                 die_of(self.env, f"participant {self.name!r} raised {error!r} (its state)", error)
             raise RuntimeCrashed(f"participant {self.name!r} is gone with its runtime") from error
-
-    def _rebuild(self) -> None:
-        self.env.journal.flush()  # let every pipelined append settle first
-        self.load()
-        self._stale = False
-        logger.warning("participant %s rebuilt its state from the journal", self.name)
 
     def _handle(self, cmd: Command) -> None:
         key = cmd.key
@@ -354,7 +214,7 @@ class ParticipantHost(pykka.ThreadingActor):
             self._send(cmd, "error", reason=f"{type(error).__name__}: {error}", retryable=retryable)
             return
         try:
-            raw = msgspec.Raw(_encode(result)) if cmd.kind == ACTION else _NIL
+            raw = msgspec.Raw(_encode(result)) if cmd.kind == ACTION else NIL
             # The result as the journal gives it back, typed by the annotation: the same value
             # live, from a repeat's inbox record, and after a restart (and checked now).
             value = msgspec.msgpack.decode(raw, type=spec.returns) if cmd.kind == ACTION else None
@@ -371,19 +231,8 @@ class ParticipantHost(pykka.ThreadingActor):
             return
         self._commit(cmd, records, self._handled(cmd, HandledOutcome.OK, result=raw), value=value)
 
-    def _invoke(self, spec: HandlerSpec, ctx: StepContext, args: list[Any], msg: Any) -> Any:
-        """Run a handler (an async one on the portal), checked in check mode."""
-        method = getattr(self.participant, spec.method)
-
-        def call() -> Any:
-            if spec.is_async:
-                return self.env.portal.run_handler(method, ctx, args, msg)
-            return method(ctx, *args)
-
-        return call() if self._check is None else self._check.run(ctx, spec.method, call)
-
     def _arguments(self, spec: HandlerSpec, cmd: Command) -> list[Any]:
-        args = [_convert(cmd.input, spec.arg_types[0])]
+        args = [convert(cmd.input, spec.arg_types[0])]
         if cmd.kind == COMPENSATION:
             did = self.inbox[f"{cmd.saga_id}/{cmd.step}/{ACTION}"]
             done = spec.arg_types[1]
@@ -392,16 +241,8 @@ class ParticipantHost(pykka.ThreadingActor):
             args.append(decode_result(did.result, done))
         return args
 
-    def _undo(self, ctx: StepContext, *, force: bool = False) -> None:
-        if ctx.changes or force:
-            self._rebuild()
-
-    def _encoded(self, change: Any, key: str) -> Record:
-        data = _encode(change)
-        return self._record(type(change).__name__, data, key=key)
-
     def _handled(
-        self, cmd: Command, outcome: HandledOutcome, *, result: msgspec.Raw = _NIL, reason: str = ""
+        self, cmd: Command, outcome: HandledOutcome, *, result: msgspec.Raw = NIL, reason: str = ""
     ) -> Handled:
         return Handled(
             key=cmd.key,
@@ -412,10 +253,6 @@ class ParticipantHost(pykka.ThreadingActor):
             result=result,
             reason=reason,
         )
-
-    def _record(self, type_name: str, data: bytes, *, key: str, final: bool = False) -> Record:
-        self.seq += 1
-        return Record(self.stream, self.seq, type_name, data, time.time(), key, final)
 
     def _commit(
         self, cmd: Command, records: list[Record], handled: Handled | None, value: Any = None
@@ -433,36 +270,6 @@ class ParticipantHost(pykka.ThreadingActor):
 
         self._journal(cmd.saga_id, records, handled, reply, failed)
 
-    def _journal(
-        self,
-        saga_id: str,
-        records: list[Record],
-        handled: Handled | None,
-        then: Callable[[], None],
-        failed: Callable[[BaseException], None],
-    ) -> None:
-        """Append the handler's changes and its inbox record in one batch; ``then`` runs once
-        it is durable. An empty batch still waits for every earlier append (a repeat's answer
-        must not overtake the commit of the original)."""
-        if handled is not None:
-            records.append(self._record(HANDLED, _encode(handled), key=handled.key))
-            self._remember(handled)
-        snapshot = None
-        every = self.env.snapshot_every
-        if records and every and (self.seq // every) != ((self.seq - len(records)) // every):
-            snapshot = self._snapshot()
-
-        def done(error: BaseException | None) -> None:
-            if error is not None:
-                self._stale = True
-                failed(error)
-                return
-            self.env.crash.hit(CrashPoint.AFTER_COMMIT)
-            then()
-            self.env.commits.notify(saga_id)  # wake whoever watches this saga
-
-        self.env.append(records, done, snapshot=snapshot)
-
     def _answer(self, cmd: Command, handled: Handled, value: Any) -> None:
         if handled.outcome is HandledOutcome.FAILED:
             self._send(cmd, "failed", reason=handled.reason)
@@ -477,10 +284,10 @@ class ParticipantHost(pykka.ThreadingActor):
     def _send(
         self,
         cmd: Command,
-        outcome: str,
+        outcome: ReplyOutcome,
         *,
         result: Any = None,
-        raw: msgspec.Raw = _NIL,
+        raw: msgspec.Raw = NIL,
         reason: str = "",
         retryable: bool = False,
     ) -> None:
@@ -502,94 +309,6 @@ class ParticipantHost(pykka.ThreadingActor):
                 retryable,
             )
         )
-
-    # -- native choreography ------------------------------------------------------------------
-
-    def _react(self, msg: Deliver) -> None:
-        """Run the ``@on`` handler for a delivered event; publish its outbox once committed."""
-        key = f"{msg.saga_id}/{msg.event_id}/on"
-        known = self.inbox.get(key)
-        if known is not None:  # a repeat: republish the recorded outbox, apply nothing
-            emitted = msgspec.msgpack.decode(known.result, type=list[Emitted])
-            # If even the empty append fails, answer with nothing: the dispatcher counts
-            # deliveries in flight, and the next delivery of the event will try again.
-            empty = NativePublished(msg.saga_id, self.name, [], cause=msg.event_id)
-            self._journal(
-                msg.saga_id,
-                [],
-                None,
-                lambda: self._dispatch(msg, emitted, None),
-                lambda error: msg.reply_to(empty),
-            )
-            return
-        spec = type(self.participant)._reactions.get(type(msg.event))
-        if spec is None:  # answer all the same: the dispatcher counts deliveries in flight
-            msg.reply_to(NativePublished(msg.saga_id, self.name, [], cause=msg.event_id))
-            return
-        ctx = StepContext(
-            self.name, msg.saga_id, type(msg.event).__name__, "on", msg.attempt, self._apply
-        )
-        try:
-            event = _convert(msg.event, spec.arg_types[0])
-            self._invoke(spec, ctx, [event], msg)
-            undeclared = sorted(
-                {type(e).__name__ for e in ctx.published if type(e) not in spec.emits}
-            )
-            if undeclared:
-                raise DefinitionError(
-                    type(self.participant).__name__,
-                    f"{spec.method!r} published {', '.join(undeclared)}, not in its @on(emits=...)",
-                )
-            emitted = [
-                Emitted(
-                    event_id(msg.saga_id, self.name, msg.event_id, i),
-                    type(e).__name__,
-                    msgspec.Raw(_encode(e)),
-                )
-                for i, e in enumerate(ctx.published)
-            ]
-            records = [self._encoded(c, key) for c in ctx.changes]
-        except UnrecordedChange as unrecorded:  # a bug in the handler: retrying cannot help
-            self._undo(ctx, force=True)
-            why = str(unrecorded)
-            msg.reply_to(NativePublished(msg.saga_id, self.name, [], error=why, cause=msg.event_id))
-            return
-        except Exception as error:  # noqa: BLE001 - a user's handler may raise anything
-            self._undo(ctx)
-            self._react_failed(
-                msg,
-                f"{spec.method!r} on {type(msg.event).__name__}: {type(error).__name__}: {error}",
-            )
-            return
-        handled = Handled(
-            key=key,
-            saga_id=msg.saga_id,
-            step=type(msg.event).__name__,
-            kind="on",
-            outcome=HandledOutcome.OK,
-            result=msgspec.Raw(_encode(emitted)),
-        )
-        self._journal(
-            msg.saga_id,
-            records,
-            handled,
-            lambda: self._dispatch(msg, emitted, ctx.published),
-            lambda error: self._react_failed(msg, f"journal: {error}"),
-        )
-
-    def _react_failed(self, msg: Deliver, problem: str) -> None:
-        """Technical trouble: try the delivery again a few times, then report it (stuck)."""
-        if msg.attempt < _REACTION_ATTEMPTS:
-            again = msgspec.structs.replace(msg, attempt=msg.attempt + 1)
-            self._later(msg.saga_id, time.time() + 0.01 * 2 ** (msg.attempt - 1), again)
-            return
-        msg.reply_to(
-            NativePublished(msg.saga_id, self.name, [], None, error=problem, cause=msg.event_id)
-        )
-
-    def _dispatch(self, msg: Deliver, emitted: list[Emitted], events: list[Any] | None) -> None:
-        self.env.crash.hit(CrashPoint.BEFORE_DISPATCH)
-        msg.reply_to(NativePublished(msg.saga_id, self.name, emitted, events, cause=msg.event_id))
 
     def _publish(
         self,
@@ -619,7 +338,7 @@ class ParticipantHost(pykka.ThreadingActor):
                 event = SagaStepSucceeded(step=cmd.step, result=raw)
             else:
                 business = outcome == "failed"
-                event = SagaStepFailed(
+                event = StepAbandoned(
                     step=cmd.step, attempt=cmd.attempt, reason=reason, business=business
                 )
         elif outcome == "ok":
@@ -633,30 +352,9 @@ class ParticipantHost(pykka.ThreadingActor):
         self.env.crash.hit(CrashPoint.BEFORE_DISPATCH)
         cmd.reply_to(Published(cmd.saga_id, event, result))
 
-    def _snapshot(self) -> Snapshot | None:
-        try:
-            state = msgspec.Raw(_encode(self.participant.state))
-            data = _encode(ParticipantSnapshot(state, list(self.inbox.values())))
-        except (msgspec.EncodeError, TypeError) as error:
-            logger.warning("participant %s: state cannot be snapshotted: %s", self.name, error)
-            return None
-        return Snapshot(self.stream, self.seq, data)
-
 
 def _fenced(did: Handled | None) -> str:
     """What a fence found: the step ``completed``, ``failed``, or never ran (``refused``)."""
     if did is None:
         return "refused"
     return "completed" if did.outcome is HandledOutcome.OK else "failed"
-
-
-def _convert(value: Any, wanted: Any) -> Any:
-    """``value`` as the handler's annotated type (a no-op when it already is one)."""
-    if wanted is Any:
-        return value
-    try:
-        if isinstance(value, wanted):
-            return value
-    except TypeError:
-        pass  # a parametrised generic: let msgspec check it
-    return msgspec.convert(value, wanted, from_attributes=True)

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import inspect
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, TypeVar
 
@@ -50,6 +50,7 @@ __all__ = [
     "compensation",
     "evolve",
     "on",
+    "reactions_of",
 ]
 
 S = TypeVar("S")
@@ -254,6 +255,17 @@ class Participant(Generic[S]):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.participant_name!r}>"
+
+
+def reactions_of(
+    participants: Iterable[Participant[Any]],
+) -> dict[str, dict[type[Any], tuple[type[Any], ...]]]:
+    """Each participant's ``@on`` reactions as plain data: ``name -> {event type: emits}``
+    (what :mod:`sagactor.sagas.workflow` builds the workflow graph from)."""
+    return {
+        p.participant_name: {kind: spec.emits for kind, spec in type(p)._reactions.items()}
+        for p in participants
+    }
 
 
 def apply_change(participant: Participant[Any], change: Any) -> None:

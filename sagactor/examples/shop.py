@@ -16,8 +16,7 @@ import msgspec
 
 from ..actors.participant import Participant, StepContext, action, compensation, evolve, on
 from ..errors import StepFailed
-from ..sagas.definition import RetryPolicy, Saga, Step
-from ..sagas.native import Choreography
+from ..sagas.definition import Choreography, RetryPolicy, Saga, Step
 from .shop_events import (
     CustomerNotified,
     InventoryFailed,

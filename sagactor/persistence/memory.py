@@ -10,8 +10,8 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 
-from ..errors import JournalWriteError
-from .journal import DoneCallback, Journal, Record, Snapshot, StreamConflict
+from ..errors import JournalWriteError, StreamConflict
+from .journal import DoneCallback, Journal, JournalStats, Record, Snapshot
 
 __all__ = ["MemoryJournal"]
 
@@ -29,6 +29,7 @@ class MemoryJournal(Journal):
         self._caused: dict[str, list[Record]] = {}  # saga id -> records it caused (history)
         # A test hook: called before each commit; raising makes that commit fail.
         self.fault: Callable[[Sequence[Record]], None] | None = None
+        self._stats = JournalStats()
 
     def append(
         self,
@@ -67,7 +68,15 @@ class MemoryJournal(Journal):
                         self._caused.setdefault(saga_id, []).append(stored)
                 if snapshot is not None:
                     self._snapshots[snapshot.stream] = snapshot
+                done = self._stats  # each append is its own commit; nothing is synced
+                self._stats = JournalStats(
+                    done.commits + 1, done.batches + 1, done.rows + len(records)
+                )
         on_done(error)
+
+    @property
+    def stats(self) -> JournalStats:
+        return self._stats
 
     def _check(self, records: Sequence[Record]) -> None:
         next_seq: dict[str, int] = {}

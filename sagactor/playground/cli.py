@@ -16,6 +16,7 @@ import sys
 from collections.abc import Sequence
 
 from ..errors import JournalError, JournalLocked, SagactorError
+from ..names import PARTICIPANT_PREFIX, participant_of
 from .domain import DomainError, load_domain
 from .journalview import summarize
 from .render import inspect_report
@@ -156,8 +157,8 @@ def inspect(path: str, *, list_all: bool = False) -> int:
     try:
         summaries = summarize(journal)
         participants = {
-            stream.removeprefix("participant/"): journal.last_seq(stream)
-            for stream in journal.streams("participant/")
+            participant_of(stream) or stream: journal.last_seq(stream)
+            for stream in journal.streams(PARTICIPANT_PREFIX)
         }
     except SagactorError as error:
         return _error(f"cannot read {path}: {error}")

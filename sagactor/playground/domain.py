@@ -30,8 +30,7 @@ from typing import Any
 import msgspec
 
 from ..actors.participant import Participant
-from ..sagas.definition import Saga
-from ..sagas.native import Choreography
+from ..sagas.definition import Choreography, Saga
 
 __all__ = [
     "Definition",

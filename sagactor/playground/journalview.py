@@ -14,15 +14,12 @@ from typing import Any
 
 import msgspec
 
-from ..actors.host import HANDLED
+from ..actors.inbox import HANDLED
 from ..errors import JournalCorrupt
+from ..history import HistoryEntry
 from ..messages import (
     SAGA_EVENTS,
-    CompensationFailed,
-    CompensationStarted,
-    EventDispatched,
     Handled,
-    SagaCancelled,
     SagaCompensated,
     SagaCompleted,
     SagaEvent,
@@ -30,16 +27,13 @@ from ..messages import (
     SagaStarted,
     SagaStatus,
     SagaStuck,
-    StepCompensated,
-    StepFailed,
-    StepRetrying,
     StepStarted,
     StepSucceeded,
-    StepTimedOut,
 )
+from ..names import SAGA_PREFIX, saga_id_of, saga_stream
 from ..persistence.journal import Journal, Record
 from ..persistence.recovery import decode_saga_events
-from ..runtime import HistoryEntry
+from ..sagas.fold import Summary
 
 __all__ = [
     "SAGA_EVENT_TYPES",
@@ -121,56 +115,35 @@ class SagaSummary:
 def summarize_events(saga_id: str, timed: Iterable[tuple[float, Any]]) -> SagaSummary:
     """Fold a saga's ``(timestamp, event)`` pairs into a summary. Pure.
 
-    Events that are not saga events (a participant's records, say) are skipped, so a whole
+    Where the saga stands comes from the one definition-free fold of its stream
+    (:class:`~sagactor.sagas.fold.Summary`); this adds only the times. Events that are not saga
+    events (a participant's records, say) are skipped, so a whole
     :meth:`~sagactor.Runtime.history` can be folded as it is.
     """
+    fold = Summary(saga_id)
     summary = SagaSummary(saga_id)
     step_started: dict[str, float] = {}
     for ts, event in timed:
         if not isinstance(event, SAGA_EVENT_TYPES):
             continue
         summary.events += 1
+        fold.apply(event)
         if isinstance(event, SagaStarted):
-            summary.saga, summary.version, summary.mode = event.saga, event.version, event.mode
             summary.started = ts
         elif isinstance(event, StepStarted):
-            summary.step, summary.kind, summary.attempt = event.step, "action", event.attempt
-            summary.retry_due = 0.0
             step_started[event.step] = ts
-        elif isinstance(event, StepSucceeded):
-            summary.done.append(event.step)
-            if event.step in step_started:
-                summary.step_seconds[event.step] = ts - step_started[event.step]
-        elif isinstance(event, StepFailed):
-            summary.reason = f"step {event.step!r} failed: {event.reason}"
-            summary.status = SagaStatus.COMPENSATING
-        elif isinstance(event, StepTimedOut):
-            summary.reason = f"step {event.step!r} timed out (attempt {event.attempt})"
-            summary.status = SagaStatus.COMPENSATING
-        elif isinstance(event, SagaCancelled):
-            summary.reason = event.reason
-            summary.status = SagaStatus.COMPENSATING
-        elif isinstance(event, StepRetrying | CompensationFailed):
-            summary.retry_due = event.due
-            summary.last_error = f"{event.step!r} attempt {event.attempt}: {event.error}"
-        elif isinstance(event, CompensationStarted):
-            summary.step, summary.kind, summary.attempt = event.step, "compensation", event.attempt
-            summary.retry_due = 0.0
-        elif isinstance(event, StepCompensated):
-            summary.compensated.append(event.step)
-        elif isinstance(event, EventDispatched):
-            summary.last_event = f"{event.event_type} from {event.source}"
+        elif isinstance(event, StepSucceeded) and event.step in step_started:
+            summary.step_seconds[event.step] = ts - step_started[event.step]
         elif isinstance(event, SagaResumed):
-            summary.status = SagaStatus.COMPENSATING
             summary.ended = 0.0
-        elif isinstance(event, SagaCompleted):
-            summary.status, summary.ended = SagaStatus.COMPLETED, ts
-        elif isinstance(event, SagaCompensated):
-            summary.status, summary.ended = SagaStatus.COMPENSATED, ts
-            summary.reason = event.reason
-        elif isinstance(event, SagaStuck):
-            summary.status, summary.ended = SagaStatus.STUCK, ts
-            summary.reason = event.reason
+        elif isinstance(event, SagaCompleted | SagaCompensated | SagaStuck):
+            summary.ended = ts
+    if fold.saga:
+        summary.saga, summary.version, summary.mode = fold.saga, fold.version, fold.mode
+    summary.status, summary.reason, summary.last_error = fold.status, fold.reason, fold.last_error
+    summary.step, summary.kind, summary.attempt = fold.step, fold.kind, fold.attempt
+    summary.retry_due, summary.last_event = fold.retry_due, fold.last_event
+    summary.done, summary.compensated = fold.done, fold.compensated
     return summary
 
 
@@ -214,7 +187,7 @@ def summarize(
     ``quarantined`` (a runtime's :meth:`~sagactor.Runtime.quarantined`) marks those sagas
     quarantined, with their errors; a saga whose events do not decode is shown so too.
     """
-    summaries = [_summary(journal, group) for group in _groups(journal.read_prefix("saga/"))]
+    summaries = [_summary(journal, group) for group in _groups(journal.read_prefix(SAGA_PREFIX))]
     summaries.sort(key=lambda s: s.first_position)
     for summary in summaries:
         error = (quarantined or {}).get(summary.saga_id)
@@ -225,7 +198,7 @@ def summarize(
 
 
 def summarize_saga(journal: Journal, saga_id: str) -> SagaSummary | None:
-    records = journal.read(f"saga/{saga_id}")
+    records = journal.read(saga_stream(saga_id))
     return _summary(journal, records) if records else None
 
 
@@ -238,7 +211,7 @@ def _summary(journal: Journal, records: list[Record]) -> SagaSummary:
         except JournalCorrupt as error:  # one unreadable saga must not hide the others
             damaged = error
             break
-    summary = summarize_events(records[0].stream.removeprefix("saga/"), timed)
+    summary = summarize_events(saga_id_of(records[0].stream) or "", timed)
     if damaged is not None:
         summary.status, summary.reason = SagaStatus.QUARANTINED, str(damaged)
     summary.first_position = records[0].position
@@ -248,7 +221,7 @@ def _summary(journal: Journal, records: list[Record]) -> SagaSummary:
 def decode_record(record: Record) -> Any:
     """A record's event: typed for saga events and inbox records, plain data otherwise."""
     try:
-        if record.stream.startswith("saga/"):
+        if saga_id_of(record.stream) is not None:
             return _saga_decoder.decode(record.data)
         if record.type == HANDLED:
             return _handled_decoder.decode(record.data)

@@ -19,8 +19,8 @@ from ..messages import (
     SagaResumed,
     SagaStarted,
     SagaStuck,
+    StepAbandoned,
     StepCompensated,
-    StepFailed,
     StepRetrying,
     StepStarted,
     StepSucceeded,
@@ -130,7 +130,7 @@ def sequence(
             lines.append(f"    {c}->>{who(event.step)}: {text(message)}")
         elif isinstance(event, StepSucceeded):
             lines.append(f"    {who(event.step)}-->>{c}: {text(f'ok ({event.step})')}")
-        elif isinstance(event, StepFailed):
+        elif isinstance(event, StepAbandoned):
             lines.append(f"    {who(event.step)}--x{c}: {text(f'failed: {event.reason}')}")
         elif isinstance(event, StepRetrying):
             message = f"error: {event.error} (will retry)"
@@ -182,7 +182,7 @@ def _choreography(
             trigger, delivered = (d, "saga started"), True
         elif isinstance(event, StepSucceeded):
             published = f"{event.step} succeeded"
-        elif isinstance(event, StepFailed):
+        elif isinstance(event, StepAbandoned):
             published = f"{event.step} failed: {event.reason}"
         elif isinstance(event, StepCompensated):
             published = f"{event.step} undone"

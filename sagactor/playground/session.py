@@ -20,6 +20,7 @@ from typing import Any, TextIO
 
 from ..errors import RuntimeClosed, RuntimeCrashed, SagaQuarantined, SagaTimeout
 from ..messages import Outcome, SagaStatus
+from ..names import SAGA_PREFIX, saga_id_of
 from ..persistence.memory import MemoryJournal
 from ..runtime import Runtime, SagaRun
 from .domain import Domain
@@ -401,7 +402,7 @@ def _recover(rt: Runtime) -> list[str]:
 
     (The journal is asked too: ``recover()`` may not list every kind of saga it resumes.)
     """
-    in_flight = [s.removeprefix("saga/") for s in rt.journal.open_streams("saga/")]
+    in_flight = [saga_id_of(s) or s for s in rt.journal.open_streams(SAGA_PREFIX)]
     resumed = rt.recover()
     quarantined = rt.quarantined()
     return [i for i in dict.fromkeys([*resumed, *in_flight]) if i not in quarantined]

@@ -26,9 +26,7 @@ reach the same outcome under the same failures; the property tests check exactly
 from __future__ import annotations
 
 import functools
-from typing import Any, NamedTuple
-
-import msgspec
+from typing import NamedTuple
 
 from ..messages import (
     CompensationFailed,
@@ -38,24 +36,18 @@ from ..messages import (
     SagaEvent,
     SagaStatus,
     SagaStuck,
+    StepAbandoned,
     StepCompensated,
-    StepFailed,
     StepFenced,
     StepRetrying,
     StepSucceeded,
+    event_name,
 )
+from ..names import ACTION, COMPENSATION
 from .definition import Saga
-from .machine import ACTION, COMPENSATION, SagaState, emit, step_started
+from .machine import SagaState, emit, step_started
 
-__all__ = ["Published", "Reaction", "react", "subscriptions"]
-
-
-class Published(msgspec.Struct, frozen=True):
-    """A participant's outcome event, sent to the dispatcher once its outbox committed."""
-
-    saga_id: str
-    event: SagaEvent
-    result: Any = None
+__all__ = ["Reaction", "react", "subscriptions"]
 
 
 class Reaction(NamedTuple):
@@ -105,8 +97,8 @@ def react(state: SagaState, event: SagaEvent, now: float) -> list[SagaEvent]:
         emit(state, events, end)
         return events
     step = getattr(event, "step", "")
-    kind = type(event).__name__
-    if isinstance(event, StepFailed) and not event.business:
+    kind = event_name(event)
+    if isinstance(event, StepAbandoned) and not event.business:
         kind = "StepTimedOut"  # in doubt, like a timeout: its own compensation runs first
     for reaction in subscriptions(state.definition).get((kind, step), ()):
         if reaction.kind == ACTION:
@@ -124,7 +116,7 @@ def _fits(state: SagaState, event: SagaEvent) -> bool:
     if state.status.terminal or getattr(event, "step", None) != state.step:
         return False
     awaited = getattr(event, "attempt", state.attempt) == state.attempt and not state.retry_due
-    if isinstance(event, StepSucceeded | StepFailed | StepRetrying):
+    if isinstance(event, StepSucceeded | StepAbandoned | StepRetrying):
         running = state.status is SagaStatus.RUNNING and state.kind == ACTION
         return running and (awaited or isinstance(event, StepSucceeded))
     if isinstance(event, StepCompensated | StepFenced | CompensationFailed):
@@ -136,7 +128,7 @@ def _fits(state: SagaState, event: SagaEvent) -> bool:
 def _end(state: SagaState, event: SagaEvent) -> SagaEvent | None:
     if isinstance(event, StepSucceeded) and event.step == state.definition.steps[-1].name:
         return SagaCompleted()
-    if isinstance(event, StepFailed | StepCompensated | StepFenced) and not state.stack:
+    if isinstance(event, StepAbandoned | StepCompensated | StepFenced) and not state.stack:
         return SagaCompensated(reason=state.reason)
     if isinstance(event, CompensationFailed) and not event.due:
         tries = event.attempt - state.attempt_base

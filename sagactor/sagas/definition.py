@@ -1,4 +1,7 @@
-"""Saga and step definitions, checked when written (shape) and when registered (participants)."""
+"""What a user defines: a :class:`Saga` of steps, or a :class:`Choreography` of events.
+
+Both are checked when written (their shape) and when registered (against the participants).
+"""
 
 from __future__ import annotations
 
@@ -6,9 +9,12 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import DefinitionError
+import msgspec
 
-__all__ = ["RetryPolicy", "Saga", "Step"]
+from ..errors import DefinitionError
+from ..messages import SagaStatus
+
+__all__ = ["Choreography", "RetryPolicy", "Saga", "Step"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,3 +150,80 @@ def _positive(value: object) -> bool:
         and value > 0
         and math.isfinite(value)
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Choreography:
+    """A workflow defined by its events: it begins with ``start`` and ends with one of
+    ``completed`` (success) or ``failed`` (everything undone).
+
+    ``cancel`` (optional) is the event that ``Runtime.cancel`` publishes into a running
+    instance; its subscribers undo their work, and the flow they start ends with a ``failed``
+    event. It is built from the start event's fields of the same names, plus ``reason`` (the
+    cancel's reason) when it has that field. Without it, ``Runtime.cancel`` is refused.
+    """
+
+    name: str
+    start: type[Any]
+    completed: tuple[type[Any], ...]
+    failed: tuple[type[Any], ...] = ()
+    version: int = 1
+    cancel: type[Any] | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "completed", tuple(self.completed))
+        object.__setattr__(self, "failed", tuple(self.failed))
+        if not isinstance(self.name, str) or not self.name.strip():
+            raise DefinitionError(str(self.name), "a choreography needs a non-empty name")
+        if not self.completed:
+            raise DefinitionError(self.name, "a choreography needs at least one completed event")
+        for kind in (self.start, *self.completed, *self.failed):
+            if not (isinstance(kind, type) and issubclass(kind, msgspec.Struct)):
+                raise DefinitionError(self.name, f"{kind!r} is not a msgspec Struct event type")
+        if self.start in self.completed or self.start in self.failed:
+            raise DefinitionError(self.name, "the start event cannot also be a terminal event")
+        if self.cancel is not None:
+            self._check_cancel(self.cancel)
+
+    def _check_cancel(self, cancel: type[Any]) -> None:
+        if not (isinstance(cancel, type) and issubclass(cancel, msgspec.Struct)):
+            raise DefinitionError(
+                self.name, f"cancel={cancel!r} is not a msgspec Struct event type"
+            )
+        if cancel is self.start or cancel in self.completed or cancel in self.failed:
+            raise DefinitionError(
+                self.name,
+                f"cancel={cancel.__name__} must be neither the start nor a terminal event: "
+                "its subscribers undo their work, and their events end with a failed one",
+            )
+        known = {*self.start.__struct_fields__, "reason"}
+        required = cancel.__struct_fields__[
+            : len(cancel.__struct_fields__) - len(cancel.__struct_defaults__)
+        ]
+        missing = [f for f in required if f not in known]
+        if missing:
+            raise DefinitionError(
+                self.name,
+                f"cancel={cancel.__name__} needs {', '.join(missing)}, which the start event "
+                f"{self.start.__name__} does not have (its fields and 'reason' are copied)",
+            )
+
+    def cancel_event(self, start: Any, reason: str) -> Any:
+        """The cancel event of the instance that began with ``start``."""
+        assert self.cancel is not None
+        fields = self.cancel.__struct_fields__
+        values = {f: getattr(start, f) for f in fields if f in self.start.__struct_fields__}
+        if "reason" in fields:
+            values["reason"] = reason
+        return self.cancel(**values)
+
+    @property
+    def key(self) -> str:
+        return f"{self.name}@{self.version}"
+
+    def terminal(self, type_name: str) -> SagaStatus | None:
+        if type_name in {t.__name__ for t in self.completed}:
+            return SagaStatus.COMPLETED
+        if type_name in {t.__name__ for t in self.failed}:
+            return SagaStatus.COMPENSATED
+        return None

@@ -8,18 +8,64 @@ rather than found in the journal later.
 
 from __future__ import annotations
 
+import hashlib
 import re
-from typing import Any
+import uuid
+from collections.abc import Sequence
+from typing import Any, NamedTuple
 
 import msgspec
 
-from ..errors import PayloadError
-from .definition import Saga
-from .native import Choreography
+from ..errors import DefinitionError, PayloadError
+from .definition import Choreography, Saga
 
-__all__ = ["describe", "prepare_input"]
+__all__ = ["Start", "describe", "prepare_input", "prepare_starts"]
 
 _MISSING = re.compile(r"missing required field `([^`]*)`")
+
+
+class Start(NamedTuple):
+    """One saga to start: its input as handlers get it, encoded, its id and the input's digest."""
+
+    value: Any
+    raw: bytes
+    saga_id: str
+    digest: str
+
+
+def prepare_starts(
+    saga: Saga | Choreography, inputs: Sequence[Any], saga_ids: Sequence[str] | None
+) -> list[Start]:
+    """Every input checked before any saga starts: a bad one must not leave half a batch
+    started. Ids not given are made up (random).
+
+    Raises:
+        DefinitionError: A choreography's input is not its start event, an id is malformed,
+            or ``saga_ids`` and ``inputs`` differ in length.
+        PayloadError: An input does not fit the saga's input type.
+    """
+    if isinstance(saga, Choreography):
+        for value in inputs:
+            if not isinstance(value, saga.start):
+                raise DefinitionError(
+                    saga.name, f"starts with a {saga.start.__name__}, not {value!r}"
+                )
+    if saga_ids is not None and len(saga_ids) != len(inputs):
+        raise DefinitionError(saga.name, "saga_ids and inputs differ in length")
+    starts = []
+    for index, given in enumerate(inputs):
+        value, raw = prepare_input(saga, given)
+        saga_id = saga_ids[index] if saga_ids is not None else uuid.uuid4().hex[:16]
+        _check_saga_id(saga.name, saga_id)
+        starts.append(Start(value, raw, saga_id, hashlib.blake2b(raw, digest_size=16).hexdigest()))
+    return starts
+
+
+def _check_saga_id(saga: str, saga_id: str) -> None:
+    if not isinstance(saga_id, str) or not saga_id or "/" in saga_id or saga_id != saga_id.strip():
+        raise DefinitionError(
+            saga, f"saga id {saga_id!r} must be a non-empty string without '/' or spaces around"
+        )
 
 
 def prepare_input(saga: Saga | Choreography, value: Any) -> tuple[Any, bytes]:

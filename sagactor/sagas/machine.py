@@ -24,6 +24,7 @@ from typing import Any
 
 import msgspec
 
+from ..actor_messages import Began, Cancel, Reply, Resume, Timeout, Wake
 from ..messages import (
     CompensationFailed,
     CompensationStarted,
@@ -35,31 +36,21 @@ from ..messages import (
     SagaStarted,
     SagaStatus,
     SagaStuck,
+    StepAbandoned,
     StepCompensated,
-    StepFailed,
     StepFenced,
     StepRetrying,
     StepStarted,
     StepSucceeded,
     StepTimedOut,
 )
+from ..names import ACTION, COMPENSATION, RUN, SCHEDULE
 from .definition import Saga
+from .effects import Effect, Finish, Send, Timer
+from .endings import failure_reason, fold_end
 
 __all__ = [
-    "ACTION",
-    "COMPENSATION",
-    "RUN",
-    "SCHEDULE",
-    "Began",
-    "Cancel",
-    "Finish",
-    "Reply",
-    "Resume",
     "SagaState",
-    "Send",
-    "Timeout",
-    "Timer",
-    "Wake",
     "begin",
     "decide",
     "emit",
@@ -69,104 +60,7 @@ __all__ = [
     "step_started",
 ]
 
-ACTION = "action"
-COMPENSATION = "compensation"
-RUN = "run"  # a Timeout of the handler's run (start-to-close)
-SCHEDULE = "schedule"  # a Timeout of the wait before the handler starts (schedule-to-start)
 FENCE_OUTCOMES = {"completed": "completed", "failed": "failed", "refused": "was refused"}
-
-
-# -- inputs ------------------------------------------------------------------------------------
-
-
-class Reply(msgspec.Struct, frozen=True):
-    """A participant's answer to a command. ``outcome``: ok, failed (business) or error."""
-
-    saga_id: str
-    step: str
-    kind: str
-    attempt: int
-    outcome: str
-    result: Any = None
-    raw: msgspec.Raw = msgspec.Raw(b"\xc0")
-    reason: str = ""
-    retryable: bool = False
-
-
-class Began(msgspec.Struct, frozen=True):
-    """A participant started the handler of a command at ``at`` (wall clock). A command
-    answered from the inbox never begins."""
-
-    saga_id: str
-    step: str
-    kind: str
-    attempt: int
-    at: float
-
-
-class Timeout(msgspec.Struct, frozen=True):
-    """Attempt ``attempt`` ran out of time: ``limit`` is :data:`RUN` (its handler began at
-    ``since`` and has not answered) or :data:`SCHEDULE` (it has not begun)."""
-
-    saga_id: str
-    step: str
-    kind: str
-    attempt: int
-    limit: str = RUN
-    since: float = 0.0
-
-
-class Wake(msgspec.Struct, frozen=True):
-    """A retry's back-off is over."""
-
-    saga_id: str
-    step: str
-    kind: str
-    attempt: int
-
-
-class Cancel(msgspec.Struct, frozen=True):
-    saga_id: str
-    reason: str = "cancelled"
-
-
-class Resume(msgspec.Struct, frozen=True):
-    saga_id: str
-
-
-# -- effects -----------------------------------------------------------------------------------
-
-
-class Send(msgspec.Struct, frozen=True):
-    """Send the step's action or compensation (``kind``) to its participant. If
-    ``schedule_timeout`` is set, whoever sends it arms :meth:`schedule_timer` then."""
-
-    step: str
-    kind: str
-    attempt: int
-    schedule_timeout: float = 0.0
-    attempt_base: int = 0  # a compensation's attempts before an operator's resume
-
-    def schedule_timer(self, saga_id: str, now: float) -> Timer | None:
-        """The schedule-to-start timer of this command, sent at ``now``."""
-        if not self.schedule_timeout:
-            return None
-        timeout = Timeout(saga_id, self.step, self.kind, self.attempt, SCHEDULE)
-        return Timer(now + self.schedule_timeout, timeout)
-
-
-class Timer(msgspec.Struct, frozen=True):
-    """Deliver ``message`` to the coordinator at wall-clock time ``due``."""
-
-    due: float
-    message: Timeout | Wake
-
-
-class Finish(msgspec.Struct, frozen=True):
-    status: SagaStatus
-
-
-Effect = Send | Timer | Finish
 
 
 # -- state -------------------------------------------------------------------------------------
@@ -263,19 +157,18 @@ def evolve(state: SagaState, event: SagaEvent) -> None:
     elif isinstance(event, StepSucceeded):
         state.done.append(event.step)
         state.results.setdefault(event.step, event.result)
-    elif isinstance(event, StepFailed):
-        state.reason = f"step {event.step!r} failed: {event.reason}"
+    elif isinstance(event, StepAbandoned):
+        state.reason = failure_reason(event)
         # A business failure is recorded in the participant's inbox, so no copy of the command
         # can ever apply. After a technical error nothing is recorded, and a copy still on its
         # way (a resend, a delayed delivery) could apply later: the step is in doubt, and its
         # compensation leaves a tombstone that refuses such a copy.
         _stack_for_compensation(state, in_doubt=None if event.business else event.step)
     elif isinstance(event, StepTimedOut):
-        what = "was not started in time" if event.limit == SCHEDULE else "timed out"
-        state.reason = f"step {event.step!r} {what} (attempt {event.attempt})"
+        state.reason = failure_reason(event)
         _stack_for_compensation(state, in_doubt=event.step)
     elif isinstance(event, SagaCancelled):
-        state.reason = event.reason
+        state.reason = failure_reason(event)
         # The current step's outcome is unknown (in flight, or waiting for a retry while an
         # earlier attempt may still run): it is compensated, or fenced if it cannot be.
         _stack_for_compensation(state, in_doubt=state.step)
@@ -294,14 +187,7 @@ def evolve(state: SagaState, event: SagaEvent) -> None:
         state.attempt_base = 0
         what = FENCE_OUTCOMES.get(event.outcome, event.outcome)
         state.reason = f"{state.reason} ({event.step!r} was in flight: it {what})"
-    elif isinstance(event, SagaCompleted):
-        state.status = SagaStatus.COMPLETED
-    elif isinstance(event, SagaCompensated):
-        state.status, state.reason = SagaStatus.COMPENSATED, event.reason
-    elif isinstance(event, SagaStuck):
-        state.status, state.failure, state.reason = SagaStatus.STUCK, state.reason, event.reason
-    elif isinstance(event, SagaResumed):
-        state.status, state.reason = SagaStatus.COMPENSATING, state.failure
+    elif fold_end(state, event) and isinstance(event, SagaResumed):
         state.attempt_base = state.attempt  # a resume grants a fresh retry budget
     state.seq += 1
 
@@ -343,12 +229,6 @@ def begin(state: SagaState, message: Began) -> list[Effect]:
         return []
     timeout = Timeout(state.saga_id, state.step, state.kind, state.attempt, RUN, message.at)
     return [Timer(message.at + limit, timeout)]
-
-
-def replay(state: SagaState, events: list[SagaEvent]) -> SagaState:
-    for event in events:
-        evolve(state, event)
-    return state
 
 
 # -- internals ---------------------------------------------------------------------------------
@@ -459,7 +339,7 @@ def _on_reply(state: SagaState, reply: Reply, now: float, events: list[SagaEvent
         emit(
             state,
             events,
-            StepFailed(
+            StepAbandoned(
                 step=reply.step, attempt=reply.attempt, reason=reply.reason, business=business
             ),
         )

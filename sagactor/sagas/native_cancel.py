@@ -1,6 +1,6 @@
 """Cancelling a natively choreographed saga: the pure parts (see the dispatcher for the flow).
 
-:func:`cancel_plan` reads the workflow graph once per cancel: after which events a cancel is
+``workflow.cancel_plan`` reads the workflow graph once per cancel: after which events a cancel is
 too late (the workflow can no longer fail: past its point of no return) or moot (it can no
 longer complete: it already undoes itself). :func:`cancel_refusal` applies it once every
 delivery in flight was answered, and :func:`native_cancel` gives the journal events of a cancel
@@ -14,31 +14,11 @@ from typing import Any
 
 import msgspec
 
-from ..actors.participant import Participant
+from ..actor_messages import NativePublished
 from ..messages import EventDispatched, SagaCancelled, SagaEvent
-from .native import (
-    CANCEL_SOURCE,
-    Choreography,
-    NativePublished,
-    NativeState,
-    _failures,
-    _reachable,
-    event_graph,
-    event_id,
-)
+from .native import CANCEL_SOURCE, NativeState, event_id
 
-__all__ = ["cancel_plan", "cancel_refusal", "native_cancel"]
-
-
-def cancel_plan(
-    choreography: Choreography, participants: Iterable[Participant[Any]]
-) -> tuple[frozenset[str], frozenset[str]]:
-    """The event types after which a cancel comes too late (the workflow can no longer fail:
-    past its point of no return) or is moot (it can no longer complete: already undoing)."""
-    graph = event_graph(participants)
-    reachable, failures = _failures(graph, choreography)
-    committed = {k for k in reachable - failures if not _reachable(graph, [k]) & failures}
-    return frozenset(k.__name__ for k in committed), frozenset(k.__name__ for k in failures)
+__all__ = ["cancel_refusal", "native_cancel"]
 
 
 def native_cancel(state: NativeState, event: Any, reason: str) -> list[SagaEvent]:

@@ -1,5 +1,5 @@
-"""What users' own tests need: crash points, crash helpers, state checks, and the journal
-contract suite.
+"""What users' own tests need: crash points, crash helpers, state checks, a counting ledger,
+and the journal contract suite.
 
 ``JournalContract`` needs pytest: import it from ``sagactor.testing.journal_contract``.
 """
@@ -7,12 +7,15 @@ contract suite.
 from ..crashpoints import CrashPlan, CrashPoint, SimulatedCrash
 from ..persistence.memory import MemoryJournal
 from .crashes import CrashCase, crash_and_recover, crash_cases
+from .ledger import CountingLedger, LedgerState
 from .statecheck import check_state
 
 __all__ = [
+    "CountingLedger",
     "CrashCase",
     "CrashPlan",
     "CrashPoint",
+    "LedgerState",
     "MemoryJournal",
     "SimulatedCrash",
     "check_state",

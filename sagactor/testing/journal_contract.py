@@ -13,63 +13,24 @@ has (called before each commit; an ``OSError`` from it fails that commit); witho
 
 from __future__ import annotations
 
-import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Protocol, runtime_checkable
 
 import pytest
 
-from sagactor.errors import JournalWriteError
-from sagactor.persistence.journal import Journal, Record, Snapshot, StreamConflict
+from sagactor.errors import JournalWriteError, StreamConflict
+from sagactor.persistence.journal import Journal, Record, Snapshot
+
+from .journal_helpers import Faultable, Waiter, run_threads, same_records
 
 __all__ = ["JournalContract", "record"]
-
-WAIT = 30.0  # seconds; generous, so only a hang (never a slow machine) fails a test
 
 
 def record(stream: str, seq: int, *, final: bool = False, data: bytes | None = None) -> Record:
     """A record with recognisable contents (data defaults to ``b"<stream>#<seq>"``)."""
     payload = f"{stream}#{seq}".encode() if data is None else data
     return Record(stream, seq, "Evt", payload, 1000.0 + seq, f"cause-{seq}", final)
-
-
-@runtime_checkable
-class _Faultable(Protocol):
-    fault: Callable[[Sequence[Record]], None] | None
-
-
-class _Waiter:
-    """Collects ``on_done`` results; :meth:`wait` blocks until ``count`` have arrived."""
-
-    def __init__(self, count: int) -> None:
-        self.results: list[tuple[object, BaseException | None]] = []
-        self._count = count
-        self._lock = threading.Lock()
-        self._done = threading.Event()
-        if count == 0:
-            self._done.set()
-
-    def callback(self, tag: object) -> Callable[[BaseException | None], None]:
-        def on_done(error: BaseException | None) -> None:
-            with self._lock:
-                self.results.append((tag, error))
-                if len(self.results) == self._count:
-                    self._done.set()
-
-        return on_done
-
-    def wait(self) -> list[tuple[object, BaseException | None]]:
-        assert self._done.wait(WAIT), f"only {len(self.results)} of {self._count} callbacks ran"
-        return self.results
-
-
-def _same(stored: Sequence[Record], written: Sequence[Record]) -> bool:
-    """Equal apart from ``position``, which the journal assigns."""
-    return list(written) == [
-        Record(r.stream, r.seq, r.type, r.data, r.ts, r.cause, r.final) for r in stored
-    ]
 
 
 class JournalContract(ABC):
@@ -85,7 +46,7 @@ class JournalContract(ABC):
         try:
             yield journal
         finally:
-            if isinstance(journal, _Faultable):
+            if isinstance(journal, Faultable):
                 journal.fault = None
             journal.close()
 
@@ -95,7 +56,7 @@ class JournalContract(ABC):
         batch = [record("saga/a", 1), record("saga/a", 2), record("saga/a", 3, final=True)]
         journal.append_and_wait(batch)
         stored = journal.read("saga/a")
-        assert _same(stored, batch)
+        assert same_records(stored, batch)
         assert all(r.position > 0 for r in stored)
         assert [r.position for r in stored] == sorted({r.position for r in stored})
 
@@ -294,7 +255,7 @@ class JournalContract(ABC):
     # -- callbacks and threads -----------------------------------------------------------------
 
     def test_callbacks_run_in_append_order(self, journal: Journal) -> None:
-        waiter = _Waiter(60)
+        waiter = Waiter(60)
         for i in range(60):
             # Every third batch conflicts: failures keep their place in the order too.
             stream = "same" if i % 3 == 0 else f"s{i}"
@@ -307,13 +268,13 @@ class JournalContract(ABC):
 
     def test_each_threads_callbacks_keep_its_order(self, journal: Journal) -> None:
         threads, per_thread = 4, 50
-        waiter = _Waiter(threads * per_thread)
+        waiter = Waiter(threads * per_thread)
 
         def run(t: int) -> None:
             for seq in range(1, per_thread + 1):
                 journal.append([record(f"t{t}", seq)], waiter.callback((t, seq)))
 
-        _run_threads(threads, run)
+        run_threads(threads, run)
         results = waiter.wait()
         assert all(error is None for _, error in results)
         for t in range(threads):
@@ -336,7 +297,7 @@ class JournalContract(ABC):
                     except StreamConflict:
                         continue
 
-        _run_threads(threads, run)
+        run_threads(threads, run)
         for t in range(threads):
             assert [r.seq for r in journal.read(f"own/{t}")] == list(range(1, per_thread + 1))
         shared = journal.read("shared")
@@ -350,8 +311,8 @@ class JournalContract(ABC):
 
     # -- faults --------------------------------------------------------------------------------
 
-    def _faultable(self, journal: Journal) -> _Faultable:
-        if not isinstance(journal, _Faultable):
+    def _faultable(self, journal: Journal) -> Faultable:
+        if not isinstance(journal, Faultable):
             pytest.skip(f"{type(journal).__name__} has no fault hook")
         return journal
 
@@ -393,25 +354,3 @@ class JournalContract(ABC):
         journal.append_and_wait([record("s", 2)])
         assert [r.seq for r in journal.read("s")] == [1, 2]
         assert journal.open_streams("") == ["s"]
-
-
-def _run_threads(count: int, target: Callable[[int], None]) -> None:
-    """Run ``target(i)`` on ``count`` threads at once; re-raise the first failure."""
-    errors: list[BaseException] = []
-    start = threading.Barrier(count)
-
-    def body(i: int) -> None:
-        try:
-            start.wait()
-            target(i)
-        except BaseException as error:  # noqa: BLE001 - re-raised on the test's thread
-            errors.append(error)
-
-    threads = [threading.Thread(target=body, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(WAIT)
-    assert not any(thread.is_alive() for thread in threads), "threads still running"
-    if errors:
-        raise errors[0]

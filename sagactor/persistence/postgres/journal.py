@@ -25,8 +25,14 @@ import psycopg
 from psycopg_pool import ConnectionPool
 
 from sagactor.crashpoints import SimulatedCrash
-from sagactor.errors import JournalError, JournalLocked, JournalWriteError, RuntimeClosed
-from sagactor.persistence.journal import DoneCallback, Journal, Record, Snapshot
+from sagactor.errors import (
+    DefinitionError,
+    JournalError,
+    JournalLocked,
+    JournalWriteError,
+    RuntimeClosed,
+)
+from sagactor.persistence.journal import DoneCallback, Journal, JournalStats, Record, Snapshot
 
 from .reads import PoolReads
 from .schema import Connection, lock_key, prepare, valid_schema
@@ -78,9 +84,15 @@ class PostgresJournal(PoolReads, Journal):
         connect_timeout: float = 10.0,
     ) -> None:
         if synchronous not in ("full", "normal"):
-            raise ValueError(f"synchronous must be 'full' or 'normal', not {synchronous!r}")
+            raise DefinitionError(
+                "PostgresJournal",
+                f"synchronous must be 'full' or 'normal', not {synchronous!r}",
+                kind="setting",
+            )
         if pool_size < 1:
-            raise ValueError(f"pool_size must be at least 1, not {pool_size}")
+            raise DefinitionError(
+                "PostgresJournal", f"pool_size must be at least 1, not {pool_size}", kind="setting"
+            )
         self.path = redact(url)
         self.schema = valid_schema(schema)
         self._url = url
@@ -90,6 +102,7 @@ class PostgresJournal(PoolReads, Journal):
         self.fault: Callable[[Sequence[Record]], None] | None = None
         self.commits = 0
         """Transactions committed so far (group commit makes this far less than appends)."""
+        self._batches_written = self._rows_written = 0
 
         self._cond = threading.Condition(threading.Lock())
         self._queue: collections.deque[Batch] = collections.deque()
@@ -247,7 +260,17 @@ class PostgresJournal(PoolReads, Journal):
             return [_write_error(problem, cause) for _ in batches]
         if committed:
             self.commits += 1
+            self._batches_written += sum(1 for result in results if result is None)
+            self._rows_written += sum(
+                len(b.records) for b, result in zip(batches, results, strict=True) if result is None
+            )
         return results
+
+    @property
+    def stats(self) -> JournalStats:
+        """Counts since open; ``syncs`` counts commits under ``synchronous="full"``."""
+        syncs = self.commits if self._sync == "on" else 0
+        return JournalStats(self.commits, self._batches_written, self._rows_written, syncs)
 
     def _write(self, batches: list[Batch]) -> tuple[list[BaseException | None], bool]:
         """Write the group; a connection found lost before any of it was sent (a restarted

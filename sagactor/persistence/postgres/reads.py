@@ -74,6 +74,40 @@ class PoolReads:
                 return
             stream, seq = rows[-1][1], rows[-1][2]
 
+    open_chunk = 1000
+    """Streams per query of :meth:`read_open`: bounds its memory."""
+
+    def read_open(self, prefix: str) -> Iterator[tuple[str, list[Record]]]:
+        """Each open stream under ``prefix`` with its records: the open streams joined to
+        their events, :attr:`open_chunk` streams per query."""
+        upper = _upper_bound(prefix)
+        bound = () if upper is None else (upper,)
+        columns = ", ".join(f"e.{name}" for name in _COLUMNS.split(", "))
+
+        def query(compare: str) -> str:
+            chosen = (
+                f"SELECT stream FROM {self.schema}.streams WHERE NOT final AND stream {compare} %s"
+            )
+            chosen += "" if upper is None else " AND stream < %s"
+            return (
+                f"WITH chosen AS ({chosen} ORDER BY stream LIMIT %s) SELECT {columns} "
+                f"FROM chosen JOIN {self.schema}.events AS e ON e.stream = chosen.stream "
+                "ORDER BY e.stream, e.seq"
+            )
+
+        sql, start = query(">="), prefix
+        while True:
+            groups: list[tuple[str, list[Record]]] = []
+            for row in self._rows(sql, (start, *bound, self.open_chunk)):
+                if not groups or groups[-1][0] != row[1]:
+                    groups.append((row[1], []))
+                groups[-1][1].append(_record(row))
+            yield from groups
+            # Every stream listed has records, so a short chunk of groups is the last one.
+            if len(groups) < self.open_chunk:
+                return
+            sql, start = query(">"), groups[-1][0]
+
     def read_all(self, after: int = 0, limit: int | None = None) -> list[Record]:
         rows = self._rows(self._select("position > %s ORDER BY position LIMIT %s"), (after, limit))
         return [_record(row) for row in rows]

@@ -16,7 +16,7 @@ from typing import Final
 import psycopg
 from psycopg.rows import TupleRow
 
-from sagactor.errors import JournalCorrupt, JournalError
+from sagactor.errors import DefinitionError, JournalCorrupt, JournalError
 
 __all__ = ["SCHEMA_VERSION", "Connection", "lock_key", "prepare", "valid_schema"]
 
@@ -83,8 +83,10 @@ _EVENTS: Final = {
 def valid_schema(schema: str) -> str:
     """``schema`` if it is a plain lower-case SQL name (it is spliced into statements)."""
     if not _NAME.fullmatch(schema):
-        raise ValueError(
-            f"schema must be a lower-case SQL name (letters, digits, _), not {schema!r}"
+        raise DefinitionError(
+            "PostgresJournal",
+            f"schema must be a lower-case SQL name (letters, digits, _), not {schema!r}",
+            kind="setting",
         )
     return schema
 

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 import psycopg
 from psycopg import errors
 
-from sagactor.errors import JournalWriteError
-from sagactor.persistence.journal import DoneCallback, Record, Snapshot, StreamConflict
+from sagactor.errors import JournalWriteError, StreamConflict
+from sagactor.persistence.journal import DoneCallback, Record, Snapshot
 
 from .schema import Connection
 

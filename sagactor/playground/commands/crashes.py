@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 from ...crashpoints import CrashPoint
 from ...errors import RuntimeCrashed
+from ...names import SAGA_PREFIX, saga_id_of
 from ..session import Session, suggest
 from .args import count
 from .registry import UsageError, command
@@ -51,7 +52,7 @@ crash (or crash now) dies at once, as kill -9 would. crash at POINT HIT dies at 
 def cmd_crash(shell: Session, args: list[str]) -> None:
     rt = shell.live()
     if not args or args == ["now"]:
-        in_flight = [s.removeprefix("saga/") for s in rt.journal.open_streams("saga/")]
+        in_flight = [saga_id_of(s) or s for s in rt.journal.open_streams(SAGA_PREFIX)]
         shell.crash_text = "killed on request, as kill -9 would"
         shell.crash_noticed = True
         rt.crash()

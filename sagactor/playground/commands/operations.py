@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 from ...messages import SagaStatus
+from ...names import SAGA_PREFIX, saga_id_of
 from ..session import CommandError, Session
 from .args import complete_saga_id, number
 from .registry import UsageError, command
@@ -22,7 +23,7 @@ def cmd_wait(shell: Session, args: list[str]) -> None:
         raise UsageError("wait", "takes at most a number of seconds")
     timeout = number("wait", args[0], "SECONDS") if args else 30.0
     rt = shell.live()
-    ids = [s.removeprefix("saga/") for s in rt.journal.open_streams("saga/")]
+    ids = [saga_id_of(s) or s for s in rt.journal.open_streams(SAGA_PREFIX)]
     if not ids:
         shell.emit("nothing in flight")
         return

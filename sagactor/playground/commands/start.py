@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from ...errors import RuntimeCrashed
 from ...runtime import Mode, SagaRun
-from ...sagas.native import Choreography
+from ...sagas.definition import Choreography
 from ..domain import InputError, build_input, input_fields
 from ..render import Batch
 from ..session import Progress, Session, suggest

@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from ...actors.participant import reactions_of
 from ...messages import SagaStatus
-from ...persistence.recovery import saga_stream
+from ...names import saga_stream
 from ...runtime import HistoryEntry
 from ...sagas.choreography import subscriptions
-from ...sagas.definition import Saga
-from ...sagas.native import Choreography, check
+from ...sagas.definition import Choreography, Saga
+from ...sagas.workflow import check
 from .. import mermaid, render
 from ..journalview import decode_record, last_records, mark_dispatched, summarize
 from ..session import CommandError, Session, suggest
@@ -171,7 +172,7 @@ def cmd_graph(shell: Session, args: list[str]) -> None:
         raise UsageError("graph", "name one saga definition, and at most one mode")
     saga = find_saga(shell, "graph", words[0] if words else None)
     if isinstance(saga, Choreography):
-        problems = check(saga, shell.participant_objects.values())
+        problems = check(saga, reactions_of(shell.participant_objects.values()))
         shell.emit(
             render.native_graph(
                 f"{saga.name} v{saga.version}",

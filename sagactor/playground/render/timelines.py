@@ -18,8 +18,8 @@ from ...messages import (
     SagaStarted,
     SagaStatus,
     SagaStuck,
+    StepAbandoned,
     StepCompensated,
-    StepFailed,
     StepRetrying,
     StepStarted,
     StepSucceeded,
@@ -52,7 +52,7 @@ def choreography_row(entry: HistoryEntry, definition: Saga | None) -> tuple[str,
     published: tuple[str, str] | None = None
     if isinstance(event, StepSucceeded):
         published = ("step ok", f"{event.step} => {compact(event.result, 60)}")
-    elif isinstance(event, StepFailed):
+    elif isinstance(event, StepAbandoned):
         published = ("step FAILED", f"{event.step}: {event.reason}")
     elif isinstance(event, StepCompensated):
         published = ("compensated", event.step)
@@ -110,7 +110,7 @@ def describe(entry: HistoryEntry, definition: Saga | None = None) -> tuple[str, 
         return "run step", f"{event.step} -> {who}.{action} (attempt {event.attempt})"
     if isinstance(event, StepSucceeded):
         return "step ok", f"{event.step} => {compact(event.result, 60)}"
-    if isinstance(event, StepFailed):
+    if isinstance(event, StepAbandoned):
         why = "business failure" if event.business else f"gave up after attempt {event.attempt}"
         return "step FAILED", f"{event.step}: {event.reason} ({why})"
     if isinstance(event, StepRetrying):
@@ -174,7 +174,7 @@ def _step_rows(entries: Sequence[HistoryEntry], definition: Saga | None) -> dict
             row.outcome = "running"
         elif isinstance(event, StepSucceeded):
             row.outcome, row.took = "ok", ts - row.first
-        elif isinstance(event, StepFailed):
+        elif isinstance(event, StepAbandoned):
             row.outcome, row.took = "FAILED", ts - row.first
         elif isinstance(event, StepTimedOut):
             row.outcome, row.took = "timed out", ts - row.first

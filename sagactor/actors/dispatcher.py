@@ -27,38 +27,25 @@ from typing import Any
 import msgspec
 import pykka
 
-from ..actors.environment import Environment
+from ..actor_messages import (
+    CancelNative,
+    Deliver,
+    NativePublished,
+    Rebuild,
+    Recover,
+    Resume,
+    StartSaga,
+)
 from ..messages import EventDispatched, SagaEvent, SagaResumed, SagaStatus
-from .machine import Resume
-from .native import NativePublished, NativeState, native_react, native_start
-from .native_cancel import cancel_refusal, native_cancel
+from ..sagas.native import NativeState, native_react, native_start
+from ..sagas.native_cancel import cancel_refusal, native_cancel
+from .environment import Environment
 from .outcomes import OutcomeBoard
-from .saga_actor import Rebuild, Recover, SagaActor, SagaLoader, StartSaga
+from .saga_actor import SagaActor, SagaLoader
 
-__all__ = ["CancelNative", "Deliver", "NativeDispatcher"]
+__all__ = ["NativeDispatcher"]
 
 logger = logging.getLogger("sagactor")
-
-
-class Deliver(msgspec.Struct, frozen=True):
-    """Dispatcher to subscriber: react to ``event`` (id ``event_id``) of saga ``saga_id``."""
-
-    saga_id: str
-    event_id: str
-    event: Any
-    reply_to: Any
-    attempt: int = 1
-    timeout: float = 0.0  # async handlers: none in native choreography
-
-
-class CancelNative(msgspec.Struct, frozen=True):
-    """Cancel a natively choreographed saga; the event types after which it is too late or
-    moot come from ``native.cancel_plan`` (the runtime knows the participants)."""
-
-    saga_id: str
-    reason: str
-    too_late: frozenset[str]
-    moot: frozenset[str]
 
 
 class NativeDispatcher(SagaActor):

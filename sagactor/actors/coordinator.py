@@ -3,7 +3,7 @@
 It never blocks on a participant: a command carries a reply address and the reply comes back
 as a message. It never acts before it has written down why: each decision's events are
 journaled first, and the commands and timers they call for are issued from the commit's
-callback (see :class:`~sagactor.sagas.saga_actor.SagaActor`). Appends are pipelined, so one
+callback (see :class:`~sagactor.actors.saga_actor.SagaActor`). Appends are pipelined, so one
 group commit serves many sagas at once. Step-list choreography runs here too: then the
 participants' published events are routed by :func:`~sagactor.sagas.choreography.react`,
 while timers, retries, cancels and resumes follow the machine in both modes.
@@ -21,30 +21,29 @@ from typing import Any
 
 import pykka
 
-from ..actors.environment import Environment
-from ..messages import Command, SagaEvent, StepSucceeded
-from .choreography import Published, react
-from .machine import (
-    ACTION,
+from ..actor_messages import (
     Began,
     Cancel,
-    Effect,
+    Command,
+    Published,
+    Rebuild,
+    Recover,
     Reply,
     Resume,
-    SagaState,
-    Send,
+    StartSaga,
     Timeout,
-    Timer,
     Wake,
-    begin,
-    decide,
-    pending,
-    start,
 )
+from ..messages import SagaEvent, StepSucceeded
+from ..names import ACTION
+from ..sagas.choreography import react
+from ..sagas.effects import Effect, Send, Timer
+from ..sagas.machine import SagaState, begin, decide, pending, start
+from .environment import Environment
 from .outcomes import OutcomeBoard
-from .saga_actor import Rebuild, Recover, SagaActor, SagaLoader, StartSaga
+from .saga_actor import SagaActor, SagaLoader
 
-__all__ = ["Coordinator", "Rebuild", "Recover", "StartSaga"]
+__all__ = ["Coordinator"]
 
 
 class Coordinator(SagaActor):

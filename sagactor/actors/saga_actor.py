@@ -19,16 +19,19 @@ from typing import Any
 import msgspec
 import pykka
 
-from ..actors.aborts import die_of
-from ..actors.environment import Environment
+from ..actor_messages import CountSagas, Rebuild, Recover, SagaEnded, StartSaga
 from ..crashpoints import CrashPoint, SimulatedCrash
 from ..errors import JournalCorrupt, SagaIdConflict
-from ..messages import FINAL_EVENTS, Outcome, SagaEnded, SagaEvent, SagaStatus
+from ..messages import FINAL_EVENTS, Outcome, SagaEvent, SagaStatus, event_name
+from ..names import saga_stream
 from ..persistence.journal import Record
-from ..persistence.recovery import decode_saga_events, saga_stream, summarize
+from ..persistence.recovery import decode_saga_events
+from ..sagas.fold import summarize
+from .aborts import die_of
+from .environment import Environment
 from .outcomes import OutcomeBoard
 
-__all__ = ["CountSagas", "Rebuild", "Recover", "SagaActor", "SagaLoader", "StartSaga"]
+__all__ = ["SagaActor", "SagaLoader"]
 
 logger = logging.getLogger("sagactor")
 _encode = msgspec.msgpack.encode
@@ -36,32 +39,6 @@ _encode = msgspec.msgpack.encode
 SagaLoader = Callable[[str], Any]
 _ENDED = (SagaStatus.COMPLETED, SagaStatus.COMPENSATED)
 REBUILD_DELAY = 0.05  # seconds between a failed commit and the saga's reload from the journal
-
-
-class StartSaga(msgspec.Struct, frozen=True, kw_only=True):
-    definition: Any  # a Saga, or a Choreography for the native dispatcher
-    saga_id: str
-    mode: str
-    input: Any
-    raw: bytes
-    digest: str
-    fresh: bool
-    accepted: Future[str]
-
-
-class Recover(msgspec.Struct, frozen=True):
-    states: list[Any]
-    done: Future[list[str]]
-
-
-class Rebuild(msgspec.Struct, frozen=True):
-    """A commit of this saga failed: reload it from the journal and resume."""
-
-    saga_id: str
-
-
-class CountSagas(msgspec.Struct, frozen=True):
-    """Ask how many sagas the actor drives now (``Runtime.footprint``)."""
 
 
 class SagaActor(pykka.ThreadingActor):
@@ -152,7 +129,7 @@ class SagaActor(pykka.ThreadingActor):
         records = [
             Record(stream, first + i, name, _encode(e), now, cause, name in FINAL_EVENTS)
             for i, e in enumerate(events)
-            for name in (type(e).__name__,)
+            for name in (event_name(e),)
         ]
         outcome: Outcome | None = None
         ended = False
@@ -161,6 +138,7 @@ class SagaActor(pykka.ThreadingActor):
             ended = state.status in _ENDED  # not stuck: that one can be resumed
             del self.sagas[state.saga_id]
         saga_id, me = state.saga_id, self.actor_ref
+        name, status = state.definition.name, state.status
 
         def done(error: BaseException | None) -> None:
             if error is not None:
@@ -176,6 +154,9 @@ class SagaActor(pykka.ThreadingActor):
             if accepted is not None:
                 accepted.set_result(saga_id)
             if not self.env.dead.is_set():
+                # Before the commands it calls for (a step's span exists before its handler
+                # runs) and before the outcome (a waiter finds the end already published).
+                self.env.listeners.saga_events(saga_id, name, status, events, now)
                 then()
                 if ended:
                     self._ended(state)

@@ -1,0 +1,129 @@
+"""What one runtime knows: its participants (each in its host actor) and its saga definitions.
+
+Registering a participant starts its host and learns its declarations (the types its actions
+return, the events it reacts to); defining a saga checks it against those participants. The
+engine, the drivers and the history all read these tables; only this class writes them, from
+the caller's thread, before the sagas that need them start.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pykka
+
+from .actors.environment import Environment
+from .actors.host import ParticipantHost
+from .actors.participant import Participant, reactions_of
+from .actors.portal import has_async_handlers
+from .errors import DefinitionError, UnknownParticipant
+from .sagas.definition import Choreography, Saga
+from .sagas.workflow import Reactions, check, event_types
+
+__all__ = ["Catalog"]
+
+
+class Catalog:
+    """The participants and definitions of one runtime, by name."""
+
+    def __init__(self, env: Environment) -> None:
+        self.env = env
+        self.refs: dict[str, pykka.ActorRef[Any]] = {}
+        self.hosts: dict[str, ParticipantHost] = {}
+        self.definitions: dict[str, Saga | Choreography] = {}
+        self.result_types: dict[tuple[str, str], Any] = {}  # (participant, action) -> type
+        self.subscribers: dict[str, list[str]] = {}  # event type name -> participants
+        self.event_types: dict[str, type[Any]] = {}  # event type name -> type
+
+    def register(self, *participants: Participant[Any]) -> None:
+        """Host each participant in its own actor; its state is rebuilt from the journal."""
+        for participant in participants:
+            if not isinstance(participant, Participant):
+                raise DefinitionError(
+                    repr(participant), "is not a sagactor Participant", kind="participant"
+                )
+            name = participant.participant_name
+            if name in self.refs:
+                raise DefinitionError(name, "is already registered", kind="participant")
+            if has_async_handlers(participant):
+                self.env.portal.start()  # the event loop its async handlers run on
+            host = ParticipantHost.launch(participant, self.env)
+            self.refs[name] = host.actor_ref
+            self.hosts[name] = host
+            for action_name, spec in type(participant)._actions.items():
+                self.result_types[(name, action_name)] = spec.returns
+            for kind, emits in reactions_of([participant])[name].items():
+                self.subscribers.setdefault(kind.__name__, []).append(name)
+                self.event_types.update({t.__name__: t for t in (kind, *emits)})
+
+    def reactions(self) -> Reactions:
+        """Every registered participant's ``@on`` reactions (the workflow graph's source)."""
+        return reactions_of(h.participant for h in self.hosts.values())
+
+    def define(self, *sagas: Saga | Choreography) -> None:
+        """Check each definition against the registered participants and remember it.
+
+        A :class:`Choreography` is checked as a workflow graph (unhandled events, work without
+        a compensation path, cycles): every problem found is listed in one DefinitionError.
+        """
+        for saga in sagas:
+            if isinstance(saga, Choreography):
+                reactions = self.reactions()
+                problems = check(saga, reactions)
+                if problems:
+                    raise DefinitionError(saga.name, "; ".join(problems))
+                self.event_types.update(event_types(saga, reactions))
+            else:
+                self._validate(saga)
+            known = self.definitions.get(saga.name)
+            if known is not None and known != saga and known.version == saga.version:
+                raise DefinitionError(
+                    saga.name,
+                    f"another definition with version {saga.version} is registered; "
+                    "bump the version",
+                )
+            self.definitions[saga.name] = saga
+
+    def _validate(self, saga: Saga) -> None:
+        if not isinstance(saga, Saga):
+            raise DefinitionError(repr(saga), "is not a sagactor Saga or Choreography")
+        for step in saga.steps:
+            host = self.hosts.get(step.participant)
+            if host is None:
+                raise UnknownParticipant(saga.name, step.name, step.participant, list(self.refs))
+            kind = type(host.participant)
+            if step.action not in kind._actions:
+                raise DefinitionError(
+                    saga.name,
+                    f"participant {step.participant!r} has no action {step.action!r} "
+                    f"(it has: {', '.join(sorted(kind._actions)) or 'none'})",
+                    step=step.name,
+                )
+            if step.compensable and step.action not in kind._compensations:
+                raise DefinitionError(
+                    saga.name,
+                    f"step is compensable but participant {step.participant!r} has no "
+                    f"@compensation({step.action!r}); add one or mark the step compensable=False",
+                    step=step.name,
+                )
+
+    def definition(self, saga: Saga | Choreography | str) -> Saga | Choreography:
+        """``saga`` itself, or the registered definition it names."""
+        if isinstance(saga, Saga | Choreography):
+            return saga
+        known = self.definitions.get(saga) if isinstance(saga, str) else None
+        if known is None:
+            registered = ", ".join(sorted(self.definitions)) or "none"
+            raise DefinitionError(
+                str(saga),
+                "is neither a Saga, a Choreography nor the name of a registered one "
+                f"(registered: {registered})",
+            )
+        return known
+
+    def ref(self, participant: str) -> pykka.ActorRef[Any]:
+        """The actor of a registered participant; :class:`UnknownParticipant` otherwise."""
+        ref = self.refs.get(participant)
+        if ref is None:
+            raise UnknownParticipant("-", "-", participant, list(self.refs))
+        return ref

@@ -1,0 +1,396 @@
+"""The engine: what the sync face (:class:`~sagactor.Runtime`, :class:`~sagactor.SagaRun`) and
+the async face (:mod:`sagactor.aio`) share, used by both through public methods only.
+
+It owns the actors' wiring (the participants' hosts, the coordinator, the native dispatcher,
+one :class:`~sagactor.actors.environment.Environment`), the outcome board where callers wait,
+the quarantine, the recovery entry point and the runtime's life (open, closed, crashed). The
+faces add only how a caller waits: by blocking, or by awaiting on its own event loop.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import logging
+import threading
+import time
+import weakref
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future
+from typing import Any
+
+import pykka
+
+from .actor_messages import Cancel, CancelNative, CountSagas, GetState, Recover, Resume, StartSaga
+from .actors import statecheck
+from .actors.coordinator import Coordinator
+from .actors.dispatcher import NativeDispatcher
+from .actors.environment import Environment
+from .actors.outcomes import OutcomeBoard
+from .actors.timers import TimerService
+from .catalog import Catalog
+from .crashpoints import CrashPlan, CrashPoint, SimulatedCrash
+from .errors import DefinitionError, RuntimeClosed, RuntimeCrashed, SagactorError, SagaQuarantined
+from .history import HistoryEntry, Timeline
+from .messages import Outcome
+from .names import MODES, NATIVE, SAGA_PREFIX, Mode, participant_stream, saga_id_of, saga_stream
+from .observe import Footprint, Listener, Listeners, RecoveryNotice
+from .persistence.journal import Journal
+from .persistence.recovery import find_in_flight, load_saga
+from .quarantine import Quarantine
+from .sagas.definition import Choreography, Saga
+from .sagas.inputs import prepare_starts
+from .sagas.machine import SagaState
+from .sagas.native import NativeState
+from .sagas.workflow import cancel_plan
+
+__all__ = ["Engine", "Footprint"]
+
+logger = logging.getLogger("sagactor")
+
+_EXIT_GRACE = 10.0  # seconds an engine left open at exit waits for its running handlers
+_OPEN: weakref.WeakSet[Engine] = weakref.WeakSet()  # closed at interpreter exit
+
+
+@atexit.register
+def _close_forgotten() -> None:
+    """A script that forgot ``close()`` still ends, with its journal flushed and released (its
+    actors run on daemon threads, so the interpreter reaches this hook)."""
+    for engine in list(_OPEN):
+        try:
+            engine.shutdown(_EXIT_GRACE)
+        except Exception:
+            logger.exception("closing %r at exit failed", engine)
+
+
+class Engine:
+    """One runtime's actors, journal, outcomes and quarantine. Thread-safe where it says so:
+    every method may be called from any thread, none blocks an event loop for long except
+    :meth:`shutdown`, :meth:`recover` and the journal reads (``status``, ``history``)."""
+
+    def __init__(
+        self,
+        journal: Journal,
+        *,
+        snapshot_every: int = 1000,
+        check_state: bool | None = None,
+        listeners: Iterable[Listener] = (),
+    ) -> None:
+        self.crash_plan = CrashPlan()
+        self.env = Environment(
+            journal,
+            TimerService(),
+            crash=self.crash_plan,
+            snapshot_every=snapshot_every,
+            listeners=Listeners(list(listeners)),
+        )
+        # Check mode: a handler changing self.state without ctx.record fails its step.
+        self.env.check_state = statecheck.default() if check_state is None else check_state
+        self.crash_plan.on_crash = self.die
+        self._lock = threading.Lock()
+        self._accepting: set[Future[Any]] = set()
+        self._resumed: dict[str, int] = {}  # saga id -> its stream's last seq when resumed
+        self.catalog = Catalog(self.env)
+        self.outcomes = OutcomeBoard(self.catalog.result_types)
+        self.quarantine = Quarantine(self.outcomes)
+        self._closed = False
+        self._crash: BaseException | None = None
+        _OPEN.add(self)
+        catalog = self.catalog
+        self.timeline = Timeline(journal, catalog)
+        self._dispatcher = NativeDispatcher.start(
+            self.env,
+            catalog.refs,
+            catalog.subscribers,
+            catalog.event_types,
+            self.outcomes,
+            self.load_saga,
+        )
+        self._coordinator = Coordinator.start(self.env, catalog.refs, self.outcomes, self.load_saga)
+
+    @property
+    def journal(self) -> Journal:
+        return self.env.journal
+
+    # -- starting sagas --------------------------------------------------------------------------
+
+    def submit(
+        self,
+        saga: Saga | Choreography | str,
+        inputs: Sequence[Any],
+        saga_ids: Sequence[str] | None,
+        mode: Mode,
+    ) -> list[Future[str]]:
+        """Ask the drivers to start each saga; each future gives its id once journaled.
+
+        Never blocks (the async face calls it on the event loop). Pair with :meth:`settle`.
+        """
+        self.check_open()
+        saga = self.catalog.definition(saga)
+        if mode not in MODES:
+            raise DefinitionError(saga.name, f"mode must be one of {MODES}, not {mode!r}")
+        native = isinstance(saga, Choreography)
+        if self.catalog.definitions.get(saga.name) is not saga:
+            self.catalog.define(saga)
+        starts = prepare_starts(saga, inputs, saga_ids)
+        accepted: list[Future[str]] = []
+        for value, raw, saga_id, digest in starts:
+            future: Future[str] = Future()
+            with self._lock:
+                self._accepting.add(future)
+            self.tell(
+                self._dispatcher if native else self._coordinator,
+                StartSaga(
+                    definition=saga,
+                    saga_id=saga_id,
+                    mode=NATIVE if native else mode,
+                    input=value,
+                    raw=raw,
+                    digest=digest,
+                    fresh=saga_ids is None,
+                    accepted=future,
+                ),
+            )
+            accepted.append(future)
+        return accepted
+
+    def settle(self, accepted: list[Future[str]]) -> None:
+        """The caller no longer waits for these acceptances (a crash need not fail them)."""
+        with self._lock:
+            self._accepting.difference_update(accepted)
+
+    # -- one saga --------------------------------------------------------------------------------
+
+    def status(self, saga_id: str) -> Outcome:
+        """Where the saga stands now, as its journal says (see ``Runtime.status``)."""
+        try:
+            if self.quarantine.get(saga_id) is None:
+                state = self.load_saga(saga_id)
+                if state is not None:
+                    return self.outcomes.outcome(state)
+            return self.quarantine.outcome(self.journal, saga_id)
+        except RuntimeClosed:
+            self.check_open()  # a crash released the journal: say that it crashed
+            raise
+
+    def not_quarantined(self, saga_id: str) -> Outcome:
+        """:meth:`status`, raising :class:`SagaQuarantined` for a quarantined saga."""
+        outcome = self.status(saga_id)
+        quarantined = self.quarantine.get(saga_id)
+        if quarantined is not None:
+            raise quarantined
+        return outcome
+
+    def ended_in_journal(self, saga_id: str) -> Outcome | None:
+        """The saga's outcome if its journal says it ended (a resumed one: ended again);
+        raises if it is unknown or quarantined. A caller waiting for the end takes a waiter
+        from :attr:`outcomes` first, then calls this (an end in between is not missed)."""
+        # The seq first: read after the events, it could pass a "stuck" read just before the
+        # resume's SagaResumed landed for the end of the resumed run.
+        resumed = self.journal.last_seq(saga_stream(saga_id)) <= self._resumed.get(saga_id, 0)
+        outcome = self.not_quarantined(saga_id)
+        if not outcome.status.terminal or resumed:
+            return None  # running, or still the "stuck" that the resume is about to undo
+        return outcome
+
+    def on_commit(self, saga_id: str, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call ``callback`` (from any thread) whenever the saga has new records; returns the
+        function that stops it."""
+        return self.env.commits.subscribe(saga_id, callback)
+
+    def history(self, saga_id: str) -> list[HistoryEntry]:
+        return self.timeline.read(saga_id)
+
+    def cancel(self, saga_id: str, reason: str) -> None:
+        """See ``Runtime.cancel``."""
+        self.check_open()
+        definition = self.catalog.definitions.get(self.not_quarantined(saga_id).saga)
+        if not isinstance(definition, Choreography):
+            self.tell(self._coordinator, Cancel(saga_id, reason))
+            return
+        if definition.cancel is None:
+            raise DefinitionError(
+                definition.name,
+                "declares no cancel event, so its sagas cannot be cancelled: pass "
+                "Choreography(..., cancel=SomeEvent), an event whose subscribers undo their work",
+            )
+        too_late, moot = cancel_plan(definition, self.catalog.reactions())
+        self.tell(self._dispatcher, CancelNative(saga_id, reason, too_late, moot))
+
+    def resume(self, saga_id: str) -> None:
+        """See ``Runtime.resume``."""
+        self.check_open()
+        outcome = self.not_quarantined(saga_id)
+        if outcome.status != "stuck":
+            return  # only a stuck saga resumes; its outcome stands otherwise
+        try:
+            load_saga(
+                self.journal,
+                saga_id,
+                self.journal.read(saga_stream(saga_id)),
+                self.catalog.definitions,
+            )
+        except SagaQuarantined as error:
+            raise error.cause from error
+        with self._lock:  # until the resumed run ends, the journal's "stuck" is not its end
+            self._resumed[saga_id] = self.journal.last_seq(saga_stream(saga_id))
+        native = isinstance(self.catalog.definitions.get(outcome.saga), Choreography)
+        self.tell(self._dispatcher if native else self._coordinator, Resume(saga_id))
+
+    # -- recovery --------------------------------------------------------------------------------
+
+    def recover(self) -> list[str]:
+        """Resume every in-flight saga of the journal (quarantine those that cannot load)."""
+        self.check_open()
+        started = time.time()
+        found = find_in_flight(self.journal, self.catalog.definitions)
+        for error in found.quarantined:
+            self.quarantine.add(error)
+            logger.warning("%s", error, extra={"saga_id": error.saga_id})
+        for state in found.states:
+            self.quarantine.release(state.saga_id)  # its cause was fixed since
+        resumed = self._take_over(found.states)
+        quarantined = tuple(error.saga_id for error in found.quarantined)
+        notice = RecoveryNotice(tuple(resumed), quarantined, started, time.time())
+        self.env.listeners.recovery(notice)
+        return resumed
+
+    def listen(self, listener: Listener) -> Callable[[], None]:
+        """Subscribe a listener to saga and recovery notices (see ``Runtime.listen``)."""
+        return self.env.listeners.add(listener)
+
+    def retry_quarantined(self, saga_id: str) -> None:
+        """Load a quarantined saga again and resume it (see ``Runtime.retry_quarantined``)."""
+        self.check_open()
+        if self.quarantine.get(saga_id) is None:
+            self.status(saga_id)
+            return
+        definitions = self.catalog.definitions
+        self._take_over([self.quarantine.retry(self.journal, saga_id, definitions)])
+
+    def load_saga(self, saga_id: str) -> SagaState | NativeState | None:
+        """The saga rebuilt for a driver; None if unknown or quarantined (it is then)."""
+        return self.quarantine.load(self.journal, saga_id, self.catalog.definitions)
+
+    def _take_over(self, states: list[SagaState | NativeState]) -> list[str]:
+        """Hand loaded sagas to their actors, which resume them; returns their ids."""
+        done: Future[list[str]] = Future()
+        native_done: Future[list[str]] = Future()
+        with self._lock:  # both now, so that a crash meanwhile fails both
+            self._accepting.update((done, native_done))
+        natives = [st for st in states if isinstance(st, NativeState)]
+        others = [st for st in states if not isinstance(st, NativeState)]
+        try:
+            self.tell(self._dispatcher, Recover(natives, native_done))
+            resumed = native_done.result()
+            self.tell(self._coordinator, Recover(others, done))
+            return [*resumed, *done.result()]
+        finally:
+            with self._lock:
+                self._accepting.difference_update((done, native_done))
+
+    # -- looking inside --------------------------------------------------------------------------
+
+    def footprint(self) -> Footprint:
+        hosts = self.catalog.hosts
+        inbox = {name: len(host.inbox) for name, host in hosts.items()}
+        snapshots = {}
+        for name in hosts:
+            snapshot = self.journal.load_snapshot(participant_stream(name))
+            snapshots[name] = len(snapshot.data) if snapshot is not None else 0
+        drivers: list[pykka.ActorRef[Any]] = [self._coordinator, self._dispatcher]
+        return Footprint(
+            sagas=sum(int(ref.ask(CountSagas(), block=True)) for ref in drivers if ref.is_alive()),
+            waiters=len(self.outcomes),
+            inbox=inbox,
+            snapshot_bytes=snapshots,
+        )
+
+    def state(self, participant: str) -> Any:
+        """A copy of a participant's current state."""
+        ref = self.catalog.ref(participant)
+        try:
+            return ref.ask(GetState())
+        except pykka.ActorDeadError as error:
+            raise self.actors_gone() from error
+
+    def saga_ids(self) -> list[str]:
+        return [saga_id_of(s) or s for s in self.journal.streams(SAGA_PREFIX)]
+
+    # -- life and death --------------------------------------------------------------------------
+
+    @property
+    def crashed(self) -> bool:
+        return self._crash is not None
+
+    def wait_until_crashed(self, timeout: float | None = None) -> bool:
+        return self.env.dead.wait(timeout) and self._crash is not None
+
+    def crash(self) -> None:
+        """Die now, as ``kill -9`` would: queued journal writes are lost, nothing else runs."""
+        self.die(SimulatedCrash(CrashPoint.AFTER_COMMIT, 0))
+
+    def die(self, crash: BaseException) -> None:
+        with self._lock:
+            if self.env.dead.is_set():
+                return
+            self._crash = crash
+            self.env.dead.set()
+            accepting = list(self._accepting)
+        self.env.journal.kill()
+        self.env.timers.stop()
+        self.env.portal.close()  # cancels running async handlers
+        error = RuntimeCrashed(f"the runtime crashed ({crash}); reopen the journal to recover")
+        self.outcomes.fail_all(error)
+        for future in accepting:
+            if not future.done():
+                future.set_exception(error)
+        logger.warning("runtime died: %s", crash)
+
+    def shutdown(self, grace: float | None) -> None:
+        """Stop the actors and close the journal, waiting at most ``grace`` seconds for the
+        actors to finish their current handlers (None: as long as they run)."""
+        _OPEN.discard(self)
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            already_dead = self.env.dead.is_set()
+            self.env.dead.set()
+        self.env.timers.stop()
+        self.env.portal.close()  # cancels running async handlers, so their actors stop soon
+        refs: list[pykka.ActorRef[Any]] = [self._coordinator, self._dispatcher]
+        stopping = [ref.stop(block=False) for ref in [*refs, *self.catalog.refs.values()]]
+        deadline = None if grace is None else time.monotonic() + grace
+        for future in stopping:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            with contextlib.suppress(pykka.Timeout):  # a handler still running at exit
+                future.get(timeout=left)
+        if already_dead:
+            self.env.journal.kill()  # from this thread it waits until the file is released
+        else:
+            self.env.journal.close()
+            self.outcomes.fail_all(RuntimeClosed("the runtime was closed"))
+
+    def tell(self, ref: pykka.ActorRef[Any], message: Any) -> None:
+        self.env.told += 1  # counted with the actors' own messages (bench/counts.py)
+        try:
+            ref.tell(message)
+        except pykka.ActorDeadError as error:
+            raise self.actors_gone() from error
+
+    def actors_gone(self) -> SagactorError:
+        """What a caller learns when an actor of this runtime is gone (never pykka's error)."""
+        if self._closed and self._crash is None:
+            return RuntimeClosed("the runtime is closed")
+        self.die(RuntimeCrashed("its actors were stopped from outside the runtime"))
+        return RuntimeCrashed(f"the runtime crashed ({self._crash}); reopen the journal to recover")
+
+    def check_open(self) -> None:
+        """Raise :class:`RuntimeCrashed` or :class:`RuntimeClosed` if the runtime is gone."""
+        if self._crash is not None:
+            raise RuntimeCrashed(
+                f"the runtime crashed ({self._crash}); reopen the journal to recover"
+            )
+        if self._closed:
+            raise RuntimeClosed("the runtime is closed")

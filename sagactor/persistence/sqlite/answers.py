@@ -1,0 +1,98 @@
+"""The thread that answers the appenders: the writer hands over each committed group's results
+and goes on writing; this thread runs the callbacks, in the order of the appends.
+
+A callback that raises is logged (its owner must not take the others down). One that raises
+:class:`~sagactor.crashpoints.SimulatedCrash` kills the journal, as the process would die there.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+from collections.abc import Callable, Sequence
+
+from sagactor.crashpoints import SimulatedCrash
+from sagactor.persistence.journal import DoneCallback
+
+__all__ = ["Answers"]
+
+log = logging.getLogger(__name__)
+
+Group = tuple[Sequence[DoneCallback], Sequence[BaseException | None]]
+
+
+class Answers:
+    """Runs callbacks on a thread of its own until :meth:`end` (or the journal's death).
+
+    ``dead`` says whether the journal was killed (then nobody is answered any more); ``die``
+    kills it; ``last`` runs once this thread ends (after the writer's end).
+    """
+
+    def __init__(
+        self,
+        path: str,
+        *,
+        dead: Callable[[], bool],
+        die: Callable[[], None],
+        last: Callable[[], None],
+    ) -> None:
+        self.path = path
+        self._dead = dead
+        self._die = die
+        self._last = last
+        self._groups: collections.deque[Group | None] = collections.deque()
+        self._ready = threading.Condition(threading.Lock())
+        self.thread = threading.Thread(
+            target=self._run, name=f"sagactor-journal-callbacks:{path}", daemon=True
+        )
+        self.thread.start()
+
+    def give(
+        self, callbacks: Sequence[DoneCallback], results: Sequence[BaseException | None]
+    ) -> None:
+        with self._ready:
+            self._groups.append((callbacks, results))
+            self._ready.notify()
+
+    def end(self) -> None:
+        """No more groups will come: answer those given, then stop."""
+        with self._ready:
+            self._groups.append(None)
+            self._ready.notify()
+
+    def wake(self) -> None:
+        """Look at ``dead`` again (the journal was killed)."""
+        with self._ready:
+            self._ready.notify_all()
+
+    def _run(self) -> None:
+        try:
+            while True:
+                with self._ready:
+                    while not self._groups and not self._dead():
+                        self._ready.wait()
+                    if self._dead():
+                        return  # a dead process answers nobody
+                    group = self._groups.popleft()
+                if group is None:
+                    return
+                for on_done, result in zip(*group, strict=True):
+                    if self._dead():
+                        return
+                    self._answer(on_done, result)
+        except SimulatedCrash:
+            self._die()  # a crash point fired in a callback: the process is "dead"
+        except BaseException:
+            log.exception("journal %r: callbacks thread died", self.path)
+            self._die()
+        finally:
+            self._last()
+
+    def _answer(self, on_done: DoneCallback, result: BaseException | None) -> None:
+        try:
+            on_done(result)
+        except SimulatedCrash:
+            raise
+        except Exception:
+            log.exception("journal %r: append callback raised", self.path)

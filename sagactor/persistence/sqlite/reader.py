@@ -1,0 +1,179 @@
+"""The SQLite journal's reads: one connection of their own (``query_only``), so a read sees
+committed data only and never waits for the writer's transaction."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any, Final
+
+from sagactor.errors import RuntimeClosed
+from sagactor.persistence.journal import Record, Snapshot
+
+from .schema import COLUMNS, read_error
+
+__all__ = ["Reader", "record", "upper_bound"]
+
+_SELECT: Final = f"SELECT {COLUMNS} FROM events"
+
+
+class Reader:
+    """Reads on ``conn``, one at a time under ``lock`` (shared with the writer for
+    ``:memory:``, whose one connection is also the writer's)."""
+
+    read_chunk = 4096
+    """Rows per query of :meth:`read_prefix`: bounds its memory and each hold of the lock."""
+    latest_chunk = 500
+    """Streams per query of :meth:`latest` (SQLite caps the number of parameters)."""
+    open_chunk = 1000
+    """Streams per query of :meth:`read_open`: bounds its memory and each hold of the lock."""
+
+    def __init__(self, path: str, conn: sqlite3.Connection, lock: threading.RLock) -> None:
+        self.path = path
+        self.conn = conn
+        self.lock = lock
+        self.closed = False
+
+    def rows(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        with self.lock:
+            if self.closed:
+                raise RuntimeClosed(f"journal {self.path!r} is closed")
+            try:
+                return self.conn.execute(sql, params).fetchall()
+            except sqlite3.Error as error:  # a damaged page, an I/O error
+                raise read_error(self.path, "cannot be read", error) from error
+
+    def read(self, stream: str, after: int = 0, limit: int | None = None) -> list[Record]:
+        rows = self.rows(
+            f"{_SELECT} WHERE stream = ? AND seq > ? ORDER BY seq LIMIT ?",
+            (stream, after, -1 if limit is None else limit),
+        )
+        return [record(row) for row in rows]
+
+    def read_prefix(self, prefix: str) -> Iterator[Record]:
+        """Every record of the matching streams, by stream then seq, read lazily in chunks.
+
+        Each chunk is its own read, so records committed while iterating may or may not show.
+        """
+        upper = upper_bound(prefix)
+        sql = f"{_SELECT} WHERE (stream, seq) > (?, ?)"
+        sql += " AND stream < ?" if upper is not None else ""
+        sql += " ORDER BY stream, seq LIMIT ?"
+        stream, seq = prefix, 0
+        while True:
+            bound = () if upper is None else (upper,)
+            rows = self.rows(sql, (stream, seq, *bound, self.read_chunk))
+            for row in rows:
+                yield record(row)
+            if len(rows) < self.read_chunk:
+                return
+            stream, seq = rows[-1][1], rows[-1][2]
+
+    def read_open(self, prefix: str) -> Iterator[tuple[str, list[Record]]]:
+        """Each open stream under ``prefix`` with its records: range scans of the open
+        streams' index joined to the events, :attr:`open_chunk` streams per scan (the partial
+        index holds only open streams, in order: no ended stream is visited, nothing sorted
+        but each stream's few records)."""
+        upper = upper_bound(prefix)
+        columns = ", ".join(f"e.{name}" for name in COLUMNS.split(", "))
+        scan = (
+            f"SELECT {columns} FROM streams AS s INDEXED BY streams_open "
+            "CROSS JOIN events AS e ON e.stream = s.stream WHERE s.final = 0 AND {} "
+            "ORDER BY s.stream, e.seq"
+        )
+        start, after = prefix, ">="
+        while True:
+            # The chunk ends at its open_chunk-th open stream, or at the prefix's end.
+            where = f"s.stream {after} ?" + ("" if upper is None else " AND s.stream < ?")
+            params = (start,) if upper is None else (start, upper)
+            last = self.rows(
+                "SELECT s.stream FROM streams AS s INDEXED BY streams_open "
+                f"WHERE s.final = 0 AND {where} ORDER BY s.stream LIMIT 1 OFFSET ?",
+                (*params, self.open_chunk - 1),
+            )
+            if last:
+                where, params = f"s.stream {after} ? AND s.stream <= ?", (start, last[0][0])
+            yield from _grouped(self.rows(scan.format(where), params))
+            if not last:
+                return
+            start, after = last[0][0], ">"
+
+    def read_all(self, after: int = 0, limit: int | None = None) -> list[Record]:
+        rows = self.rows(
+            f"{_SELECT} WHERE position > ? ORDER BY position LIMIT ?",
+            (after, -1 if limit is None else limit),
+        )
+        return [record(row) for row in rows]
+
+    def read_caused(self, saga_id: str, after: int = 0) -> list[Record]:
+        prefix = f"{saga_id}/"
+        upper = upper_bound(prefix)
+        assert upper is not None  # the prefix ends with "/", which has a successor
+        rows = self.rows(
+            # "+position": a term the planner cannot answer from the primary key, so it takes
+            # the cause index (a few rows) instead of scanning every position above ``after``.
+            f"{_SELECT} WHERE cause >= ? AND cause < ? AND +position > ? ORDER BY position",
+            (prefix, upper, after),
+        )
+        return [record(row) for row in rows]
+
+    def latest(self, streams: Iterable[str]) -> dict[str, Record]:
+        names = list(dict.fromkeys(streams))
+        found: dict[str, Record] = {}
+        for start in range(0, len(names), self.latest_chunk):
+            chunk = names[start : start + self.latest_chunk]
+            marks = ", ".join("?" * len(chunk))
+            rows = self.rows(
+                f"{_SELECT} WHERE (stream, seq) IN "
+                f"(SELECT stream, last_seq FROM streams WHERE stream IN ({marks}))",
+                chunk,
+            )
+            found.update((row[1], record(row)) for row in rows)
+        return found
+
+    def stream_names(self, prefix: str, *, open_only: bool) -> list[str]:
+        upper = upper_bound(prefix)
+        bounds = "stream >= ?" + (" AND stream < ?" if upper is not None else "")
+        params = (prefix,) if upper is None else (prefix, upper)
+        condition = "final = 0" if open_only else "1"
+        sql = f"SELECT stream FROM streams WHERE {condition} AND {bounds} ORDER BY stream"
+        return [name for (name,) in self.rows(sql, params)]
+
+    def last_seq(self, stream: str) -> int:
+        rows = self.rows("SELECT last_seq FROM streams WHERE stream = ?", (stream,))
+        return int(rows[0][0]) if rows else 0
+
+    def load_snapshot(self, stream: str) -> Snapshot | None:
+        rows = self.rows("SELECT stream, seq, data FROM snapshots WHERE stream = ?", (stream,))
+        return Snapshot(*rows[0]) if rows else None
+
+
+def record(row: tuple[Any, ...]) -> Record:
+    # The events table is STRICT and NOT NULL (checked at open), so the types are right.
+    position, stream, seq, type_, data, ts, cause, final = row
+    return Record(stream, seq, type_, data, ts, cause, final != 0, position)
+
+
+def _grouped(rows: list[tuple[Any, ...]]) -> list[tuple[str, list[Record]]]:
+    groups: list[tuple[str, list[Record]]] = []
+    current = ""
+    records: list[Record] = []
+    for position, stream, seq, type_, data, ts, cause, final in rows:  # record(), inlined
+        if stream != current or not groups:
+            current, records = stream, []
+            groups.append((stream, records))
+        records.append(Record(stream, seq, type_, data, ts, cause, final != 0, position))
+    return groups
+
+
+def upper_bound(prefix: str) -> str | None:
+    """The least string above every string starting with ``prefix`` (None: no bound)."""
+    while prefix:
+        code = ord(prefix[-1]) + 1
+        if code <= 0x10FFFF:
+            if 0xD800 <= code <= 0xDFFF:
+                code = 0xE000  # surrogates cannot be stored; skip past them
+            return prefix[:-1] + chr(code)
+        prefix = prefix[:-1]
+    return None

@@ -1,0 +1,142 @@
+"""One fold per saga stream: a saga's journaled events back into what they describe. Pure.
+
+* :func:`rebuild`: the live state (a :class:`~sagactor.sagas.machine.SagaState` or a
+  :class:`~sagactor.sagas.native.NativeState`) under the saga's definition, the machine's own
+  ``evolve`` applied to each event: what recovery, a resume and a failed commit's reload run.
+* :func:`summarize`: what the events say without any definition (status, reason, results,
+  where it stands), so a saga that finished under a removed definition stays readable: the
+  runtime's status of a quarantined or finished saga, the start that reuses an id, and the
+  playground's listings all read it.
+
+Both take their reasons and what an end means from :mod:`~sagactor.sagas.endings`, so every
+reader says the same.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+
+from ..messages import (
+    CompensationFailed,
+    CompensationStarted,
+    EventDispatched,
+    Outcome,
+    SagaCancelled,
+    SagaEvent,
+    SagaStarted,
+    SagaStatus,
+    StepAbandoned,
+    StepCompensated,
+    StepRetrying,
+    StepStarted,
+    StepSucceeded,
+    StepTimedOut,
+)
+from ..names import ACTION, COMPENSATION, NATIVE
+from .definition import Choreography, Saga
+from .endings import failure_reason, fold_end
+from .machine import SagaState, evolve
+from .native import NativeState
+
+__all__ = ["Summary", "rebuild", "summarize"]
+
+
+def rebuild(
+    saga_id: str, definition: Saga | Choreography, events: list[SagaEvent]
+) -> SagaState | NativeState:
+    """The state a saga had after ``events`` (the first must be its ``SagaStarted``).
+
+    Raises:
+        msgspec.DecodeError: The journaled input does not decode as the definition's type.
+    """
+    started = events[0]
+    assert isinstance(started, SagaStarted)
+    if isinstance(definition, Choreography):
+        first = msgspec.msgpack.decode(started.input, type=definition.start)
+        native = NativeState(saga_id, definition, first, bytes(started.input), started.digest)
+        for event in events:
+            native.evolve(event)
+        return native
+    value: Any = msgspec.msgpack.decode(started.input, type=definition.input_type or Any)
+    state = SagaState(
+        saga_id, definition, started.mode, value, bytes(started.input), started.digest
+    )
+    for event in events:
+        evolve(state, event)
+    return state
+
+
+@dataclass(slots=True)
+class Summary:
+    """A saga as its own events describe it, definition-free: enough for its status and
+    outcome, to judge a start that reuses its id, and to say where it stands."""
+
+    saga_id: str
+    saga: str = ""
+    version: int = 0
+    mode: str = ""
+    digest: str = ""
+    status: SagaStatus = SagaStatus.RUNNING
+    reason: str = ""
+    failure: str = ""  # the reason before a stuck compensation's, restored by a resume
+    step: str = ""  # the step (action or compensation) last sent
+    kind: str = ""
+    attempt: int = 0
+    retry_due: float = 0.0
+    last_error: str = ""
+    done: list[str] = field(default_factory=list)
+    results: dict[str, Any] = field(default_factory=dict)
+    compensated: list[str] = field(default_factory=list)
+    dispatched: list[str] = field(default_factory=list)
+    last_event: str = ""  # native choreography: the last event dispatched, and its publisher
+
+    def apply(self, event: SagaEvent) -> None:
+        """Fold one event in."""
+        if isinstance(event, SagaStarted):
+            self.saga, self.version, self.mode = event.saga, event.version, event.mode
+            self.digest = event.digest
+        elif isinstance(event, StepStarted | CompensationStarted):
+            self.kind = ACTION if isinstance(event, StepStarted) else COMPENSATION
+            self.step, self.attempt, self.retry_due = event.step, event.attempt, 0.0
+        elif isinstance(event, StepSucceeded):
+            self.done.append(event.step)
+            self.results.setdefault(event.step, event.result)
+        elif isinstance(event, StepAbandoned | StepTimedOut | SagaCancelled):
+            self.status, self.reason = SagaStatus.COMPENSATING, failure_reason(event)
+        elif isinstance(event, StepRetrying | CompensationFailed):
+            self.retry_due = event.due
+            self.last_error = f"{event.step!r} attempt {event.attempt}: {event.error}"
+        elif isinstance(event, StepCompensated):
+            self.compensated.append(event.step)
+        elif isinstance(event, EventDispatched):
+            self.dispatched.append(event.event_type)
+            self.last_event = f"{event.event_type} from {event.source}"
+        else:
+            fold_end(self, event)
+
+    def outcome(self) -> Outcome:
+        """The :class:`Outcome` the runtime reports, as ``outcome_of`` gives it for a state."""
+        results: dict[str, Any]
+        if self.mode == NATIVE:
+            results = {"events": list(self.dispatched)}
+        else:
+            results = {k: msgspec.msgpack.decode(v) for k, v in self.results.items()}
+        return Outcome(
+            saga_id=self.saga_id,
+            saga=self.saga,
+            status=self.status,
+            reason=self.reason,
+            results=results,
+            compensated=tuple(self.compensated),
+        )
+
+
+def summarize(saga_id: str, events: list[SagaEvent]) -> Summary:
+    """Fold a saga's events into a :class:`Summary`."""
+    summary = Summary(saga_id)
+    for event in events:
+        summary.apply(event)
+    return summary
