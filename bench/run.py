@@ -255,7 +255,7 @@ def main(argv: list[str] | None = None) -> None:
         print("\n" + table(rows))
         print(
             "\nper saga (messages: Environment.told; rows: journal records; commits: "
-            "SqliteJournal.commits; fsyncs: strace, less a run of no saga)"
+            "Journal.stats; fsyncs: strace, less a run of no saga)"
         )
         print(counts_table(found["counts"]))
     if not args.no_extras:
