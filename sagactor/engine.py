@@ -378,6 +378,7 @@ class Engine:
             self.outcomes.fail_all(RuntimeClosed("the runtime was closed"))
 
     def tell(self, ref: pykka.ActorRef[Any], message: Any) -> None:
+        self.env.told += 1  # counted with the actors' own messages (bench/counts.py)
         try:
             ref.tell(message)
         except pykka.ActorDeadError as error:
