@@ -3,8 +3,7 @@ the async face (:mod:`sagactor.aio`) share, used by both through public methods 
 
 It owns the actors' wiring (the participants' hosts, the coordinator, the native dispatcher,
 one :class:`~sagactor.actors.environment.Environment`), the outcome board where callers wait,
-the quarantine, the recovery entry point and the runtime's life (open, closed, crashed). The
-faces add only how a caller waits: by blocking, or by awaiting on its own event loop.
+the quarantine, recovery and the runtime's life. The faces add only how a caller waits.
 """
 
 from __future__ import annotations
