@@ -232,10 +232,15 @@ class Engine:
             )
         except SagaQuarantined as error:
             raise error.cause from error
-        with self._lock:  # until the resumed run ends, the journal's "stuck" is not its end
-            self._resumed[saga_id] = self.journal.last_seq(saga_stream(saga_id))
         native = isinstance(self.catalog.definitions.get(outcome.saga), Choreography)
-        self.tell(self._dispatcher if native else self._coordinator, Resume(saga_id))
+        self.drive(saga_id, Resume(saga_id), native=native)
+
+    def drive(self, saga_id: str, message: Any, *, native: bool = False) -> None:
+        """Send a stuck saga an operator's message (a resume, a resolve): until it ends again,
+        the journal's "stuck" is not its end."""
+        with self._lock:
+            self._resumed[saga_id] = self.journal.last_seq(saga_stream(saga_id))
+        self.tell(self._dispatcher if native else self._coordinator, message)
 
     # -- recovery --------------------------------------------------------------------------------
 

@@ -83,6 +83,7 @@ _SAGA_LEVEL = {
     "SagaCompensated": logging.INFO,
     "SagaCancelled": logging.INFO,
     "SagaResumed": logging.INFO,
+    "StepResolved": logging.WARNING,  # an operator settled a step by hand: worth noticing
     "SagaStuck": logging.WARNING,
 }
 

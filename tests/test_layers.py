@@ -56,6 +56,8 @@ LAYERS: list[tuple[str, ...]] = [
         "sagactor.history",
         "sagactor.aio",
         "sagactor.handles",
+        "sagactor.retention",
+        "sagactor.operations",
         "sagactor.runtime",
     ),
     ("sagactor.otel", "sagactor.playground", "sagactor.testing", "sagactor.examples", "sagactor"),

@@ -29,6 +29,7 @@ from ..actor_messages import (
     Rebuild,
     Recover,
     Reply,
+    Resolve,
     Resume,
     StartSaga,
     Timeout,
@@ -64,7 +65,7 @@ class Coordinator(SagaActor):
             self._published(message)
         elif isinstance(message, Began):
             self._began(message)
-        elif isinstance(message, Reply | Timeout | Wake | Cancel | Resume):
+        elif isinstance(message, Reply | Timeout | Wake | Cancel | Resume | Resolve):
             self._advance(message)
         elif isinstance(message, StartSaga):
             self._start(message)
@@ -84,9 +85,9 @@ class Coordinator(SagaActor):
         self.sagas[msg.saga_id] = state
         self._commit(state, events, accepted=msg.accepted)
 
-    def _advance(self, message: Reply | Timeout | Wake | Cancel | Resume) -> None:
+    def _advance(self, message: Reply | Timeout | Wake | Cancel | Resume | Resolve) -> None:
         state = self.sagas.get(message.saga_id)
-        if state is None and isinstance(message, Resume | Cancel):
+        if state is None and isinstance(message, Resume | Cancel | Resolve):
             state = self.load(message.saga_id)
             if state is not None:
                 self.sagas[message.saga_id] = state

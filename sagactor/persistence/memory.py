@@ -10,6 +10,8 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 
+import msgspec
+
 from ..errors import JournalWriteError, StreamConflict
 from .journal import DoneCallback, Journal, JournalStats, Record, Snapshot
 from .summaries import SagaQuery, SagaRow, SummaryKeeper, select, to_prune
@@ -180,8 +182,9 @@ class MemoryJournal(Journal):
                 deleted += len(records)
                 self._snapshots.pop(stream, None)
                 self._caused.pop(saga_id, None)
-                if not keep_summary:
-                    self._sagas.pop(saga_id, None)
+                row = self._sagas.pop(saga_id, None)
+                if keep_summary and row is not None:  # the row stays; no event of it does
+                    self._sagas[saga_id] = msgspec.structs.replace(row, events=0)
         return deleted
 
     def close(self) -> None:

@@ -110,7 +110,7 @@ class SagaRow(msgspec.Struct, frozen=True, kw_only=True):
     updated: float
     """The time of the saga's latest event."""
     events: int
-    """The saga stream's last sequence number (its number of events)."""
+    """The saga's events in the journal: its stream's last sequence number, 0 once pruned."""
 
     @property
     def cursor(self) -> str:
@@ -306,7 +306,7 @@ def to_prune(rows: Iterable[SagaRow], before: float, keep: int) -> list[str]:
     """Ids of the ended sagas that ended before ``before``, sparing the ``keep`` that ended
     last (the reference for backends' SQL)."""
     ended = sorted(
-        (r for r in rows if r.status in ENDED_STATUSES and r.ended is not None),
+        (r for r in rows if r.status in ENDED_STATUSES and r.ended is not None and r.events),
         key=lambda r: (r.ended or 0.0, r.id),
         reverse=True,
     )

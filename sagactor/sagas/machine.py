@@ -24,7 +24,7 @@ from typing import Any
 
 import msgspec
 
-from ..actor_messages import Began, Cancel, Reply, Resume, Timeout, Wake
+from ..actor_messages import Began, Cancel, Reply, Resolve, Resume, Timeout, Wake
 from ..messages import (
     CompensationFailed,
     CompensationStarted,
@@ -39,6 +39,7 @@ from ..messages import (
     StepAbandoned,
     StepCompensated,
     StepFenced,
+    StepResolved,
     StepRetrying,
     StepStarted,
     StepSucceeded,
@@ -146,6 +147,13 @@ def decide(state: SagaState, message: Any, now: float) -> list[SagaEvent]:
         # Number on from the stuck attempts, so that a late reply or a still-pending timer of
         # an attempt before the resume can never pass for an answer to the resumed one.
         emit(state, events, _start_compensation(state, state.attempt + 1))
+    elif (
+        isinstance(message, Resolve)
+        and state.status is SagaStatus.STUCK
+        and state.stack[-1:] == [message.step]
+    ):
+        emit(state, events, message.event())
+        _begin_compensation(state, events)
     return events
 
 
@@ -187,6 +195,12 @@ def evolve(state: SagaState, event: SagaEvent) -> None:
         state.attempt_base = 0
         what = FENCE_OUTCOMES.get(event.outcome, event.outcome)
         state.reason = f"{state.reason} ({event.step!r} was in flight: it {what})"
+    elif isinstance(event, StepResolved):
+        state.stack.remove(event.step)
+        if event.how == "compensated":
+            state.compensated.append(event.step)
+        state.attempt_base = 0
+        fold_end(state, event)
     elif fold_end(state, event) and isinstance(event, SagaResumed):
         state.attempt_base = state.attempt  # a resume grants a fresh retry budget
     state.seq += 1

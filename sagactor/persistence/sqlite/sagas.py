@@ -71,7 +71,8 @@ def counts(reader: Reader) -> dict[str, int]:
 def prunable(reader: Reader, before: float, keep: int, limit: int) -> list[str]:
     """From ``sagas_ended``: the ended sagas past the ``keep`` newest, ended before ``before``."""
     rows = reader.rows(
-        "SELECT id FROM (SELECT id, ended FROM sagas WHERE ended IS NOT NULL AND status IN "
+        "SELECT id FROM (SELECT id, ended FROM sagas WHERE ended IS NOT NULL AND events > 0 "
+        "AND status IN "
         f"({_ENDED}) ORDER BY ended DESC, id DESC LIMIT -1 OFFSET ?) WHERE ended < ? LIMIT ?",
         (keep, before, limit),
     )
@@ -106,7 +107,9 @@ def _prune_one(conn: sqlite3.Connection, saga_id: str, keep_summary: bool) -> in
     deleted = conn.execute("DELETE FROM events WHERE stream = ?", (stream,)).rowcount
     conn.execute("DELETE FROM streams WHERE stream = ?", (stream,))
     conn.execute("DELETE FROM snapshots WHERE stream = ?", (stream,))
-    if not keep_summary:
+    if keep_summary:  # the row stays; no event of it does
+        conn.execute("UPDATE sagas SET events = 0 WHERE id = ?", (saga_id,))
+    else:
         conn.execute("DELETE FROM sagas WHERE id = ?", (saga_id,))
     # What it made participants do: needed by their fold only above their snapshot.
     prefix = f"{saga_id}/"

@@ -72,7 +72,8 @@ _SAGAS: Final = (
     "CREATE INDEX IF NOT EXISTS sagas_started ON sagas (started, id)",
     "CREATE INDEX IF NOT EXISTS sagas_status ON sagas (status, started, id)",
     "CREATE INDEX IF NOT EXISTS sagas_type ON sagas (type, started, id)",
-    "CREATE INDEX IF NOT EXISTS sagas_ended ON sagas (ended) WHERE ended IS NOT NULL",
+    "CREATE INDEX IF NOT EXISTS sagas_ended ON sagas (ended) "
+    "WHERE ended IS NOT NULL AND events > 0",
     # A saga's own events, readable without msgpack: what happened to it, in order.
     "CREATE VIEW IF NOT EXISTS saga_events AS SELECT substr(stream, 6) AS saga_id, seq, type, "
     "strftime('%Y-%m-%d %H:%M:%f', ts, 'unixepoch') AS at, ts, cause, final, position FROM events "
