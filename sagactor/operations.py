@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final, Literal, cast
@@ -22,9 +22,10 @@ import msgspec
 
 from .actor_messages import Resolve
 from .errors import OperationRefused, UnknownSaga
-from .messages import SagaStarted
+from .messages import FINAL_EVENTS, SagaStarted, event_name
 from .names import NATIVE, saga_stream
-from .persistence.journal import Journal
+from .persistence.journal import Journal, Record
+from .persistence.recovery import load_saga
 from .persistence.summaries import (
     ENDED_STATUSES,
     ROW_STATUSES,
@@ -33,8 +34,8 @@ from .persistence.summaries import (
     parse_cursor,
 )
 from .retention import PruneReport, Retention, RetentionThread, prune_journal
-from .sagas.definition import Choreography
-from .sagas.machine import SagaState
+from .sagas.definition import Choreography, Saga
+from .sagas.machine import SagaState, decide
 
 if TYPE_CHECKING:
     from .engine import Engine
@@ -44,6 +45,7 @@ __all__ = [
     "STATUSES",
     "Operations",
     "SagaPage",
+    "resolve_offline",
 ]
 
 QUARANTINED: Final = "quarantined"
@@ -51,6 +53,7 @@ STATUSES: Final = (*ROW_STATUSES, QUARANTINED)
 """What :meth:`Operations.list` filters on: the table's statuses, and ``quarantined``."""
 Moment = float | datetime
 log = logging.getLogger("sagactor")
+_encode = msgspec.msgpack.encode
 
 
 @dataclass(frozen=True, slots=True)
@@ -326,3 +329,43 @@ def _counts(engine: Engine) -> dict[str, int]:
                 del counts[row.status]
         counts[QUARANTINED] = len(quarantined)
     return counts
+
+
+def resolve_offline(
+    journal: Journal,
+    definitions: Mapping[str, Saga | Choreography],
+    saga_id: str,
+    step: str,
+    how: str,
+    note: str,
+    by: str,
+) -> list[str]:
+    """:meth:`Operations.resolve` on a journal no runtime holds (``sagactor inspect ...
+    resolve``): the machine decides, its events are appended; the runtime that next opens the
+    journal recovers the saga and compensates the rest. Returns the event types written."""
+    if how not in ("compensated", "skipped"):
+        raise OperationRefused("resolve", f"how must be 'compensated' or 'skipped', not {how!r}")
+    stream = saga_stream(saga_id)
+    records = journal.read(stream)
+    if not records:
+        raise UnknownSaga(saga_id)
+    state = load_saga(journal, saga_id, records, definitions)
+    if not isinstance(state, SagaState):
+        raise OperationRefused("resolve", f"saga {saga_id!r} is a native choreography")
+    if state.status != "stuck":
+        raise OperationRefused("resolve", f"saga {saga_id!r} is {state.status}, not stuck")
+    events = decide(state, Resolve(saga_id, step, how, note, by), time.time())
+    if not events:
+        failing = state.stack[-1] if state.stack else "none"
+        raise OperationRefused(
+            "resolve", f"saga {saga_id!r} is stuck compensating {failing!r}, not {step!r}"
+        )
+    now, first, cause = time.time(), len(records) + 1, f"{saga_id}/resolve"
+    names = [event_name(e) for e in events]
+    journal.append_and_wait(
+        [
+            Record(stream, first + i, name, _encode(e), now, cause, name in FINAL_EVENTS)
+            for i, (name, e) in enumerate(zip(names, events, strict=True))
+        ]
+    )
+    return names
