@@ -130,8 +130,8 @@ class Engine:
         if mode not in MODES:
             raise DefinitionError(saga.name, f"mode must be one of {MODES}, not {mode!r}")
         native = isinstance(saga, Choreography)
-        if self.catalog.definitions.get(saga.name) is not saga:
-            self.catalog.define(saga)
+        if self.catalog.definitions.exact(saga.name, saga.version) is not saga:
+            self.catalog.define(saga)  # a version of its own: new starts by name keep the latest
         starts = prepare_starts(saga, inputs, saga_ids)
         accepted: list[Future[str]] = []
         for value, raw, saga_id, digest in starts:
@@ -209,7 +209,8 @@ class Engine:
     def cancel(self, saga_id: str, reason: str) -> None:
         """See ``Runtime.cancel``."""
         self.check_open()
-        definition = self.catalog.definitions.get(self.not_quarantined(saga_id).saga)
+        self.not_quarantined(saga_id)
+        definition = self.catalog.definition_of(saga_id)  # the version it runs under
         if not isinstance(definition, Choreography):
             self.tell(self._coordinator, Cancel(saga_id, reason))
             return
@@ -239,7 +240,7 @@ class Engine:
             raise error.cause from error
         with self._lock:  # until the resumed run ends, the journal's "stuck" is not its end
             self._resumed[saga_id] = self.journal.last_seq(saga_stream(saga_id))
-        native = isinstance(self.catalog.definitions.get(outcome.saga), Choreography)
+        native = isinstance(self.catalog.definition_of(saga_id), Choreography)
         self.tell(self._dispatcher if native else self._coordinator, Resume(saga_id))
 
     # -- recovery --------------------------------------------------------------------------------

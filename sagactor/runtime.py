@@ -26,6 +26,7 @@ from .persistence.journal import Journal
 from .persistence.memory import MemoryJournal
 from .persistence.opening import discard, open_journal
 from .sagas.definition import Choreography, Saga
+from .sagas.versions import Definitions
 
 __all__ = ["Footprint", "HistoryEntry", "Mode", "Runtime", "SagaRun"]
 
@@ -290,8 +291,11 @@ class Runtime:
         return sorted(self._engine.catalog.refs)
 
     @property
-    def definitions(self) -> dict[str, Saga | Choreography]:
-        return dict(self._engine.catalog.definitions)
+    def definitions(self) -> Definitions:
+        """The registered definitions (a copy): by name, the latest version of each (what a
+        start by name runs); ``.every()`` lists every version, ``.exact(name, version)`` finds
+        one."""
+        return self._engine.catalog.definitions.copy()
 
     def saga_ids(self) -> list[str]:
         return self._engine.saga_ids()

@@ -35,6 +35,7 @@ from ..sagas.fold import rebuild
 from ..sagas.inputs import describe
 from ..sagas.machine import SagaState
 from ..sagas.native import NativeState
+from ..sagas.versions import pick
 from .journal import Journal, Record
 
 __all__ = [
@@ -68,7 +69,9 @@ def load_saga(
     records: list[Record],
     definitions: Mapping[str, Saga | Choreography],
 ) -> SagaState | NativeState:
-    """The saga ``records`` hold, rebuilt under its registered definition.
+    """The saga ``records`` hold, rebuilt under the registered definition of the name and
+    version it started with (``definitions``: a :class:`~sagactor.sagas.versions.Definitions`
+    holding several versions, or a plain name -> definition mapping).
 
     Raises:
         SagaQuarantined: It cannot be: its ``cause`` says why (an undecodable event, an unknown
@@ -83,16 +86,12 @@ def load_saga(
                 journal.path, f"{saga_stream(saga_id)} does not begin with SagaStarted"
             )
         name = started.saga
-        definition = definitions.get(name)
-        if definition is None:
+        # Exactly the version it started under: v1 instances finish on v1 beside v2's starts.
+        definition = pick(definitions, name, started.version)
+        if definition == "":
             raise UnknownSagaType({saga_id: name})
-        if definition.version != started.version:
-            raise IncompatibleDefinition(
-                {
-                    saga_id: f"started under {name!r} version {started.version}, "
-                    f"registered version is {definition.version}"
-                }
-            )
+        if isinstance(definition, str):
+            raise IncompatibleDefinition({saga_id: definition})
         return _replay(saga_id, definition, events)
     except SagactorError as error:
         raise SagaQuarantined(saga_id, name or saga_name(records), error) from error
