@@ -30,6 +30,7 @@ from .actors.outcomes import OutcomeBoard
 from .actors.timers import TimerService
 from .catalog import Catalog
 from .crashpoints import CrashPlan, CrashPoint, SimulatedCrash
+from .dead_letters import DEFAULT_MAX_RECOVERY_ATTEMPTS, DeadLetters
 from .errors import DefinitionError, RuntimeClosed, RuntimeCrashed, SagactorError, SagaQuarantined
 from .history import HistoryEntry, Timeline
 from .messages import Outcome
@@ -75,7 +76,9 @@ class Engine:
         snapshot_every: int = 1000,
         check_state: bool | None = None,
         listeners: Iterable[Listener] = (),
+        max_recovery_attempts: int | None = DEFAULT_MAX_RECOVERY_ATTEMPTS,
     ) -> None:
+        self.dead_letters = DeadLetters(max_recovery_attempts)
         self.crash_plan = CrashPlan()
         self.env = Environment(
             journal,
@@ -255,7 +258,8 @@ class Engine:
             logger.warning("%s", error, extra={"saga_id": error.saga_id})
         for state in found.states:
             self.quarantine.release(state.saga_id)  # its cause was fixed since
-        resumed = self._take_over(found.states)
+        states, _parked = self.dead_letters.screen(self.journal, found.states, found.stalled)
+        resumed = self._take_over(states)
         quarantined = tuple(error.saga_id for error in found.quarantined)
         notice = RecoveryNotice(tuple(resumed), quarantined, started, time.time())
         self.env.listeners.recovery(notice)
@@ -273,6 +277,13 @@ class Engine:
             return
         definitions = self.catalog.definitions
         self._take_over([self.quarantine.retry(self.journal, saga_id, definitions)])
+
+    def retry_dead(self, saga_id: str) -> None:
+        """Bring a dead letter back and resume it (see ``Runtime.retry_dead``)."""
+        self.check_open()
+        state = self.dead_letters.revive(self.journal, saga_id, self.catalog.definitions)
+        if state is not None:
+            self._take_over([state])
 
     def load_saga(self, saga_id: str) -> SagaState | NativeState | None:
         """The saga rebuilt for a driver; None if unknown or quarantined (it is then)."""

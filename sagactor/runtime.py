@@ -15,6 +15,7 @@ from . import aio
 from .actors.faults import Fault
 from .actors.participant import Participant
 from .crashpoints import CrashPlan, CrashPoint
+from .dead_letters import DEFAULT_MAX_RECOVERY_ATTEMPTS
 from .engine import Engine
 from .errors import SagaQuarantined
 from .handles import SagaRun
@@ -48,12 +49,14 @@ class Runtime:
         snapshot_every: int = 1000,
         check_state: bool | None = None,
         listeners: Iterable[Listener] = (),
+        max_recovery_attempts: int | None = DEFAULT_MAX_RECOVERY_ATTEMPTS,
     ) -> None:
         self._engine = Engine(
             journal,
             snapshot_every=snapshot_every,
             check_state=check_state,
             listeners=listeners,
+            max_recovery_attempts=max_recovery_attempts,
         )
         try:
             self.register(*participants)
@@ -79,6 +82,7 @@ class Runtime:
         snapshot_every: int = 1000,
         check_state: bool | None = None,
         listeners: Iterable[Listener] = (),
+        max_recovery_attempts: int | None = DEFAULT_MAX_RECOVERY_ATTEMPTS,
     ) -> Runtime:
         """A runtime over the journal at ``path``; in-flight sagas are resumed.
 
@@ -90,6 +94,10 @@ class Runtime:
         ``check_state=True`` (the default under ``sagactor.testing.check_state()``) makes a
         handler that changes its participant's state without ``ctx.record`` fail its step with
         :class:`UnrecordedChange`: a mode for tests, it costs a state copy per handler.
+
+        ``max_recovery_attempts``: a saga that this many recoveries in a row resumed without
+        it making progress (its handling kills the process: a poison saga) is parked as a
+        dead letter instead of resumed again (see :meth:`dead_letters`); None never parks.
         """
         journal = open_journal(path, synchronous=synchronous, create=create)
         try:
@@ -101,6 +109,7 @@ class Runtime:
                 snapshot_every=snapshot_every,
                 check_state=check_state,
                 listeners=listeners,
+                max_recovery_attempts=max_recovery_attempts,
             )
         except BaseException as error:
             problem = discard(journal, error)
@@ -119,6 +128,7 @@ class Runtime:
         snapshot_every: int = 1000,
         check_state: bool | None = None,
         listeners: Iterable[Listener] = (),
+        max_recovery_attempts: int | None = DEFAULT_MAX_RECOVERY_ATTEMPTS,
     ) -> Runtime:
         """A runtime whose journal lives in memory: fast, gone with the process.
 
@@ -132,6 +142,7 @@ class Runtime:
             snapshot_every=snapshot_every,
             check_state=check_state,
             listeners=listeners,
+            max_recovery_attempts=max_recovery_attempts,
         )
 
     @property
@@ -266,6 +277,22 @@ class Runtime:
         :class:`UnknownSaga` for an unknown id. A saga that is not quarantined is left as it is.
         """
         self._engine.retry_quarantined(saga_id)
+        return SagaRun(self, saga_id)
+
+    def dead_letters(self) -> dict[str, Outcome]:
+        """The dead letters by id: sagas parked after ``max_recovery_attempts`` recoveries in a
+        row saw them make no progress, each with why (status ``dead``). Reads every saga's
+        last record: an operator's call, not a hot path."""
+        return self._engine.dead_letters.listing(self.journal)
+
+    def retry_dead(self, saga_id: str) -> SagaRun:
+        """Bring a dead letter back (after fixing what killed the process) and resume it; its
+        recovery count starts again.
+
+        Raises :class:`UnknownSaga` for an unknown id and the error that keeps it from
+        loading (its definition removed, say). A saga that is not dead is left as it is.
+        """
+        self._engine.retry_dead(saga_id)
         return SagaRun(self, saga_id)
 
     # -- looking inside ------------------------------------------------------------------------

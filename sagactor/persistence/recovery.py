@@ -44,6 +44,7 @@ __all__ = [
     "find_in_flight",
     "load_saga",
     "saga_name",
+    "stalls",
 ]
 
 logger = logging.getLogger("sagactor")
@@ -143,6 +144,8 @@ class InFlight:
 
     states: list[SagaState | NativeState] = field(default_factory=list)
     quarantined: list[SagaQuarantined] = field(default_factory=list)
+    # saga id -> recoveries in a row that saw it make no progress (only those with some)
+    stalled: dict[str, int] = field(default_factory=dict)
 
 
 def find_in_flight(journal: Journal, definitions: Mapping[str, Saga | Choreography]) -> InFlight:
@@ -158,4 +161,19 @@ def find_in_flight(journal: Journal, definitions: Mapping[str, Saga | Choreograp
             found.states.append(load_saga(journal, saga_id, records, definitions))
         except SagaQuarantined as error:
             found.quarantined.append(error)
+            continue
+        attempts = stalls(records)
+        if attempts:
+            found.stalled[saga_id] = attempts
     return found
+
+
+def stalls(records: list[Record]) -> int:
+    """How many recoveries in a row resumed this saga without it making progress since (the
+    ``RecoveryAttempted`` records that end its stream; see :mod:`sagactor.dead_letters`)."""
+    count = 0
+    for record in reversed(records):
+        if record.type != "RecoveryAttempted":
+            break
+        count += 1
+    return count
