@@ -39,11 +39,13 @@ from .observe import Listener, Metrics, Notice, RecoveryNotice, SagaNotice
 from .persistence.journal import JournalStats
 from .runtime import Footprint, HistoryEntry, Mode, Runtime, SagaRun
 from .sagas.definition import Choreography, RetryPolicy, Saga, Step
+from .sagas.versions import Definitions
 
 __all__ = [
     "Choreography",
     "CrashPoint",
     "DefinitionError",
+    "Definitions",
     "Fault",
     "Footprint",
     "HistoryEntry",
