@@ -14,6 +14,7 @@ import pykka
 
 from .actors.environment import Environment
 from .actors.host import ParticipantHost
+from .actors.kinds import ActorKinds
 from .actors.participant import Participant, reactions_of
 from .actors.portal import has_async_handlers
 from .errors import DefinitionError, UnknownParticipant
@@ -26,8 +27,9 @@ __all__ = ["Catalog"]
 class Catalog:
     """The participants and definitions of one runtime, by name."""
 
-    def __init__(self, env: Environment) -> None:
+    def __init__(self, env: Environment, kinds: ActorKinds) -> None:
         self.env = env
+        self.kinds = kinds
         self.refs: dict[str, pykka.ActorRef[Any]] = {}
         self.hosts: dict[str, ParticipantHost] = {}
         self.definitions: dict[str, Saga | Choreography] = {}
@@ -45,9 +47,11 @@ class Catalog:
             name = participant.participant_name
             if name in self.refs:
                 raise DefinitionError(name, "is already registered", kind="participant")
+            inline = type(participant).inline
             if has_async_handlers(participant):
                 self.env.portal.start()  # the event loop its async handlers run on
-            host = ParticipantHost.launch(participant, self.env)
+                inline = False  # it waits for the loop: never on the scheduler
+            host = ParticipantHost.launch(self.kinds.host(inline), participant, self.env)
             self.refs[name] = host.actor_ref
             self.hosts[name] = host
             for action_name, spec in type(participant)._actions.items():

@@ -26,6 +26,7 @@ from .actors import statecheck
 from .actors.coordinator import Coordinator
 from .actors.dispatcher import NativeDispatcher
 from .actors.environment import Environment
+from .actors.kinds import ActorKinds
 from .actors.outcomes import OutcomeBoard
 from .actors.timers import TimerService
 from .catalog import Catalog
@@ -90,7 +91,8 @@ class Engine:
         self._lock = threading.Lock()
         self._accepting: set[Future[Any]] = set()
         self._resumed: dict[str, int] = {}  # saga id -> its stream's last seq when resumed
-        self.catalog = Catalog(self.env)
+        self.kinds = ActorKinds()  # how this runtime's actors run: decided there, once
+        self.catalog = Catalog(self.env, self.kinds)
         self.outcomes = OutcomeBoard(self.catalog.result_types)
         self.quarantine = Quarantine(self.outcomes)
         self._closed = False
@@ -99,6 +101,7 @@ class Engine:
         catalog = self.catalog
         self.timeline = Timeline(journal, catalog)
         self._dispatcher = NativeDispatcher.start(
+            self.kinds.drivers,
             self.env,
             catalog.refs,
             catalog.subscribers,
@@ -106,7 +109,9 @@ class Engine:
             self.outcomes,
             self.load_saga,
         )
-        self._coordinator = Coordinator.start(self.env, catalog.refs, self.outcomes, self.load_saga)
+        self._coordinator = Coordinator.start(
+            self.kinds.drivers, self.env, catalog.refs, self.outcomes, self.load_saga
+        )
 
     @property
     def journal(self) -> Journal:
@@ -371,6 +376,7 @@ class Engine:
         else:
             self.env.journal.close()
             self.outcomes.fail_all(RuntimeClosed("the runtime was closed"))
+        self.kinds.close()
 
     def tell(self, ref: pykka.ActorRef[Any], message: Any) -> None:
         try:

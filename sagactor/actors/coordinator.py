@@ -40,6 +40,7 @@ from ..sagas.choreography import react
 from ..sagas.effects import Effect, Send, Timer
 from ..sagas.machine import SagaState, begin, decide, pending, start
 from .environment import Environment
+from .kinds import ActorKind
 from .outcomes import OutcomeBoard
 from .saga_actor import SagaActor, SagaLoader
 
@@ -51,12 +52,13 @@ class Coordinator(SagaActor):
 
     def __init__(
         self,
+        kind: ActorKind,
         env: Environment,
         participants: dict[str, pykka.ActorRef[Any]],
         outcomes: OutcomeBoard,
         load: SagaLoader,
     ) -> None:
-        super().__init__(env, outcomes, load)
+        super().__init__(kind, env, outcomes, load)
         self.participants = participants
 
     def receive(self, message: Any) -> None:
@@ -124,7 +126,7 @@ class Coordinator(SagaActor):
         )
 
     def _perform(self, state: SagaState, effects: list[Effect]) -> None:
-        """Issue what a committed transition calls for. Runs on the committing thread."""
+        """Issue what a committed transition calls for (on this actor's turn)."""
         if self.env.dead.is_set():
             return
         for effect in effects:

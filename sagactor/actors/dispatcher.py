@@ -40,6 +40,7 @@ from ..messages import EventDispatched, SagaEvent, SagaResumed, SagaStatus
 from ..sagas.native import NativeState, native_react, native_start
 from ..sagas.native_cancel import cancel_refusal, native_cancel
 from .environment import Environment
+from .kinds import ActorKind
 from .outcomes import OutcomeBoard
 from .saga_actor import SagaActor, SagaLoader
 
@@ -53,6 +54,7 @@ class NativeDispatcher(SagaActor):
 
     def __init__(
         self,
+        kind: ActorKind,
         env: Environment,
         participants: dict[str, pykka.ActorRef[Any]],
         subscribers: dict[str, list[str]],
@@ -60,7 +62,7 @@ class NativeDispatcher(SagaActor):
         outcomes: OutcomeBoard,
         load: SagaLoader,
     ) -> None:
-        super().__init__(env, outcomes, load)
+        super().__init__(kind, env, outcomes, load)
         self.participants = participants
         self.subscribers = subscribers
         self.types = types
@@ -216,7 +218,7 @@ class NativeDispatcher(SagaActor):
         self, saga_id: str, deliveries: list[tuple[EventDispatched, Any]]
     ) -> list[tuple[pykka.ActorRef[Any], Deliver]]:
         """The messages that deliver ``deliveries``, counted as in flight. Planned on the
-        dispatcher's thread, sent once committed (on the committing thread)."""
+        dispatcher's turn, sent once committed (on a later turn)."""
         plan = []
         for dispatched, live in deliveries:
             event = live

@@ -29,6 +29,7 @@ from ..persistence.recovery import decode_saga_events
 from ..sagas.fold import summarize
 from .aborts import die_of
 from .environment import Environment
+from .kinds import ActorKind, Callback, KindActor
 from .outcomes import OutcomeBoard
 
 __all__ = ["SagaActor", "SagaLoader"]
@@ -41,13 +42,17 @@ _ENDED = (SagaStatus.COMPLETED, SagaStatus.COMPENSATED)
 REBUILD_DELAY = 0.05  # seconds between a failed commit and the saga's reload from the journal
 
 
-class SagaActor(pykka.ThreadingActor):
+class SagaActor(KindActor):
+    """Runs on the runtime's scheduler (see :class:`~sagactor.actors.kinds.ActorKinds`), so it
+    never blocks: appends are pipelined and their answers come back to it as messages."""
+
     role = "saga actor"
-    use_daemon_thread = True  # a forgotten runtime must not keep the process alive (atexit)
     participants: dict[str, pykka.ActorRef[Any]]
 
-    def __init__(self, env: Environment, outcomes: OutcomeBoard, load: SagaLoader) -> None:
-        super().__init__()
+    def __init__(
+        self, kind: ActorKind, env: Environment, outcomes: OutcomeBoard, load: SagaLoader
+    ) -> None:
+        super().__init__(kind)
         self.env = env
         self.outcomes = outcomes
         self.load = load
@@ -60,7 +65,10 @@ class SagaActor(pykka.ThreadingActor):
         if self.env.dead.is_set():
             return None
         try:
-            self.receive(message)
+            if type(message) is Callback:
+                message()  # a commit's answer, back on this actor's turn
+            else:
+                self.receive(message)
         except SimulatedCrash:
             return None  # the runtime is already dead; this thread just stops working
         except Exception:
@@ -164,7 +172,8 @@ class SagaActor(pykka.ThreadingActor):
                 self.outcomes.finish(outcome)
             self.env.commits.notify(saga_id)  # wake whoever watches this saga
 
-        self.env.append(records, done)
+        # The answer runs on this actor's turn, not on the journal's thread: it touches sagas.
+        self.env.append(records, functools.partial(self.on_turn, done))
 
     def _ended(self, state: Any) -> None:
         """Tell the saga's participants it ended, after (and the way) every command of it went,
