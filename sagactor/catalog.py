@@ -2,16 +2,20 @@
 
 Registering a participant starts its host and learns its declarations (the types its actions
 return, the events it reacts to); defining a saga checks it against those participants. The
-engine, the drivers and the history all read these tables; only this class writes them, from
-the caller's thread, before the sagas that need them start.
+engine and the history read these tables on the callers' threads; only this class writes them.
+The actors never see them: after each change they get an immutable :class:`Directory` (sent by
+the engine, through ``on_change``), before any saga that needs it starts.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from types import MappingProxyType
 from typing import Any
 
 import pykka
 
+from .actor_messages import Directory
 from .actors.environment import Environment
 from .actors.host import ParticipantHost
 from .actors.kinds import ActorKinds
@@ -27,9 +31,12 @@ __all__ = ["Catalog"]
 class Catalog:
     """The participants and definitions of one runtime, by name."""
 
-    def __init__(self, env: Environment, kinds: ActorKinds) -> None:
+    def __init__(
+        self, env: Environment, kinds: ActorKinds, on_change: Callable[[], None] = lambda: None
+    ) -> None:
         self.env = env
         self.kinds = kinds
+        self.on_change = on_change  # called after each change, on the changing thread
         self.refs: dict[str, pykka.ActorRef[Any]] = {}
         self.hosts: dict[str, ParticipantHost] = {}
         self.definitions: dict[str, Saga | Choreography] = {}
@@ -59,6 +66,18 @@ class Catalog:
             for kind, emits in reactions_of([participant])[name].items():
                 self.subscribers.setdefault(kind.__name__, []).append(name)
                 self.event_types.update({t.__name__: t for t in (kind, *emits)})
+            self.on_change()
+
+    def directory(self) -> Directory:
+        """An immutable snapshot of the tables, for the actors (see the module docstring)."""
+        subscribers = {kind: tuple(names) for kind, names in self.subscribers.items()}
+        return Directory(
+            participants=MappingProxyType(dict(self.refs)),
+            subscribers=MappingProxyType(subscribers),
+            event_types=MappingProxyType(dict(self.event_types)),
+            definitions=MappingProxyType(dict(self.definitions)),
+            result_types=MappingProxyType(dict(self.result_types)),
+        )
 
     def reactions(self) -> Reactions:
         """Every registered participant's ``@on`` reactions (the workflow graph's source)."""
@@ -87,6 +106,7 @@ class Catalog:
                     "bump the version",
                 )
             self.definitions[saga.name] = saga
+            self.on_change()
 
     def _validate(self, saga: Saga) -> None:
         if not isinstance(saga, Saga):

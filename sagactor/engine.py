@@ -92,26 +92,29 @@ class Engine:
         self._accepting: set[Future[Any]] = set()
         self._resumed: dict[str, int] = {}  # saga id -> its stream's last seq when resumed
         self.kinds = ActorKinds()  # how this runtime's actors run: decided there, once
-        self.catalog = Catalog(self.env, self.kinds)
-        self.outcomes = OutcomeBoard(self.catalog.result_types)
+        self.catalog = Catalog(self.env, self.kinds, on_change=self._publish_catalog)
+        self.directory = self.catalog.directory()  # the catalog as the actors see it
+        self.outcomes = OutcomeBoard(self.directory.result_types)
         self.quarantine = Quarantine(self.outcomes)
         self._closed = False
         self._crash: BaseException | None = None
         _OPEN.add(self)
-        catalog = self.catalog
-        self.timeline = Timeline(journal, catalog)
+        self.timeline = Timeline(journal, self.catalog)
         self._dispatcher = NativeDispatcher.start(
-            self.kinds.drivers,
-            self.env,
-            catalog.refs,
-            catalog.subscribers,
-            catalog.event_types,
-            self.outcomes,
-            self.load_saga,
+            self.kinds.drivers, self.env, self.outcomes, self.load_saga
         )
         self._coordinator = Coordinator.start(
-            self.kinds.drivers, self.env, catalog.refs, self.outcomes, self.load_saga
+            self.kinds.drivers, self.env, self.outcomes, self.load_saga
         )
+
+    def _publish_catalog(self) -> None:
+        """The catalog changed: its new snapshot goes to the drivers as a message (before any
+        start that follows from the same thread), and replaces the engine's and the board's."""
+        directory = self.catalog.directory()
+        self.directory = directory
+        self.outcomes.result_types = directory.result_types
+        for driver in (self._coordinator, self._dispatcher):
+            self.tell(driver, directory)
 
     @property
     def journal(self) -> Journal:
@@ -275,7 +278,7 @@ class Engine:
 
     def load_saga(self, saga_id: str) -> SagaState | NativeState | None:
         """The saga rebuilt for a driver; None if unknown or quarantined (it is then)."""
-        return self.quarantine.load(self.journal, saga_id, self.catalog.definitions)
+        return self.quarantine.load(self.journal, saga_id, self.directory.definitions)
 
     def _take_over(self, states: list[SagaState | NativeState]) -> list[str]:
         """Hand loaded sagas to their actors, which resume them; returns their ids."""

@@ -19,8 +19,6 @@ import functools
 import time
 from typing import Any
 
-import pykka
-
 from ..actor_messages import (
     Began,
     Cancel,
@@ -39,27 +37,13 @@ from ..names import ACTION
 from ..sagas.choreography import react
 from ..sagas.effects import Effect, Send, Timer
 from ..sagas.machine import SagaState, begin, decide, pending, start
-from .environment import Environment
-from .kinds import ActorKind
-from .outcomes import OutcomeBoard
-from .saga_actor import SagaActor, SagaLoader
+from .saga_actor import SagaActor
 
 __all__ = ["Coordinator"]
 
 
 class Coordinator(SagaActor):
     role = "coordinator"
-
-    def __init__(
-        self,
-        kind: ActorKind,
-        env: Environment,
-        participants: dict[str, pykka.ActorRef[Any]],
-        outcomes: OutcomeBoard,
-        load: SagaLoader,
-    ) -> None:
-        super().__init__(kind, env, outcomes, load)
-        self.participants = participants
 
     def receive(self, message: Any) -> None:
         if isinstance(message, Published):

@@ -53,19 +53,9 @@ class NativeDispatcher(SagaActor):
     role = "dispatcher"
 
     def __init__(
-        self,
-        kind: ActorKind,
-        env: Environment,
-        participants: dict[str, pykka.ActorRef[Any]],
-        subscribers: dict[str, list[str]],
-        types: dict[str, type[Any]],
-        outcomes: OutcomeBoard,
-        load: SagaLoader,
+        self, kind: ActorKind, env: Environment, outcomes: OutcomeBoard, load: SagaLoader
     ) -> None:
         super().__init__(kind, env, outcomes, load)
-        self.participants = participants
-        self.subscribers = subscribers
-        self.types = types
         self.outstanding: Counter[str] = Counter()  # deliveries not answered yet, per saga
         self.cancelling: dict[str, tuple[CancelNative, list[NativePublished]]] = {}
         self.chains: dict[str, set[str]] = {}  # cancelled sagas: events delivered since
@@ -223,11 +213,11 @@ class NativeDispatcher(SagaActor):
         for dispatched, live in deliveries:
             event = live
             if event is None:
-                kind = self.types.get(dispatched.event_type)
+                kind = self.directory.event_types.get(dispatched.event_type)
                 if kind is None:
                     continue  # a type no participant subscribes to
                 event = msgspec.msgpack.decode(dispatched.data, type=kind)
-            for name in self.subscribers.get(dispatched.event_type, ()):
+            for name in self.directory.subscribers.get(dispatched.event_type, ()):
                 ref = self.participants.get(name)
                 if ref is not None:
                     plan.append((ref, Deliver(saga_id, dispatched.event_id, event, self._reply_to)))

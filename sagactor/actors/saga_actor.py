@@ -12,14 +12,14 @@ from __future__ import annotations
 import functools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from typing import Any
 
 import msgspec
 import pykka
 
-from ..actor_messages import CountSagas, Rebuild, Recover, SagaEnded, StartSaga
+from ..actor_messages import CountSagas, Directory, Rebuild, Recover, SagaEnded, StartSaga
 from ..crashpoints import CrashPoint, SimulatedCrash
 from ..errors import JournalCorrupt, SagaIdConflict
 from ..messages import FINAL_EVENTS, Outcome, SagaEvent, SagaStatus, event_name
@@ -47,12 +47,12 @@ class SagaActor(KindActor):
     never blocks: appends are pipelined and their answers come back to it as messages."""
 
     role = "saga actor"
-    participants: dict[str, pykka.ActorRef[Any]]
 
     def __init__(
         self, kind: ActorKind, env: Environment, outcomes: OutcomeBoard, load: SagaLoader
     ) -> None:
         super().__init__(kind)
+        self.directory = Directory()  # the catalog as last sent (a Directory message)
         self.env = env
         self.outcomes = outcomes
         self.load = load
@@ -62,6 +62,9 @@ class SagaActor(KindActor):
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, CountSagas):
             return len(self.sagas)
+        if isinstance(message, Directory):
+            self.directory = message
+            return None
         if self.env.dead.is_set():
             return None
         try:
@@ -81,6 +84,10 @@ class SagaActor(KindActor):
     def on_stop(self) -> None:
         # Stopped while its runtime lives: pykka's stop_all, from anywhere in the process.
         die_of(self.env, f"the {self.role} was stopped from outside its runtime")
+
+    @property
+    def participants(self) -> Mapping[str, pykka.ActorRef[Any]]:
+        return self.directory.participants
 
     def receive(self, message: Any) -> None:
         raise NotImplementedError
