@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import functools
 import logging
 import threading
 import time
@@ -21,21 +22,21 @@ from typing import Any
 
 import pykka
 
-from .actor_messages import Cancel, CancelNative, CountSagas, GetState, Recover, Resume, StartSaga
+from .actor_messages import Cancel, CancelNative, Recover, Resume, StartSaga
 from .actors import statecheck
 from .actors.coordinator import Coordinator
 from .actors.dispatcher import NativeDispatcher
 from .actors.environment import Environment
 from .actors.kinds import ActorKinds
-from .actors.outcomes import OutcomeBoard
+from .actors.outcomes import OutcomeBoard, Submitted
 from .actors.timers import TimerService
 from .catalog import Catalog
 from .crashpoints import CrashPlan, CrashPoint, SimulatedCrash
 from .errors import DefinitionError, RuntimeClosed, RuntimeCrashed, SagactorError, SagaQuarantined
 from .history import HistoryEntry, Timeline
 from .messages import Outcome
-from .names import MODES, NATIVE, SAGA_PREFIX, Mode, participant_stream, saga_id_of, saga_stream
-from .observe import Footprint, Listener, Listeners, RecoveryNotice
+from .names import MODES, NATIVE, Mode, saga_stream
+from .observe import Listener, Listeners, RecoveryNotice
 from .persistence.journal import Journal
 from .persistence.recovery import find_in_flight, load_saga
 from .quarantine import Quarantine
@@ -45,7 +46,7 @@ from .sagas.machine import SagaState
 from .sagas.native import NativeState
 from .sagas.workflow import cancel_plan
 
-__all__ = ["Engine", "Footprint"]
+__all__ = ["Engine"]
 
 logger = logging.getLogger("sagactor")
 
@@ -128,10 +129,13 @@ class Engine:
         inputs: Sequence[Any],
         saga_ids: Sequence[str] | None,
         mode: Mode,
-    ) -> list[Future[str]]:
+    ) -> list[Submitted]:
         """Ask the drivers to start each saga; each future gives its id once journaled.
 
         Never blocks (the async face calls it on the event loop). Pair with :meth:`settle`.
+        Sagas given fresh ids (``saga_ids`` None) are tracked on the outcome board until they
+        end, so their starters need no journal read; if the start fails, so does the
+        completion.
         """
         self.check_open()
         saga = self.catalog.definition(saga)
@@ -141,13 +145,19 @@ class Engine:
         if self.catalog.definitions.get(saga.name) is not saga:
             self.catalog.define(saga)
         starts = prepare_starts(saga, inputs, saga_ids)
-        accepted: list[Future[str]] = []
+        fresh = saga_ids is None
+        submitted: list[Submitted] = []
+        driver = self._dispatcher if native else self._coordinator
         for value, raw, saga_id, digest in starts:
             future: Future[str] = Future()
+            completion = None
+            if fresh:
+                completion = self.outcomes.track(saga_id)
+                future.add_done_callback(functools.partial(self._start_failed, saga_id))
             with self._lock:
                 self._accepting.add(future)
             self.tell(
-                self._dispatcher if native else self._coordinator,
+                driver,
                 StartSaga(
                     definition=saga,
                     saga_id=saga_id,
@@ -155,12 +165,17 @@ class Engine:
                     input=value,
                     raw=raw,
                     digest=digest,
-                    fresh=saga_ids is None,
+                    fresh=fresh,
                     accepted=future,
                 ),
             )
-            accepted.append(future)
-        return accepted
+            submitted.append(Submitted(saga_id, future, completion))
+        return submitted
+
+    def _start_failed(self, saga_id: str, accepted: Future[str]) -> None:
+        error = accepted.exception()
+        if error is not None:
+            self.outcomes.fail(saga_id, error)  # nothing of it was journaled: it never ends
 
     def settle(self, accepted: list[Future[str]]) -> None:
         """The caller no longer waits for these acceptances (a crash need not fail them)."""
@@ -297,33 +312,12 @@ class Engine:
             with self._lock:
                 self._accepting.difference_update((done, native_done))
 
-    # -- looking inside --------------------------------------------------------------------------
+    # -- looking inside (see sagactor.inspection) ----------------------------------------------
 
-    def footprint(self) -> Footprint:
-        hosts = self.catalog.hosts
-        inbox = {name: len(host.inbox) for name, host in hosts.items()}
-        snapshots = {}
-        for name in hosts:
-            snapshot = self.journal.load_snapshot(participant_stream(name))
-            snapshots[name] = len(snapshot.data) if snapshot is not None else 0
-        drivers: list[pykka.ActorRef[Any]] = [self._coordinator, self._dispatcher]
-        return Footprint(
-            sagas=sum(int(ref.ask(CountSagas(), block=True)) for ref in drivers if ref.is_alive()),
-            waiters=len(self.outcomes),
-            inbox=inbox,
-            snapshot_bytes=snapshots,
-        )
-
-    def state(self, participant: str) -> Any:
-        """A copy of a participant's current state."""
-        ref = self.catalog.ref(participant)
-        try:
-            return ref.ask(GetState())
-        except pykka.ActorDeadError as error:
-            raise self.actors_gone() from error
-
-    def saga_ids(self) -> list[str]:
-        return [saga_id_of(s) or s for s in self.journal.streams(SAGA_PREFIX)]
+    @property
+    def drivers(self) -> list[pykka.ActorRef[Any]]:
+        """The coordinator and the native dispatcher."""
+        return [self._coordinator, self._dispatcher]
 
     # -- life and death --------------------------------------------------------------------------
 

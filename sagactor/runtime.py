@@ -11,13 +11,14 @@ import os
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from typing import Any, Literal
 
-from . import aio
+from . import aio, inspection
+from .actors import garbage
 from .actors.faults import Fault
 from .actors.participant import Participant
 from .crashpoints import CrashPlan, CrashPoint
 from .engine import Engine
 from .errors import SagaQuarantined
-from .handles import SagaRun
+from .handles import SagaRun, start_nowait, start_runs
 from .history import HistoryEntry
 from .messages import Outcome
 from .names import Mode
@@ -62,6 +63,7 @@ class Runtime:
         except BaseException:
             self.close()
             raise
+        garbage.tune()  # after start-up: see sagactor.actors.garbage (SAGACTOR_TUNE_GC=0: off)
 
     # -- construction --------------------------------------------------------------------------
 
@@ -195,12 +197,23 @@ class Runtime:
         saga_ids: Sequence[str] | None = None,
         mode: Mode = "orchestration",
     ) -> list[SagaRun]:
-        """Start many sagas at once (their starts share group commits); one run per input."""
-        accepted = self._engine.submit(saga, inputs, saga_ids, mode)
-        try:
-            return [SagaRun(self, future.result()) for future in accepted]
-        finally:
-            self._engine.settle(accepted)
+        """Start many sagas at once; one run per input. Returns once every start is durable:
+        the starts share group commits, and the caller waits once for the whole batch."""
+        return start_runs(self, saga, inputs, saga_ids, mode)
+
+    def start_nowait(
+        self,
+        saga: Saga | Choreography | str,
+        input: Any,
+        *,
+        mode: Mode = "orchestration",
+    ) -> SagaRun:
+        """:meth:`start` without waiting for the disk: returns at once with the new saga's id.
+        A bad input raises here; a start that cannot be journaled raises from ``run.result()``.
+        With :meth:`SagaRun.add_done_callback`, one thread can drive many sagas. (No
+        ``saga_id``: an idempotency key is checked against the journal, which takes a wait.)
+        """
+        return start_nowait(self, saga, input, mode)
 
     def run(self, saga_id: str) -> SagaRun:
         """A handle on a saga started earlier (by this runtime or before a restart)."""
@@ -279,11 +292,11 @@ class Runtime:
 
     def footprint(self) -> Footprint:
         """What this runtime holds in memory and snapshots now: bounded by live work."""
-        return self._engine.footprint()
+        return inspection.footprint(self._engine)
 
     def state(self, participant: str) -> Any:
         """A copy of a participant's current state."""
-        return self._engine.state(participant)
+        return inspection.participant_state(self._engine, participant)
 
     @property
     def participants(self) -> list[str]:
@@ -294,7 +307,7 @@ class Runtime:
         return dict(self._engine.catalog.definitions)
 
     def saga_ids(self) -> list[str]:
-        return self._engine.saga_ids()
+        return inspection.saga_ids(self._engine)
 
     # -- faults and crashes (tests, playground) ------------------------------------------------
 

@@ -51,6 +51,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("sagactor.actors",),
     (
         "sagactor.engine",
+        "sagactor.inspection",
         "sagactor.catalog",
         "sagactor.quarantine",
         "sagactor.history",
