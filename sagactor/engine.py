@@ -35,7 +35,7 @@ from .crashpoints import CrashPlan, CrashPoint, SimulatedCrash
 from .errors import DefinitionError, RuntimeClosed, RuntimeCrashed, SagactorError, SagaQuarantined
 from .history import HistoryEntry, Timeline
 from .messages import Outcome
-from .names import MODES, NATIVE, Mode, saga_stream
+from .names import DURABILITIES, MODES, NATIVE, Durability, Mode, saga_stream
 from .observe import Listener, Listeners, RecoveryNotice
 from .persistence.journal import Journal
 from .persistence.recovery import find_in_flight, load_saga
@@ -77,7 +77,10 @@ class Engine:
         snapshot_every: int = 1000,
         check_state: bool | None = None,
         listeners: Iterable[Listener] = (),
+        durability: Durability = "full",
     ) -> None:
+        if durability not in DURABILITIES:
+            raise DefinitionError("durability", f"must be one of {DURABILITIES}", kind="setting")
         self.crash_plan = CrashPlan()
         self.env = Environment(
             journal,
@@ -85,6 +88,7 @@ class Engine:
             crash=self.crash_plan,
             snapshot_every=snapshot_every,
             listeners=Listeners(list(listeners)),
+            relaxed=durability == "relaxed",
         )
         # Check mode: a handler changing self.state without ctx.record fails its step.
         self.env.check_state = statecheck.default() if check_state is None else check_state
@@ -101,12 +105,9 @@ class Engine:
         self._crash: BaseException | None = None
         _OPEN.add(self)
         self.timeline = Timeline(journal, self.catalog)
-        self._dispatcher = NativeDispatcher.start(
-            self.kinds.drivers, self.env, self.outcomes, self.load_saga
-        )
-        self._coordinator = Coordinator.start(
-            self.kinds.drivers, self.env, self.outcomes, self.load_saga
-        )
+        wiring = (self.kinds.drivers, self.env, self.outcomes, self.load_saga)
+        self._dispatcher = NativeDispatcher.start(*wiring)
+        self._coordinator = Coordinator.start(*wiring)
 
     def _publish_catalog(self) -> None:
         """The catalog changed: its new snapshot goes to the drivers as a message (before any
@@ -312,11 +313,9 @@ class Engine:
             with self._lock:
                 self._accepting.difference_update((done, native_done))
 
-    # -- looking inside (see sagactor.inspection) ----------------------------------------------
-
     @property
     def drivers(self) -> list[pykka.ActorRef[Any]]:
-        """The coordinator and the native dispatcher."""
+        """The coordinator and the native dispatcher (see :mod:`sagactor.inspection`)."""
         return [self._coordinator, self._dispatcher]
 
     # -- life and death --------------------------------------------------------------------------

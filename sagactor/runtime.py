@@ -21,7 +21,7 @@ from .errors import SagaQuarantined
 from .handles import SagaRun, start_nowait, start_runs
 from .history import HistoryEntry
 from .messages import Outcome
-from .names import Mode
+from .names import Durability, Mode
 from .observe import Footprint, Listener
 from .persistence.journal import Journal
 from .persistence.memory import MemoryJournal
@@ -48,12 +48,14 @@ class Runtime:
         snapshot_every: int = 1000,
         check_state: bool | None = None,
         listeners: Iterable[Listener] = (),
+        durability: Durability = "full",
     ) -> None:
         self._engine = Engine(
             journal,
             snapshot_every=snapshot_every,
             check_state=check_state,
             listeners=listeners,
+            durability=durability,
         )
         try:
             self.register(*participants)
@@ -80,6 +82,7 @@ class Runtime:
         snapshot_every: int = 1000,
         check_state: bool | None = None,
         listeners: Iterable[Listener] = (),
+        durability: Durability = "full",
     ) -> Runtime:
         """A runtime over the journal at ``path``; in-flight sagas are resumed.
 
@@ -91,6 +94,10 @@ class Runtime:
         ``check_state=True`` (the default under ``sagactor.testing.check_state()``) makes a
         handler that changes its participant's state without ``ctx.record`` fail its step with
         :class:`UnrecordedChange`: a mode for tests, it costs a state copy per handler.
+
+        ``durability="relaxed"`` waits for the disk only at a saga's start and end; a crash can
+        then lose the steps in between, and leave an external effect of a later step
+        uncompensated (read "Durability" in the operations docs before choosing it).
         """
         journal = open_journal(path, synchronous=synchronous, create=create)
         try:
@@ -102,6 +109,7 @@ class Runtime:
                 snapshot_every=snapshot_every,
                 check_state=check_state,
                 listeners=listeners,
+                durability=durability,
             )
         except BaseException as error:
             problem = discard(journal, error)
@@ -185,9 +193,7 @@ class Runtime:
         existing run; with another input, or another saga or version, it raises
         :class:`SagaIdConflict`.
         """
-        return self.start_many(
-            saga, [input], saga_ids=None if saga_id is None else [saga_id], mode=mode
-        )[0]
+        return start_runs(self, saga, [input], None if saga_id is None else [saga_id], mode)[0]
 
     def start_many(
         self,
@@ -208,11 +214,9 @@ class Runtime:
         *,
         mode: Mode = "orchestration",
     ) -> SagaRun:
-        """:meth:`start` without waiting for the disk: returns at once with the new saga's id.
-        A bad input raises here; a start that cannot be journaled raises from ``run.result()``.
-        With :meth:`SagaRun.add_done_callback`, one thread can drive many sagas. (No
-        ``saga_id``: an idempotency key is checked against the journal, which takes a wait.)
-        """
+        """:meth:`start` without waiting for the disk: returns at once with the new saga's id;
+        a start that cannot be journaled raises from ``run.result()``. No ``saga_id`` here: an
+        idempotency key is checked against the journal, which takes a wait."""
         return start_nowait(self, saga, input, mode)
 
     def run(self, saga_id: str) -> SagaRun:

@@ -179,6 +179,11 @@ class SagaActor(KindActor):
                 self.outcomes.finish(outcome)
             self.env.commits.notify(saga_id)  # wake whoever watches this saga
 
+        if self.env.relaxed and accepted is None and outcome is None:
+            # Relaxed durability: neither a start nor an end, so act without waiting.
+            self.env.append_relaxed(records)
+            done(None)
+            return
         # The answer runs on this actor's turn, not on the journal's thread: it touches sagas.
         self.env.append(records, functools.partial(self.on_turn, done))
 
