@@ -38,6 +38,7 @@ __all__ = [
     "history",
     "start_saga",
     "status",
+    "wait_completion",
     "wait_future",
     "wait_outcome",
     "watch",
@@ -98,6 +99,16 @@ async def wait_outcome(engine: Engine, saga_id: str, timeout: float | None = Non
         raise SagaTimeout(saga_id, timeout)
     finally:
         engine.outcomes.release(saga_id, waiter)
+
+
+async def wait_completion(
+    completion: Settling[Outcome], saga_id: str, timeout: float | None = None
+) -> Outcome:
+    """The outcome a saga's completion gives (see ``SagaRun``); :class:`SagaTimeout` after
+    ``timeout`` seconds."""
+    with anyio.move_on_after(timeout):
+        return await wait_future(completion)
+    raise SagaTimeout(saga_id, timeout)
 
 
 async def status(engine: Engine, saga_id: str) -> Outcome:

@@ -119,10 +119,16 @@ class SagaRun:
 
     def __await__(self) -> Any:
         """``await run``: the outcome, from asyncio or trio, without blocking the loop."""
-        return aio.wait_outcome(self._engine, self.id).__await__()
+        return self.wait().__await__()
 
     async def wait(self, timeout: float | None = None) -> Outcome:
         """``await run.wait(timeout)``: :meth:`result` for async callers (never blocks the loop)."""
+        tracked = self._tracked()
+        if tracked is not None:  # started here: no journal read, as in result()
+            outcome = await aio.wait_completion(tracked, self.id, timeout)
+            if outcome.status is not SagaStatus.STUCK:
+                return outcome
+            self._completion = None
         return await aio.wait_outcome(self._engine, self.id, timeout)
 
     def __repr__(self) -> str:

@@ -14,6 +14,7 @@ import gc
 import threading
 from collections.abc import Iterator, Sequence
 
+import anyio
 import msgspec
 import pytest
 
@@ -154,6 +155,20 @@ def test_result_of_a_saga_started_here_reads_nothing_from_the_journal() -> None:
         assert outcomes[-1].status is sa.SagaStatus.COMPENSATED
         rt.run(runs[0].id).result(WAIT)  # a handle made later does read it (once)
         assert journal.saga_reads > before
+
+
+def test_awaiting_a_saga_started_here_reads_nothing_from_the_journal() -> None:
+    journal = CountingReads()
+    with sa.Runtime.in_memory(journal=journal, participants=[Worker()], sagas=[SAGA]) as rt:
+        runs = [rt.start_nowait(SAGA, Job(n)) for n in range(5)]
+        before = journal.saga_reads
+
+        async def await_all() -> list[sa.Outcome]:
+            return [await runs[0], *[await run.wait(WAIT) for run in runs[1:]]]
+
+        outcomes = anyio.run(await_all)
+        assert journal.saga_reads == before
+        assert [o.results["work"] for o in outcomes] == [0, 2, 4, 6, 8]
 
 
 @pytest.fixture
