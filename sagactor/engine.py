@@ -351,6 +351,9 @@ class Engine:
     def shutdown(self, grace: float | None) -> None:
         """Stop the actors and close the journal, waiting at most ``grace`` seconds for the
         actors to finish their current handlers (None: as long as they run)."""
+        if self.kinds.scheduler.on_scheduler:  # a callback closes: its actors stop elsewhere
+            threading.Thread(target=self.shutdown, args=(grace,), daemon=True).start()
+            return
         _OPEN.discard(self)
         with self._lock:
             if self._closed:

@@ -82,7 +82,9 @@ class SagaRun:
         """Call ``fn(outcome)`` once the saga ends (completed, compensated or stuck): on a
         runtime thread, or at once on this one if it has ended already.
 
-        Keep ``fn`` quick (it runs where sagas are driven) and do not block in it. It is not
+        Keep ``fn`` quick (it runs where sagas are driven) and do not block in it (no
+        ``result()`` of another saga; ``rt.close()`` is fine, it then finishes on a thread of
+        its own). It is not
         called if the runtime closes or crashes first, or if the saga is quarantined. It may
         read the journal once (not for a saga this runtime started with a fresh id).
         """

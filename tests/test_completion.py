@@ -120,6 +120,29 @@ def test_one_thread_drives_many_sagas_with_callbacks(rt: sa.Runtime) -> None:
     assert sorted(o.results["work"] for o in outcomes) == [2 * n for n in range(200)]
 
 
+def test_a_done_callback_may_close_the_runtime() -> None:
+    rt = sa.Runtime.in_memory(participants=[Worker()], sagas=[SAGA])
+    closed = threading.Event()
+
+    def close(outcome: sa.Outcome) -> None:
+        rt.close()
+        closed.set()
+
+    rt.start_nowait(SAGA, Job(1)).add_done_callback(close)
+    assert closed.wait(WAIT)
+    assert wait_closed(rt)
+
+
+def wait_closed(rt: sa.Runtime) -> bool:
+    for _ in range(int(WAIT / 0.01)):
+        try:
+            rt.start(SAGA, Job(2))
+        except sa.RuntimeClosed:
+            return True
+        threading.Event().wait(0.01)
+    return False
+
+
 def test_start_many_returns_journaled_runs(rt: sa.Runtime) -> None:
     runs = rt.start_many(SAGA, [Job(n) for n in range(50)])
     assert len({run.id for run in runs}) == 50
