@@ -5,6 +5,11 @@ Subclasses decide which events a message causes (:meth:`receive`) and what to do
 committed (the ``then`` of :meth:`commit`); this class journals them, answers a start's
 caller, publishes the outcome of a saga that ended, and on a failed commit rebuilds the saga
 from the journal rather than trusting its memory.
+
+The drivers run on the runtime's scheduler thread, beside other actors, so they never wait for
+the disk: appends are pipelined and answered by messages. They do read the journal, briefly,
+for a saga they do not hold: a start with a caller's id (is it taken?), a resume or cancel,
+a reload after a failed commit. Listeners run here too, so they must be quick.
 """
 
 from __future__ import annotations
@@ -211,10 +216,17 @@ class SagaActor(KindActor):
         msg.done.set_result(resumed)
 
     def rebuild(self, saga_id: str, resume: Callable[[Any], None]) -> None:
-        self.env.journal.flush()  # let the failed group's followers fail first
+        """Reload the saga once every earlier append has settled (the failed group's followers
+        fail first). Without blocking: an empty append's answer says when; meanwhile the saga
+        is not driven (late replies are dropped; the reload re-sends what they answered)."""
         self.sagas.pop(saga_id, None)
-        state = self.load(saga_id)
-        if state is None or state.status.terminal:
-            return
-        self.sagas[saga_id] = state
-        resume(state)
+
+        def reload(error: BaseException | None) -> None:
+            self.sagas.pop(saga_id, None)
+            state = self.load(saga_id)
+            if state is None or state.status.terminal:
+                return
+            self.sagas[saga_id] = state
+            resume(state)
+
+        self.env.append([], functools.partial(self.on_turn, reload))
