@@ -110,8 +110,7 @@ class Engine:
         self._coordinator = Coordinator.start(*wiring)
 
     def _publish_catalog(self) -> None:
-        """The catalog changed: its new snapshot goes to the drivers as a message (before any
-        start that follows from the same thread), and replaces the engine's and the board's."""
+        """The catalog changed: the drivers, the engine and the board get its new snapshot."""
         directory = self.catalog.directory()
         self.directory = directory
         self.outcomes.result_types = directory.result_types
@@ -134,9 +133,7 @@ class Engine:
         """Ask the drivers to start each saga; each future gives its id once journaled.
 
         Never blocks (the async face calls it on the event loop). Pair with :meth:`settle`.
-        Sagas given fresh ids (``saga_ids`` None) are tracked on the outcome board until they
-        end, so their starters need no journal read; if the start fails, so does the
-        completion.
+        Fresh ids (no ``saga_ids``) are tracked on the outcome board until their sagas end.
         """
         self.check_open()
         saga = self.catalog.definition(saga)
@@ -154,7 +151,7 @@ class Engine:
             completion = None
             if fresh:
                 completion = self.outcomes.track(saga_id)
-                future.add_done_callback(functools.partial(self._start_failed, saga_id))
+                future.add_done_callback(functools.partial(self.outcomes.start_failed, saga_id))
             with self._lock:
                 self._accepting.add(future)
             self.tell(
@@ -172,11 +169,6 @@ class Engine:
             )
             submitted.append(Submitted(saga_id, future, completion))
         return submitted
-
-    def _start_failed(self, saga_id: str, accepted: Future[str]) -> None:
-        error = accepted.exception()
-        if error is not None:
-            self.outcomes.fail(saga_id, error)  # nothing of it was journaled: it never ends
 
     def settle(self, accepted: list[Future[str]]) -> None:
         """The caller no longer waits for these acceptances (a crash need not fail them)."""
@@ -211,7 +203,12 @@ class Engine:
         from :attr:`outcomes` first, then calls this (an end in between is not missed)."""
         # The seq first: read after the events, it could pass a "stuck" read just before the
         # resume's SagaResumed landed for the end of the resumed run.
-        resumed = self.journal.last_seq(saga_stream(saga_id)) <= self._resumed.get(saga_id, 0)
+        try:
+            last = self.journal.last_seq(saga_stream(saga_id))
+        except RuntimeClosed:
+            self.check_open()  # a crash released the journal: say that it crashed
+            raise
+        resumed = last <= self._resumed.get(saga_id, 0)
         outcome = self.not_quarantined(saga_id)
         if not outcome.status.terminal or resumed:
             return None  # running, or still the "stuck" that the resume is about to undo

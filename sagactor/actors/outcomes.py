@@ -174,6 +174,13 @@ class OutcomeBoard:
         if completion is not None:
             completion.settle(None, error)
 
+    def start_failed(self, saga_id: str, accepted: Future[str]) -> None:
+        """A tracked saga's start is settled (a future's callback): if it failed, nothing of
+        the saga was journaled, so it never ends: its completion gets the error."""
+        error = accepted.exception()
+        if error is not None:
+            self.fail(saga_id, error)
+
     def fail_all(self, error: BaseException) -> None:
         """The runtime died: every waiter learns it instead of waiting forever."""
         with self._lock:
