@@ -3,18 +3,23 @@
 
 Registering a participant starts its host and learns its declarations (the types its actions
 return, the events it reacts to); defining a saga checks it against those participants. The
-engine, the drivers and the history all read these tables; only this class writes them, from
-the caller's thread, before the sagas that need them start.
+engine and the history read these tables on the callers' threads; only this class writes them.
+The actors never see them: after each change they get an immutable :class:`Directory` (sent by
+the engine, through ``on_change``), before any saga that needs it starts.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from types import MappingProxyType
 from typing import Any
 
 import pykka
 
+from .actor_messages import Directory
 from .actors.environment import Environment
 from .actors.host import ParticipantHost
+from .actors.kinds import ActorKinds
 from .actors.participant import Participant, reactions_of
 from .actors.portal import has_async_handlers
 from .errors import DefinitionError, UnknownParticipant
@@ -31,8 +36,12 @@ __all__ = ["Catalog"]
 class Catalog:
     """The participants and definitions of one runtime, by name."""
 
-    def __init__(self, env: Environment) -> None:
+    def __init__(
+        self, env: Environment, kinds: ActorKinds, on_change: Callable[[], None] = lambda: None
+    ) -> None:
         self.env = env
+        self.kinds = kinds
+        self.on_change = on_change  # called after each change, on the changing thread
         self.refs: dict[str, pykka.ActorRef[Any]] = {}
         self.hosts: dict[str, ParticipantHost] = {}
         self.definitions = Definitions()  # by name (latest) and by name and version
@@ -50,9 +59,11 @@ class Catalog:
             name = participant.participant_name
             if name in self.refs:
                 raise DefinitionError(name, "is already registered", kind="participant")
+            inline = type(participant).inline
             if has_async_handlers(participant):
                 self.env.portal.start()  # the event loop its async handlers run on
-            host = ParticipantHost.launch(participant, self.env)
+                inline = False  # it waits for the loop: never on the scheduler
+            host = ParticipantHost.launch(self.kinds.host(inline), participant, self.env)
             self.refs[name] = host.actor_ref
             self.hosts[name] = host
             for action_name, spec in type(participant)._actions.items():
@@ -60,6 +71,18 @@ class Catalog:
             for kind, emits in reactions_of([participant])[name].items():
                 self.subscribers.setdefault(kind.__name__, []).append(name)
                 self.event_types.update({t.__name__: t for t in (kind, *emits)})
+            self.on_change()
+
+    def directory(self) -> Directory:
+        """An immutable snapshot of the tables, for the actors (see the module docstring)."""
+        subscribers = {kind: tuple(names) for kind, names in self.subscribers.items()}
+        return Directory(
+            participants=MappingProxyType(dict(self.refs)),
+            subscribers=MappingProxyType(subscribers),
+            event_types=MappingProxyType(dict(self.event_types)),
+            definitions=self.definitions.copy(),  # every version: a saga loads under its own
+            result_types=MappingProxyType(dict(self.result_types)),
+        )
 
     def reactions(self) -> Reactions:
         """Every registered participant's ``@on`` reactions (the workflow graph's source)."""
@@ -81,6 +104,7 @@ class Catalog:
             else:
                 self._validate(saga)
             self.definitions.add(saga)  # beside its other versions; by name: the latest
+            self.on_change()
 
     def _validate(self, saga: Saga) -> None:
         if not isinstance(saga, Saga):

@@ -8,20 +8,22 @@ methods. What it holds (actors, outcomes, quarantine) is the engine's; here are 
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Literal
 
-from . import aio
+from . import inspection
+from .actors import garbage
 from .actors.participant import Participant
+from .async_face import AsyncFace
 from .crashpoints import CrashPlan
 from .dead_letters import DEFAULT_MAX_RECOVERY_ATTEMPTS
 from .drills import Drills
 from .engine import Engine
 from .errors import SagaQuarantined
-from .handles import SagaRun
+from .handles import SagaRun, start_nowait, start_runs
 from .history import HistoryEntry
 from .messages import Outcome
-from .names import Mode
+from .names import Durability, Mode
 from .observe import Footprint, Listener
 from .operations import Operations
 from .persistence.journal import Journal
@@ -34,7 +36,7 @@ from .sagas.versions import Definitions
 __all__ = ["Footprint", "HistoryEntry", "Mode", "Runtime", "SagaRun"]
 
 
-class Runtime(Operations, Drills):
+class Runtime(Operations, Drills, AsyncFace):
     """Runs sagas over registered participants, journaling everything they do.
 
     Open one with :meth:`open` (a durable SQLite journal) or :meth:`in_memory`; use it as a
@@ -52,6 +54,7 @@ class Runtime(Operations, Drills):
         check_state: bool | None = None,
         listeners: Iterable[Listener] = (),
         max_recovery_attempts: int | None = DEFAULT_MAX_RECOVERY_ATTEMPTS,
+        durability: Durability = "full",
     ) -> None:
         self._engine = Engine(
             journal,
@@ -59,6 +62,7 @@ class Runtime(Operations, Drills):
             check_state=check_state,
             listeners=listeners,
             max_recovery_attempts=max_recovery_attempts,
+            durability=durability,
         )
         try:
             self.register(*participants)
@@ -68,6 +72,7 @@ class Runtime(Operations, Drills):
         except BaseException:
             self.close()
             raise
+        garbage.tune()  # after start-up: see sagactor.actors.garbage (SAGACTOR_TUNE_GC=0: off)
 
     # -- construction --------------------------------------------------------------------------
 
@@ -86,6 +91,7 @@ class Runtime(Operations, Drills):
         listeners: Iterable[Listener] = (),
         retention: Retention | None = None,
         max_recovery_attempts: int | None = DEFAULT_MAX_RECOVERY_ATTEMPTS,
+        durability: Durability = "full",
     ) -> Runtime:
         """A runtime over the journal at ``path``; in-flight sagas are resumed.
 
@@ -102,6 +108,9 @@ class Runtime(Operations, Drills):
         ``max_recovery_attempts``: a saga that this many recoveries in a row resumed without
         it making progress (its handling kills the process: a poison saga) is parked as a
         dead letter instead of resumed again (see :meth:`dead_letters`); None never parks.
+        ``durability="relaxed"`` waits for the disk only at a saga's start and end; a crash can
+        then lose the steps in between, and leave an external effect of a later step
+        uncompensated (read "Durability" in the operations docs before choosing it).
         """
         journal = open_journal(path, synchronous=synchronous, create=create)
         try:
@@ -114,6 +123,7 @@ class Runtime(Operations, Drills):
                 check_state=check_state,
                 listeners=listeners,
                 max_recovery_attempts=max_recovery_attempts,
+                durability=durability,
             )
         except BaseException as error:
             problem = discard(journal, error)
@@ -202,9 +212,7 @@ class Runtime(Operations, Drills):
         existing run; with another input, or another saga or version, it raises
         :class:`SagaIdConflict`.
         """
-        return self.start_many(
-            saga, [input], saga_ids=None if saga_id is None else [saga_id], mode=mode
-        )[0]
+        return start_runs(self, saga, [input], None if saga_id is None else [saga_id], mode)[0]
 
     def start_many(
         self,
@@ -214,12 +222,21 @@ class Runtime(Operations, Drills):
         saga_ids: Sequence[str] | None = None,
         mode: Mode = "orchestration",
     ) -> list[SagaRun]:
-        """Start many sagas at once (their starts share group commits); one run per input."""
-        accepted = self._engine.submit(saga, inputs, saga_ids, mode)
-        try:
-            return [SagaRun(self, future.result()) for future in accepted]
-        finally:
-            self._engine.settle(accepted)
+        """Start many sagas at once; one run per input. Returns once every start is durable:
+        the starts share group commits, and the caller waits once for the whole batch."""
+        return start_runs(self, saga, inputs, saga_ids, mode)
+
+    def start_nowait(
+        self,
+        saga: Saga | Choreography | str,
+        input: Any,
+        *,
+        mode: Mode = "orchestration",
+    ) -> SagaRun:
+        """:meth:`start` without waiting for the disk: returns at once with the new saga's id;
+        a start that cannot be journaled raises from ``run.result()``. No ``saga_id`` here: an
+        idempotency key is checked against the journal, which takes a wait."""
+        return start_nowait(self, saga, input, mode)
 
     def run(self, saga_id: str) -> SagaRun:
         """A handle on a saga started earlier (by this runtime or before a restart)."""
@@ -314,11 +331,11 @@ class Runtime(Operations, Drills):
 
     def footprint(self) -> Footprint:
         """What this runtime holds in memory and snapshots now: bounded by live work."""
-        return self._engine.footprint()
+        return inspection.footprint(self._engine)
 
     def state(self, participant: str) -> Any:
         """A copy of a participant's current state."""
-        return self._engine.state(participant)
+        return inspection.participant_state(self._engine, participant)
 
     @property
     def participants(self) -> list[str]:
@@ -332,7 +349,7 @@ class Runtime(Operations, Drills):
         return self._engine.catalog.definitions.copy()
 
     def saga_ids(self) -> list[str]:
-        return self._engine.saga_ids()
+        return inspection.saga_ids(self._engine)
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -345,44 +362,3 @@ class Runtime(Operations, Drills):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-    # -- the async face (asyncio or trio, through anyio: see sagactor.aio) ---------------------
-
-    async def astart(
-        self,
-        saga: Saga | Choreography | str,
-        input: Any,
-        *,
-        saga_id: str | None = None,
-        mode: Mode = "orchestration",
-    ) -> SagaRun:
-        """:meth:`start` for async callers: awaits the journaling without blocking the loop."""
-        definition = self._engine.catalog.definition(saga)
-        accepted = await aio.start_saga(self._engine, definition, input, saga_id=saga_id, mode=mode)
-        return SagaRun(self, accepted)
-
-    async def astatus(self, saga_id: str) -> Outcome:
-        """:meth:`status` for async callers: the journal is read in a worker thread."""
-        return await aio.status(self._engine, saga_id)
-
-    async def ahistory(self, saga_id: str) -> list[HistoryEntry]:
-        """:meth:`history` for async callers: the journal is read in a worker thread."""
-        return await aio.history(self._engine, saga_id)
-
-    def watch(self, saga_id: str) -> AsyncIterator[HistoryEntry]:
-        """``async for entry in rt.watch(id)``: the saga's :meth:`history` as it happens.
-
-        Starts with the entries already journaled, then yields each new one once, in journal
-        order, and ends after the saga's terminal event.
-        """
-        return aio.watch(self._engine, saga_id)
-
-    async def aclose(self) -> None:
-        """:meth:`close` for async callers (it runs in a worker thread)."""
-        await aio.close_engine(self._engine)
-
-    async def __aenter__(self) -> Runtime:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()

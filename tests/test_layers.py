@@ -53,6 +53,8 @@ LAYERS: list[tuple[str, ...]] = [
         "sagactor.engine",
         "sagactor.forgotten",
         "sagactor.drills",
+        "sagactor.async_face",
+        "sagactor.inspection",
         "sagactor.catalog",
         "sagactor.quarantine",
         "sagactor.dead_letters",
