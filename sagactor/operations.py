@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final, Literal, cast
@@ -238,6 +238,7 @@ class Operations:
         *,
         keep: int = 0,
         keep_summary: bool = True,
+        progress: Callable[[int, int], object] | None = None,
     ) -> PruneReport:
         """Delete the events of sagas that ended (completed, compensated, cancelled) before
         ``ended_before`` (default: now), sparing the ``keep`` that ended last, then give the
@@ -248,15 +249,16 @@ class Operations:
         Participant records it caused go too where a participant snapshot covers them (the
         participant's state no longer needs them). Stuck and running sagas are never pruned.
 
+        ``progress(sagas, records)``, if given, is called after each chunk of a long prune.
+
         Raises:
             OperationRefused: ``keep`` is negative.
         """
         if keep < 0:
             raise OperationRefused("prune", f"keep must be 0 or more, not {keep}")
         before = _moment("ended_before", ended_before)
-        return prune_journal(
-            self._engine.journal, time.time() if before is None else before, keep, keep_summary
-        )
+        moment = time.time() if before is None else before
+        return prune_journal(self._engine.journal, moment, keep, keep_summary, progress)
 
 
 def _rows(journal: Journal, ids: list[str]) -> list[SagaRow]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from .errors import DefinitionError, SagactorError
@@ -46,8 +47,15 @@ class Retention:
             )
 
 
-def prune_journal(journal: Journal, before: float, keep: int, keep_summary: bool) -> PruneReport:
-    """Prune ``journal`` in chunks (see :meth:`Operations.prune`); usable without a runtime."""
+def prune_journal(
+    journal: Journal,
+    before: float,
+    keep: int,
+    keep_summary: bool,
+    progress: Callable[[int, int], object] | None = None,
+) -> PruneReport:
+    """Prune ``journal`` in chunks (see :meth:`Operations.prune`); usable without a runtime.
+    ``progress(sagas, records)`` is called after each chunk (a long prune shows it moves)."""
     sagas = records = 0
     while True:
         chosen = journal.prunable(before, keep, 1000)
@@ -55,6 +63,8 @@ def prune_journal(journal: Journal, before: float, keep: int, keep_summary: bool
             break
         records += journal.prune(chosen, keep_summary=keep_summary)
         sagas += len(chosen)  # a kept summary says events = 0: never chosen again
+        if progress is not None:
+            progress(sagas, records)
     return PruneReport(sagas, records, journal.reclaim())
 
 

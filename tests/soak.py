@@ -75,7 +75,12 @@ class SoakReport:
 
 
 def soak(
-    kills: int, *, seed: int = 0, db: Path | None = None, max_delay: float = 0.4
+    kills: int,
+    *,
+    seed: int = 0,
+    db: Path | None = None,
+    max_delay: float = 0.4,
+    progress: bool = False,
 ) -> SoakReport:
     rng = random.Random(seed)
     workdir = Path(tempfile.mkdtemp(prefix="sagactor-soak-")) if db is None else db.parent
@@ -121,6 +126,8 @@ def soak(
             check.close()
         if verdict != "ok":
             report.violations.append(f"kill {kill}: integrity_check says {verdict}")
+        if progress and (kill + 1) % 50 == 0:
+            print(f"  {kill + 1}/{kills} kills, {len(acknowledged)} acknowledged", file=sys.stderr)
     report.acknowledged = len(acknowledged)
     report.violations += _final_check(db, acknowledged)
     return report
@@ -160,7 +167,7 @@ def main() -> None:
         child(Path(args.child), args.seed)
         return
     started = time.perf_counter()
-    report = soak(args.kills, seed=args.seed)
+    report = soak(args.kills, seed=args.seed, progress=True)
     elapsed = time.perf_counter() - started
     print(
         f"kills: {report.kills}  acknowledged sagas: {report.acknowledged}  "

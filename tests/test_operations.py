@@ -178,6 +178,18 @@ def test_prune_forgets_ended_sagas_and_keeps_their_rows(opener: Opener) -> None:
         assert rt.start(ORDER, Order("after", 1), saga_id="after").result(WAIT).ok
 
 
+def test_a_long_prune_reports_its_progress_chunk_by_chunk(tmp_path: Path) -> None:
+    with sa.Runtime.open(tmp_path / "j.db", participants=participants(), sagas=[ORDER]) as rt:
+        runs = rt.start_many(ORDER, [Order(f"q{i}", 1) for i in range(2_500)])
+        for run in runs:
+            assert run.result(WAIT).ok
+        seen: list[tuple[int, int]] = []
+        report = rt.prune(progress=lambda sagas, records: seen.append((sagas, records)))
+    assert [sagas for sagas, _ in seen] == [1_000, 2_000, 2_500]  # one call per chunk
+    assert seen[-1] == (report.sagas, report.records)
+    assert all(b[1] > a[1] for a, b in zip(seen, seen[1:], strict=False))
+
+
 def test_prune_deletes_participant_records_a_snapshot_covers(tmp_path: Path) -> None:
     path = tmp_path / "j.db"
     with sa.Runtime.open(path, participants=participants(), sagas=[ORDER], snapshot_every=2) as rt:

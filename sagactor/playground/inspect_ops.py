@@ -126,7 +126,11 @@ def _resolve(journal: Journal, options: argparse.Namespace) -> int:
 
 def _prune(journal: Journal, options: argparse.Namespace) -> int:
     before = dt.datetime.now().timestamp() - options.older_than * 86400
-    report = prune_journal(journal, before, options.keep, not options.drop_summaries)
+
+    def progress(sagas: int, records: int) -> None:  # on stderr: stdout stays the result
+        print(f"  pruned {sagas} saga(s), {records} record(s) so far", file=sys.stderr)
+
+    report = prune_journal(journal, before, options.keep, not options.drop_summaries, progress)
     if options.json:
         _print_json(report)
     else:
