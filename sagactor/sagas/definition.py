@@ -5,7 +5,9 @@ Both are checked when written (their shape) and when registered (against the par
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,7 +16,7 @@ import msgspec
 from ..errors import DefinitionError
 from ..messages import SagaStatus
 
-__all__ = ["Choreography", "RetryPolicy", "Saga", "Step"]
+__all__ = ["Choreography", "Parallel", "RetryPolicy", "Saga", "Step"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +82,9 @@ class Step:
     step must be ``retriable=True`` and is retried until it succeeds (any error, ``StepFailed``
     and timeouts included; ``retry`` gives the back-off, capped by its ``max_backoff``, while
     its ``max_attempts`` is ignored), never compensated, so it needs no ``@compensation``.
+
+    ``group`` is set by :class:`Parallel` (the group's number in its saga, from 1); 0 for a
+    step of its own. Consecutive steps of one group run at once.
     """
 
     name: str
@@ -95,13 +100,56 @@ class Step:
     compensation_timeout: float | None = None
     pivot: bool = False
     retriable: bool = False
+    group: int = 0
 
     def limit(self, kind: str) -> float:
         """The start-to-close limit of an ``"action"`` or ``"compensation"`` attempt (0: none)."""
         return (self.timeout if kind == "action" else self.compensation_timeout) or 0.0
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
+class Parallel:
+    """Steps that run at once, an element of :class:`Saga`'s steps: their commands are sent
+    together and the saga goes on when every one of them succeeded (a join). Later steps read
+    all their results from ``ctx.results``.
+
+    If one fails (a business failure, its attempts used up, a timeout), no more commands are
+    sent: the saga waits for the members still in flight to answer (each bounded by its own
+    time limits), then compensates the members that completed or are in doubt (a member that
+    was waiting to retry is in doubt), then the earlier steps, in reverse order of completion.
+    A cancel or a passed deadline does not wait: every member still running is in doubt.
+
+    Members are plain steps: no group inside a group, no pivot (the point of no return is one
+    step). After the pivot a group's members are all retriable. A member that cannot be
+    compensated is allowed only in the saga's last group, as no later step can fail.
+    """
+
+    steps: tuple[Step, ...]
+
+    def __init__(self, steps: Sequence[Step]) -> None:
+        members = tuple(steps)
+        if not members:
+            raise DefinitionError("Parallel", "a parallel group needs at least one step")
+        for position, member in enumerate(members):
+            if isinstance(member, Parallel):
+                raise DefinitionError(
+                    "Parallel",
+                    f"steps[{position}] is a group inside a group: list its steps in the outer "
+                    "group (they all run at once anyway)",
+                )
+            if not isinstance(member, Step):
+                raise DefinitionError("Parallel", f"steps[{position}] is {member!r}, not a Step")
+            if member.pivot:
+                raise DefinitionError(
+                    "Parallel",
+                    "a pivot cannot run in a parallel group: the point of no return is one "
+                    "step (put it before or after the group)",
+                    step=member.name,
+                )
+        object.__setattr__(self, "steps", members)
+
+
+@dataclass(frozen=True, slots=True, init=False)
 class Saga:
     """A named, versioned list of steps. Bump ``version`` when a change would alter how an
     in-flight saga resumes (steps added, removed, reordered or renamed).
@@ -109,26 +157,46 @@ class Saga:
     ``deadline`` (seconds) bounds the whole saga: it is journaled at the start as a wall-clock
     time, so a restart does not restart the clock. When it passes, a saga before its pivot is
     compensated (the current step in doubt, as for a cancel); a saga past its pivot is
-    reported overdue (``SagaOverdue``, and its outcome's reason) and completes."""
+    reported overdue (``SagaOverdue``, and its outcome's reason) and completes.
+
+    An element of ``steps`` may be a :class:`Parallel` group. ``steps`` then reads back flat
+    (every step, a group's members marked with its ``group`` number) and ``stages`` gives the
+    order they run in: one tuple per lone step or group."""
 
     name: str
-    steps: tuple[Step, ...] | list[Step]
+    steps: tuple[Step, ...]
     version: int = 1
     input_type: type[Any] | None = None
     deadline: float | None = None
+    stages: tuple[tuple[Step, ...], ...] = field(init=False, repr=False)
     _index: dict[str, int] = field(init=False, repr=False, compare=False)
+    _stage: dict[str, int] = field(init=False, repr=False, compare=False)
     _pivot: str = field(init=False, repr=False, compare=False)
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "steps", tuple(self.steps))
+    def __init__(
+        self,
+        name: str,
+        steps: Sequence[Step | Parallel],
+        version: int = 1,
+        input_type: type[Any] | None = None,
+        deadline: float | None = None,
+    ) -> None:
+        for attribute, value in (
+            ("name", name),
+            ("version", version),
+            ("input_type", input_type),
+            ("deadline", deadline),
+        ):
+            object.__setattr__(self, attribute, value)
         if not isinstance(self.name, str) or not self.name.strip():
             raise DefinitionError(str(self.name), "a saga needs a non-empty name")
+        stages = _stages(self.name, steps)
+        object.__setattr__(self, "stages", stages)
+        object.__setattr__(self, "steps", tuple(step for stage in stages for step in stage))
         if not self.steps:
             raise DefinitionError(self.name, "a saga needs at least one step")
         index: dict[str, int] = {}
         for position, step in enumerate(self.steps):
-            if not isinstance(step, Step):
-                raise DefinitionError(self.name, f"steps[{position}] is {step!r}, not a Step")
             for attribute in ("name", "participant", "action"):
                 value = getattr(step, attribute)
                 if not isinstance(value, str) or not value.strip():
@@ -149,7 +217,10 @@ class Saga:
         if self.deadline is not None and not _positive(self.deadline):
             raise DefinitionError(self.name, "deadline must be a positive number of seconds")
         object.__setattr__(self, "_index", index)
+        order = {step.name: number for number, stage in enumerate(stages) for step in stage}
+        object.__setattr__(self, "_stage", order)
         object.__setattr__(self, "_pivot", _check_kinds(self.name, tuple(self.steps)))
+        _check_groups(self.name, stages)
 
     def index(self, step: str) -> int:
         return self._index[step]
@@ -161,14 +232,68 @@ class Saga:
     def key(self) -> str:
         return f"{self.name}@{self.version}"
 
+    def stage(self, step: str) -> int:
+        """The position in ``stages`` of the stage that runs ``step``."""
+        return self._stage[step]
+
     def before(self, step: str) -> tuple[str, ...]:
-        """The steps that run before ``step`` (whose results it can read)."""
-        return tuple(s.name for s in self.steps[: self._index[step]])
+        """The steps that run before ``step`` (whose results it can read): those of the
+        earlier stages (never a sibling in its group, which runs at the same time)."""
+        stage = self._stage[step]
+        return tuple(s.name for s in self.steps if self._stage[s.name] < stage)
 
     @property
     def pivot(self) -> str:
         """The name of the pivot step ("" when the saga has none)."""
         return self._pivot
+
+
+def _stages(saga: str, elements: Sequence[Step | Parallel]) -> tuple[tuple[Step, ...], ...]:
+    """The stages ``elements`` run in, each group's members numbered by the group's place.
+
+    Flat steps already numbered (a ``dataclasses.replace`` of a saga passes them so) form a
+    group again when they are consecutive and share a number."""
+    if isinstance(elements, str | bytes) or not isinstance(elements, Sequence | tuple | list):
+        raise DefinitionError(saga, f"steps must be a list of steps, not {elements!r}")
+    runs: list[list[Step]] = []
+    grouped: list[bool] = []
+    previous: object = None
+    for position, element in enumerate(elements):
+        if isinstance(element, Parallel):
+            runs.append(list(element.steps))
+            grouped.append(True)
+            previous = element
+        elif isinstance(element, Step):
+            if element.group and isinstance(previous, Step) and previous.group == element.group:
+                runs[-1].append(element)
+            else:
+                runs.append([element])
+                grouped.append(bool(element.group))
+            previous = element
+        else:
+            raise DefinitionError(saga, f"steps[{position}] is {element!r}, not a Step")
+    stages = []
+    number = 0
+    for run, is_group in zip(runs, grouped, strict=True):
+        if is_group:
+            number += 1
+        group = number if is_group else 0
+        stages.append(tuple(dataclasses.replace(s, group=group) for s in run))
+    return tuple(stages)
+
+
+def _check_groups(saga: str, stages: tuple[tuple[Step, ...], ...]) -> None:
+    """A member that cannot be undone runs only in the last stage: a sibling's or a later
+    step's failure could not take it back."""
+    for stage in stages[:-1]:
+        for step in stage:
+            if step.group and not step.compensable and not step.retriable:
+                raise DefinitionError(
+                    saga,
+                    "a step that cannot be compensated may run in a parallel group only when "
+                    "the group is the saga's last stage (a sibling's failure could not undo it)",
+                    step=step.name,
+                )
 
 
 def _check_kinds(saga: str, steps: tuple[Step, ...]) -> str:
