@@ -38,7 +38,7 @@ from .messages import Outcome, SagaStatus
 from .observe import Listener, Metrics, Notice, RecoveryNotice, SagaNotice
 from .persistence.journal import JournalStats
 from .runtime import Footprint, HistoryEntry, Mode, Runtime, SagaRun
-from .sagas.definition import Choreography, RetryPolicy, Saga, Step
+from .sagas.definition import Choreography, Parallel, RetryPolicy, Saga, Step
 
 __all__ = [
     "Choreography",
@@ -58,6 +58,7 @@ __all__ = [
     "Mode",
     "Notice",
     "Outcome",
+    "Parallel",
     "Participant",
     "PayloadError",
     "RecoveryNotice",

@@ -141,9 +141,7 @@ def _fits(state: SagaState, event: SagaEvent) -> bool:
         return event.attempt == member.attempt and member.in_flight
     if isinstance(event, StepCompensated | StepFenced | CompensationFailed):
         undoing = state.status is SagaStatus.COMPENSATING and state.kind == COMPENSATION
-        awaited = (
-            getattr(event, "attempt", state.attempt) == state.attempt and not state.retry_due
-        )
+        awaited = getattr(event, "attempt", state.attempt) == state.attempt and not state.retry_due
         return (
             undoing
             and step == state.step

@@ -221,9 +221,9 @@ def advance(state: SagaState, events: list[SagaEvent], now: float) -> None:
             else:
                 emit(state, events, SagaCompleted())
     elif state.status is SagaStatus.COMPENSATING:
-        if state.kind == ACTION and not state.running:
-            _begin_compensation(state, events)
-        elif state.kind == COMPENSATION and isinstance(events[-1], StepCompensated | StepFenced):
+        drained = state.kind == ACTION and not state.running
+        undone = state.kind == COMPENSATION and isinstance(events[-1], StepCompensated | StepFenced)
+        if drained or undone:
             _begin_compensation(state, events)
 
 
