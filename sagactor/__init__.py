@@ -20,6 +20,7 @@ from .errors import (
     JournalError,
     JournalLocked,
     JournalWriteError,
+    OperationRefused,
     PayloadError,
     RuntimeClosed,
     RuntimeCrashed,
@@ -36,7 +37,10 @@ from .errors import (
 )
 from .messages import Outcome, SagaStatus
 from .observe import Listener, Metrics, Notice, RecoveryNotice, SagaNotice
+from .operations import SagaPage
 from .persistence.journal import JournalStats
+from .persistence.summaries import SagaRow
+from .retention import PruneReport, Retention
 from .runtime import Footprint, HistoryEntry, Mode, Runtime, SagaRun
 from .sagas.definition import Choreography, Parallel, RetryPolicy, Saga, Step
 
@@ -57,11 +61,14 @@ __all__ = [
     "Metrics",
     "Mode",
     "Notice",
+    "OperationRefused",
     "Outcome",
     "Parallel",
     "Participant",
     "PayloadError",
+    "PruneReport",
     "RecoveryNotice",
+    "Retention",
     "RetryPolicy",
     "Runtime",
     "RuntimeClosed",
@@ -69,7 +76,9 @@ __all__ = [
     "Saga",
     "SagaIdConflict",
     "SagaNotice",
+    "SagaPage",
     "SagaQuarantined",
+    "SagaRow",
     "SagaRun",
     "SagaStatus",
     "SagaTimeout",

@@ -20,7 +20,7 @@ from typing import Any
 
 import msgspec
 
-from .messages import Emitted, SagaEvent
+from .messages import Emitted, SagaEvent, StepResolved
 from .names import RUN, ReplyOutcome, TimeLimit
 
 __all__ = [
@@ -38,6 +38,7 @@ __all__ = [
     "Rebuild",
     "Recover",
     "Reply",
+    "Resolve",
     "Resume",
     "SagaEnded",
     "StartSaga",
@@ -174,6 +175,19 @@ class Cancel(msgspec.Struct, frozen=True):
 
 class Resume(msgspec.Struct, frozen=True):
     saga_id: str
+
+
+class Resolve(msgspec.Struct, frozen=True):
+    """An operator settles a stuck saga's failing compensation (see ``StepResolved``)."""
+
+    saga_id: str
+    step: str
+    how: str
+    note: str
+    by: str
+
+    def event(self) -> StepResolved:
+        return StepResolved(step=self.step, how=self.how, note=self.note, by=self.by)
 
 
 class Published(msgspec.Struct, frozen=True):

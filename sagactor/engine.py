@@ -3,18 +3,15 @@ the async face (:mod:`sagactor.aio`) share, used by both through public methods 
 
 It owns the actors' wiring (the participants' hosts, the coordinator, the native dispatcher,
 one :class:`~sagactor.actors.environment.Environment`), the outcome board where callers wait,
-the quarantine, the recovery entry point and the runtime's life (open, closed, crashed). The
-faces add only how a caller waits: by blocking, or by awaiting on its own event loop.
+the quarantine, recovery and the runtime's life. The faces add only how a caller waits.
 """
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import logging
 import threading
 import time
-import weakref
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future
 from typing import Any
@@ -31,6 +28,7 @@ from .actors.timers import TimerService
 from .catalog import Catalog
 from .crashpoints import CrashPlan, CrashPoint, SimulatedCrash
 from .errors import DefinitionError, RuntimeClosed, RuntimeCrashed, SagactorError, SagaQuarantined
+from .forgotten import OPEN
 from .history import HistoryEntry, Timeline
 from .messages import Outcome
 from .names import MODES, NATIVE, SAGA_PREFIX, Mode, participant_stream, saga_id_of, saga_stream
@@ -47,20 +45,6 @@ from .sagas.workflow import cancel_plan
 __all__ = ["Engine", "Footprint"]
 
 logger = logging.getLogger("sagactor")
-
-_EXIT_GRACE = 10.0  # seconds an engine left open at exit waits for its running handlers
-_OPEN: weakref.WeakSet[Engine] = weakref.WeakSet()  # closed at interpreter exit
-
-
-@atexit.register
-def _close_forgotten() -> None:
-    """A script that forgot ``close()`` still ends, with its journal flushed and released (its
-    actors run on daemon threads, so the interpreter reaches this hook)."""
-    for engine in list(_OPEN):
-        try:
-            engine.shutdown(_EXIT_GRACE)
-        except Exception:
-            logger.exception("closing %r at exit failed", engine)
 
 
 class Engine:
@@ -95,7 +79,7 @@ class Engine:
         self.quarantine = Quarantine(self.outcomes)
         self._closed = False
         self._crash: BaseException | None = None
-        _OPEN.add(self)
+        OPEN.add(self)
         catalog = self.catalog
         self.timeline = Timeline(journal, catalog)
         self._dispatcher = NativeDispatcher.start(
@@ -237,10 +221,15 @@ class Engine:
             )
         except SagaQuarantined as error:
             raise error.cause from error
-        with self._lock:  # until the resumed run ends, the journal's "stuck" is not its end
-            self._resumed[saga_id] = self.journal.last_seq(saga_stream(saga_id))
         native = isinstance(self.catalog.definitions.get(outcome.saga), Choreography)
-        self.tell(self._dispatcher if native else self._coordinator, Resume(saga_id))
+        self.drive(saga_id, Resume(saga_id), native=native)
+
+    def drive(self, saga_id: str, message: Any, *, native: bool = False) -> None:
+        """Send a stuck saga an operator's message (a resume, a resolve): until it ends again,
+        the journal's "stuck" is not its end."""
+        with self._lock:
+            self._resumed[saga_id] = self.journal.last_seq(saga_stream(saga_id))
+        self.tell(self._dispatcher if native else self._coordinator, message)
 
     # -- recovery --------------------------------------------------------------------------------
 
@@ -355,7 +344,7 @@ class Engine:
     def shutdown(self, grace: float | None) -> None:
         """Stop the actors and close the journal, waiting at most ``grace`` seconds for the
         actors to finish their current handlers (None: as long as they run)."""
-        _OPEN.discard(self)
+        OPEN.discard(self)
         with self._lock:
             if self._closed:
                 return
@@ -378,6 +367,7 @@ class Engine:
             self.outcomes.fail_all(RuntimeClosed("the runtime was closed"))
 
     def tell(self, ref: pykka.ActorRef[Any], message: Any) -> None:
+        self.env.told += 1  # counted with the actors' own messages (bench/counts.py)
         try:
             ref.tell(message)
         except pykka.ActorDeadError as error:

@@ -13,6 +13,7 @@ __all__ = [
     "JournalError",
     "JournalLocked",
     "JournalWriteError",
+    "OperationRefused",
     "PayloadError",
     "RuntimeClosed",
     "RuntimeCrashed",
@@ -229,4 +230,13 @@ class JournalWriteError(JournalError):
 
     def __init__(self, problem: str) -> None:
         super().__init__(f"journal write failed: {problem}")
+        self.problem = problem
+
+
+class OperationRefused(SagactorError, ValueError):  # noqa: N818 - named after the condition
+    """An operation cannot apply: a wrong argument, or a saga not in the state it needs."""
+
+    def __init__(self, operation: str, problem: str) -> None:
+        super().__init__(f"{operation}: {problem}")
+        self.operation = operation
         self.problem = problem

@@ -45,6 +45,7 @@ __all__ = [
     "StepAbandoned",
     "StepCompensated",
     "StepFenced",
+    "StepResolved",
     "StepRetrying",
     "StepStarted",
     "StepSucceeded",
@@ -192,6 +193,17 @@ class SagaResumed(_Event, frozen=True):
     by: str = "operator"
 
 
+class StepResolved(_Event, frozen=True):
+    """An operator settled a stuck saga's failing compensation of ``step`` by hand: ``how`` is
+    ``"compensated"`` (undone outside sagactor) or ``"skipped"`` (left as it is); ``note``
+    says why, ``by`` who. The saga goes on compensating the steps before it."""
+
+    step: str
+    how: str
+    note: str = ""
+    by: str = "operator"
+
+
 class EventDispatched(_Event, frozen=True):
     """Native choreography: ``source`` published event ``event_id`` (an ``event_type``), and the
     dispatcher delivered it to the subscribers of that type."""
@@ -219,6 +231,7 @@ SagaEvent = (
     | SagaCancelled
     | SagaOverdue
     | SagaResumed
+    | StepResolved
     | EventDispatched
 )
 # By stored name (the tag), which is the class name except for StepAbandoned ("StepFailed").
@@ -241,6 +254,7 @@ SAGA_EVENTS: dict[str, type[Any]] = {
         SagaCancelled,
         SagaOverdue,
         SagaResumed,
+        StepResolved,
         EventDispatched,
     )
 }

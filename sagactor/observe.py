@@ -84,6 +84,7 @@ _SAGA_LEVEL = {
     "SagaCancelled": logging.INFO,
     "SagaOverdue": logging.WARNING,  # its deadline passed: an operator wants to know
     "SagaResumed": logging.INFO,
+    "StepResolved": logging.WARNING,  # an operator settled a step by hand: worth noticing
     "SagaStuck": logging.WARNING,
 }
 

@@ -22,15 +22,17 @@ from .history import HistoryEntry
 from .messages import Outcome
 from .names import Mode
 from .observe import Footprint, Listener
+from .operations import Operations
 from .persistence.journal import Journal
 from .persistence.memory import MemoryJournal
 from .persistence.opening import discard, open_journal
+from .retention import Retention
 from .sagas.definition import Choreography, Saga
 
 __all__ = ["Footprint", "HistoryEntry", "Mode", "Runtime", "SagaRun"]
 
 
-class Runtime:
+class Runtime(Operations):
     """Runs sagas over registered participants, journaling everything they do.
 
     Open one with :meth:`open` (a durable SQLite journal) or :meth:`in_memory`; use it as a
@@ -78,6 +80,7 @@ class Runtime:
         snapshot_every: int = 1000,
         check_state: bool | None = None,
         listeners: Iterable[Listener] = (),
+        retention: Retention | None = None,
     ) -> Runtime:
         """A runtime over the journal at ``path``; in-flight sagas are resumed.
 
@@ -89,10 +92,12 @@ class Runtime:
         ``check_state=True`` (the default under ``sagactor.testing.check_state()``) makes a
         handler that changes its participant's state without ``ctx.record`` fail its step with
         :class:`UnrecordedChange`: a mode for tests, it costs a state copy per handler.
+
+        ``retention`` prunes ended sagas in the background (see :class:`Retention`).
         """
         journal = open_journal(path, synchronous=synchronous, create=create)
         try:
-            return cls(
+            runtime = cls(
                 journal,
                 participants=participants,
                 sagas=sagas,
@@ -106,6 +111,9 @@ class Runtime:
             if problem is error:
                 raise
             raise problem from error
+        if retention is not None:
+            runtime.keep_pruning(retention)
+        return runtime
 
     @classmethod
     def in_memory(

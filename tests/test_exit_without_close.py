@@ -135,9 +135,9 @@ def test_closing_at_exit_leaves_a_closed_runtime_closed() -> None:
     """The exit hook holds runtimes weakly and skips those already closed."""
     rt = sa.Runtime.in_memory(participants=[Slow()])
     rt.close()
-    from sagactor import engine as module
+    from sagactor import forgotten
 
-    assert rt.engine not in module._OPEN
-    module._close_forgotten()  # nothing open: nothing happens
+    assert rt.engine not in forgotten.OPEN
+    forgotten.close_forgotten()  # nothing open: nothing happens
     with pytest.raises(sa.RuntimeClosed):
         rt.start(SAGA, Order(1))

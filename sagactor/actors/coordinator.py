@@ -31,6 +31,7 @@ from ..actor_messages import (
     Rebuild,
     Recover,
     Reply,
+    Resolve,
     Resume,
     StartSaga,
     Timeout,
@@ -59,6 +60,11 @@ __all__ = ["Coordinator"]
 logger = logging.getLogger("sagactor")
 
 
+# What moves a saga on (the machine decides what it means).
+Driving = Reply | Timeout | Wake | DeadlinePassed | Cancel | Resume | Resolve
+_DRIVING = (Reply, Timeout, Wake, DeadlinePassed, Cancel, Resume, Resolve)
+
+
 class Coordinator(SagaActor):
     role = "coordinator"
 
@@ -77,7 +83,9 @@ class Coordinator(SagaActor):
             self._published(message)
         elif isinstance(message, Began):
             self._began(message)
-        elif isinstance(message, Reply | Timeout | Wake | DeadlinePassed | Cancel | Resume):
+        elif isinstance(
+            message, Reply | Timeout | Wake | DeadlinePassed | Cancel | Resume | Resolve
+        ):
             self._advance(message)
         elif isinstance(message, StartSaga):
             self._start(message)
@@ -97,9 +105,11 @@ class Coordinator(SagaActor):
         self.sagas[msg.saga_id] = state
         self._commit(state, events, accepted=msg.accepted, timers=deadline_timer(state))
 
-    def _advance(self, message: Reply | Timeout | Wake | DeadlinePassed | Cancel | Resume) -> None:
+    def _advance(
+        self, message: Reply | Timeout | Wake | DeadlinePassed | Cancel | Resume | Resolve
+    ) -> None:
         state = self.sagas.get(message.saga_id)
-        if state is None and isinstance(message, Resume | Cancel):
+        if state is None and isinstance(message, Resume | Cancel | Resolve):
             state = self.load(message.saga_id)
             if state is not None:
                 self.sagas[message.saga_id] = state

@@ -31,12 +31,14 @@ class Environment:
     portal: HandlerPortal = field(default_factory=HandlerPortal)  # runs async handlers
     commits: CommitSignals = field(default_factory=CommitSignals)  # wakes Runtime.watch
     check_state: bool = False  # compare state changes with ctx.record (see statecheck)
+    told: int = 0  # actor messages sent (here and by Engine.tell): the bench's per-saga count
     listeners: Listeners = field(default_factory=Listeners)  # notices of durable saga events
 
     def tell(self, ref: pykka.ActorRef[Any], message: Any) -> None:
         """Send unless the runtime is dead; an actor stopped by close() just misses it."""
         if self.dead.is_set():
             return
+        self.told += 1  # no lock: a rare lost count under contention is fine for a bench
         with contextlib.suppress(pykka.ActorDeadError):
             ref.tell(message)
 

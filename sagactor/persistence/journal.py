@@ -20,6 +20,7 @@ from typing import Self
 import msgspec
 
 from ..errors import JournalError, RuntimeClosed, StreamConflict
+from .summaries import SagaQuery, SagaRow, fold_rows, select, to_prune
 
 __all__ = [
     "DoneCallback",
@@ -167,6 +168,45 @@ class Journal(ABC):
     def stats(self) -> JournalStats:
         """Counts of what this journal object has done (zeros where a backend keeps none)."""
         return JournalStats()
+
+    # -- the sagas table: one summary row per saga (see persistence.summaries) -------------------
+    # A backend keeps the rows in the transaction of the saga's events and answers these from
+    # its indexes. The fallbacks below fold every saga stream: right, but a scan.
+
+    def sagas(self, query: SagaQuery) -> list[SagaRow]:
+        """The summary rows ``query`` wants, newest first."""
+        return select(fold_rows(self.read_prefix("saga/")), query)
+
+    def saga_row(self, saga_id: str) -> SagaRow | None:
+        """The saga's summary row, if the journal has one."""
+        rows = list(fold_rows(self.read(f"saga/{saga_id}")))
+        return rows[0] if rows else None
+
+    def saga_counts(self) -> dict[str, int]:
+        """How many sagas have each status (statuses with none are left out)."""
+        counts: dict[str, int] = {}
+        for row in fold_rows(self.read_prefix("saga/")):
+            counts[row.status] = counts.get(row.status, 0) + 1
+        return counts
+
+    def prunable(self, before: float, keep: int, limit: int) -> list[str]:
+        """Up to ``limit`` ids of sagas that ended for good before ``before``, sparing the
+        ``keep`` that ended last."""
+        return to_prune(fold_rows(self.read_prefix("saga/")), before, keep)[:limit]
+
+    def prune(self, saga_ids: Sequence[str], *, keep_summary: bool = True) -> int:
+        """Delete the events of these ended sagas, and the records they caused in participant
+        streams that a snapshot covers (the participant's state no longer needs them). Their
+        summary rows stay unless ``keep_summary`` is false. Returns the records deleted.
+
+        Raises:
+            JournalError: This journal cannot delete.
+        """
+        raise JournalError(f"{type(self).__name__} cannot prune")
+
+    def reclaim(self) -> int:
+        """Give free space back to the system where the backend can; returns bytes freed."""
+        return 0
 
     @abstractmethod
     def close(self) -> None:

@@ -10,8 +10,11 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 
+import msgspec
+
 from ..errors import JournalWriteError, StreamConflict
 from .journal import DoneCallback, Journal, JournalStats, Record, Snapshot
+from .summaries import SagaQuery, SagaRow, SummaryKeeper, select, to_prune
 
 __all__ = ["MemoryJournal"]
 
@@ -27,6 +30,9 @@ class MemoryJournal(Journal):
         self._all: list[Record] = []
         self._snapshots: dict[str, Snapshot] = {}
         self._caused: dict[str, list[Record]] = {}  # saga id -> records it caused (history)
+        self._sagas: dict[str, SagaRow] = {}  # the sagas table
+        self._gone: set[int] = set()  # positions of pruned records (read_all skips them)
+        self._summaries = SummaryKeeper(lambda stream, n: self._streams.get(stream, [])[: n - 1])
         # A test hook: called before each commit; raising makes that commit fail.
         self.fault: Callable[[Sequence[Record]], None] | None = None
         self._stats = JournalStats()
@@ -68,6 +74,7 @@ class MemoryJournal(Journal):
                         self._caused.setdefault(saga_id, []).append(stored)
                 if snapshot is not None:
                     self._snapshots[snapshot.stream] = snapshot
+                self._sagas.update(self._summaries.rows(records, now))
                 done = self._stats  # each append is its own commit; nothing is synced
                 self._stats = JournalStats(
                     done.commits + 1, done.batches + 1, done.rows + len(records)
@@ -104,6 +111,8 @@ class MemoryJournal(Journal):
     def read_all(self, after: int = 0, limit: int | None = None) -> list[Record]:
         with self._lock:
             records = self._all[after:]
+            if self._gone:
+                records = [r for r in records if r.position not in self._gone]
         return records if limit is None else records[:limit]
 
     def read_caused(self, saga_id: str, after: int = 0) -> list[Record]:
@@ -135,6 +144,48 @@ class MemoryJournal(Journal):
     def load_snapshot(self, stream: str) -> Snapshot | None:
         with self._lock:
             return self._snapshots.get(stream)
+
+    def sagas(self, query: SagaQuery) -> list[SagaRow]:
+        with self._lock:
+            if query.ids is not None:
+                rows = [self._sagas[i] for i in query.ids if i in self._sagas]
+            else:
+                rows = list(self._sagas.values())
+        return select(rows, query)
+
+    def saga_row(self, saga_id: str) -> SagaRow | None:
+        with self._lock:
+            return self._sagas.get(saga_id)
+
+    def saga_counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        with self._lock:
+            for row in self._sagas.values():
+                counts[row.status] = counts.get(row.status, 0) + 1
+        return counts
+
+    def prunable(self, before: float, keep: int, limit: int) -> list[str]:
+        with self._lock:
+            rows = list(self._sagas.values())
+        return to_prune(rows, before, keep)[:limit]
+
+    def prune(self, saga_ids: Sequence[str], *, keep_summary: bool = True) -> int:
+        """Deletes the sagas' streams and their history index. Participant records stay: this
+        journal reads a stream by position in a list, which a hole would break (it lives as
+        long as the process, so its size is the process's business)."""
+        deleted = 0
+        with self._lock:
+            for saga_id in saga_ids:
+                stream = f"saga/{saga_id}"
+                records = self._streams.pop(stream, [])
+                self._gone.update(r.position for r in records)
+                deleted += len(records)
+                self._snapshots.pop(stream, None)
+                self._caused.pop(saga_id, None)
+                row = self._sagas.pop(saga_id, None)
+                if keep_summary and row is not None:  # the row stays; no event of it does
+                    self._sagas[saga_id] = msgspec.structs.replace(row, events=0)
+        return deleted
 
     def close(self) -> None:
         """Nothing to release: the records stay, for the next runtime to recover from."""

@@ -5,7 +5,8 @@ DB (a temporary one without DB, so crashes and recoveries still work; ``--memory
 memory). With ``--script FILE`` (``-`` for stdin), or commands piped on stdin, it runs them
 without a terminal and exits with 1 if any command failed.
 
-``sagactor inspect DB`` summarises a journal file without starting any participant.
+``sagactor inspect DB`` summarises a journal file without starting any participant;
+``sagactor inspect DB list|show|resolve|prune`` operate on it (see :mod:`.inspect_ops`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from collections.abc import Sequence
 from ..errors import JournalError, JournalLocked, SagactorError
 from ..names import PARTICIPANT_PREFIX, participant_of
 from .domain import DomainError, load_domain
+from .inspect_ops import add_actions, run_action
 from .journalview import summarize
 from .render import inspect_report
 from .repl import run_interactive, run_script
@@ -44,6 +46,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sagactor", description="Run, break, crash and inspect sagas."
     )
+    parser.add_argument("--version", action="version", version=f"sagactor {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     play = sub.add_parser(
         "play",
@@ -72,20 +75,27 @@ def _parser() -> argparse.ArgumentParser:
     )
     inspect.add_argument("db", metavar="DB", help="journal file")
     inspect.add_argument("--all", action="store_true", help="also list every saga")
+    add_actions(inspect)
     return parser
+
+
+def _version() -> str:
+    from .. import __version__
+
+    return __version__
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """The ``sagactor`` console script; returns the exit status."""
     args = list(sys.argv[1:] if argv is None else argv)
-    if not args or args[0] not in (*_SUBCOMMANDS, "-h", "--help"):
+    if not args or args[0] not in (*_SUBCOMMANDS, "-h", "--help", "--version"):
         args = ["play", *args]
     try:
         options = _parser().parse_args(args)
     except SystemExit as exit_:
         return exit_.code if isinstance(exit_.code, int) else 2
     if options.command == "inspect":
-        return inspect(options.db, list_all=options.all)
+        return inspect(options.db, list_all=options.all, options=options)
     return play(options)
 
 
@@ -139,7 +149,7 @@ def play(options: argparse.Namespace) -> int:
         shell.close()
 
 
-def inspect(path: str, *, list_all: bool = False) -> int:
+def inspect(path: str, *, list_all: bool = False, options: argparse.Namespace | None = None) -> int:
     """Print a journal file's summary; 1 if it cannot be read."""
     from ..persistence.sqlite import SqliteJournal
 
@@ -154,6 +164,11 @@ def inspect(path: str, *, list_all: bool = False) -> int:
         )
     except (JournalError, ValueError) as error:
         return _error(f"cannot read {path}: {error}")
+    if options is not None and options.action is not None:
+        try:
+            return run_action(journal, options)
+        finally:
+            journal.close()
     try:
         summaries = summarize(journal)
         participants = {

@@ -20,6 +20,7 @@ from ..messages import (
     SagaStatus,
     SagaStuck,
     StepAbandoned,
+    StepResolved,
     StepTimedOut,
 )
 from ..names import NATIVE, SCHEDULE
@@ -66,6 +67,8 @@ def fold_end(state: Ending, event: SagaEvent) -> bool:
     elif isinstance(event, SagaResumed):
         again = SagaStatus.RUNNING if state.mode == NATIVE else SagaStatus.COMPENSATING
         state.status, state.reason = again, state.failure
+    elif isinstance(event, StepResolved):  # settled by hand: compensating the rest, as before
+        state.status, state.reason = SagaStatus.COMPENSATING, state.failure
     else:
         return False
     return True

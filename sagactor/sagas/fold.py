@@ -31,6 +31,7 @@ from ..messages import (
     SagaStatus,
     StepAbandoned,
     StepCompensated,
+    StepResolved,
     StepRetrying,
     StepStarted,
     StepSucceeded,
@@ -116,6 +117,10 @@ class Summary:
             self.last_error = f"{event.step!r} attempt {event.attempt}: {event.error}"
         elif isinstance(event, StepCompensated):
             self.compensated.append(event.step)
+        elif isinstance(event, StepResolved):
+            if event.how == "compensated":
+                self.compensated.append(event.step)
+            fold_end(self, event)
         elif isinstance(event, EventDispatched):
             self.dispatched.append(event.event_type)
             self.last_event = f"{event.event_type} from {event.source}"

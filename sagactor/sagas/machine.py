@@ -30,7 +30,7 @@ from typing import Any
 
 import msgspec
 
-from ..actor_messages import Began, Cancel, DeadlinePassed, Reply, Resume, Timeout, Wake
+from ..actor_messages import Began, Cancel, DeadlinePassed, Reply, Resolve, Resume, Timeout, Wake
 from ..messages import (
     CompensationFailed,
     CompensationStarted,
@@ -124,6 +124,13 @@ def decide(state: SagaState, message: Any, now: float) -> list[SagaEvent]:
         # Number on from the stuck attempts, so that a late reply or a still-pending timer of
         # an attempt before the resume can never pass for an answer to the resumed one.
         emit(state, events, _start_compensation(state, state.attempt + 1))
+    elif (
+        isinstance(message, Resolve)
+        and state.status is SagaStatus.STUCK
+        and state.stack[-1:] == [message.step]
+    ):
+        emit(state, events, message.event())
+        _begin_compensation(state, events)
     return events
 
 

@@ -25,6 +25,7 @@ from ..messages import (
     StepAbandoned,
     StepCompensated,
     StepFenced,
+    StepResolved,
     StepRetrying,
     StepStarted,
     StepSucceeded,
@@ -167,6 +168,12 @@ def evolve(state: SagaState, event: SagaEvent) -> None:
         state.attempt_base = 0
         what = FENCE_OUTCOMES.get(event.outcome, event.outcome)
         state.reason = f"{state.reason} ({event.step!r} was in flight: it {what})"
+    elif isinstance(event, StepResolved):  # an operator settled a failing compensation
+        state.stack.remove(event.step)
+        if event.how == "compensated":
+            state.compensated.append(event.step)
+        state.attempt_base = 0
+        fold_end(state, event)
     elif fold_end(state, event) and isinstance(event, SagaResumed):
         state.attempt_base = state.attempt  # a resume grants a fresh retry budget
     state.seq += 1

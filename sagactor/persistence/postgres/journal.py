@@ -34,7 +34,9 @@ from sagactor.errors import (
 )
 from sagactor.persistence.journal import DoneCallback, Journal, JournalStats, Record, Snapshot
 
+from . import sagas
 from .reads import PoolReads
+from .sagas import SagaTable
 from .schema import Connection, lock_key, prepare, valid_schema
 from .urls import redact, scrub
 from .writes import Batch, Unsent, batch_error, write_group, write_one_by_one
@@ -46,7 +48,7 @@ _MAX_GROUP: Final = 1000  # batches per transaction: bounds the blast radius of 
 log = logging.getLogger(__name__)
 
 
-class PostgresJournal(PoolReads, Journal):
+class PostgresJournal(PoolReads, SagaTable, Journal):
     """A :class:`Journal` in a PostgreSQL database, safe for any number of appending threads.
 
     Args:
@@ -154,7 +156,7 @@ class PostgresJournal(PoolReads, Journal):
                     f"journal {self.path!r}: the database's encoding is {encoding}, not UTF8"
                 )
             self._lock(conn, self.lock_wait)
-            prepare(conn, self.schema, self.path, create=create)
+            prepare(conn, self.schema, self.path, create=create, backfill=sagas.backfill)
             conn.execute(f"SET synchronous_commit = {self._sync}")
         except psycopg.Error as error:
             conn.close()
@@ -289,15 +291,16 @@ class PostgresJournal(PoolReads, Journal):
         self, conn: Connection, batches: list[Batch]
     ) -> tuple[list[BaseException | None], bool]:
         try:
-            return write_group(conn, self.schema, batches, lambda: self._killed)
+            return write_group(conn, self.schema, batches, lambda: self._killed, self.summaries)
         except Exception as error:
             if not batch_error(error):
                 raise
         # Some batch holds a value the database refuses: find it, refuse it alone.
         self._rollback()
-        return write_one_by_one(conn, self.schema, batches, lambda: self._killed)
+        return write_one_by_one(conn, self.schema, batches, lambda: self._killed, self.summaries)
 
     def _rollback(self) -> None:
+        self.summaries.forget()  # what the failed group folded is read again
         if self._wconn.broken or self._wconn.closed:
             return  # the server rolls back what a lost connection left open
         try:

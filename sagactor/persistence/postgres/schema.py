@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import re
 import zlib
+from collections.abc import Callable
 from typing import Final
 
 import psycopg
@@ -24,8 +25,9 @@ log = logging.getLogger(__name__)
 
 Connection = psycopg.Connection[TupleRow]
 
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
 """1: events, streams (with the open-stream index), snapshots, the cause index, meta.
+2: the ``sagas`` table (one summary row per saga; see :mod:`.sagas`), backfilled from events.
 
 The leases of several runtimes are meant to come as version 2: a ``leases`` table (stream,
 owner id, fencing token, expiry) and the token checked by the writes of each group (an
@@ -36,6 +38,27 @@ _NAME: Final = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 
 # Columns compare with COLLATE "C": prefix ranges and ORDER BY then follow code points, as
 # Python's sorted() does, whatever the database's locale.
+_SAGAS_MIGRATION: Final = (  # version 2: one summary row per saga (see .sagas)
+    """CREATE TABLE {s}.sagas (
+        id text COLLATE "C" PRIMARY KEY,
+        type text NOT NULL,
+        version bigint NOT NULL,
+        mode text NOT NULL,
+        status text NOT NULL,
+        step text NOT NULL,
+        started double precision NOT NULL,
+        ended double precision,
+        reason text NOT NULL,
+        input text NOT NULL,
+        result text,
+        updated double precision NOT NULL,
+        events bigint NOT NULL
+    )""",
+    "CREATE INDEX sagas_started ON {s}.sagas (started, id)",
+    "CREATE INDEX sagas_status ON {s}.sagas (status, started, id)",
+    "CREATE INDEX sagas_type ON {s}.sagas (type, started, id)",
+    "CREATE INDEX sagas_ended ON {s}.sagas (ended) WHERE ended IS NOT NULL AND events > 0",
+)
 _MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {
     1: (
         "CREATE SCHEMA IF NOT EXISTS {s}",
@@ -67,6 +90,7 @@ _MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {
         )""",
         f"INSERT INTO {{s}}.meta (key, value) VALUES ('application_id', '{_APP_NAME}')",
     ),
+    2: _SAGAS_MIGRATION,
 }
 _EVENTS: Final = {
     "position": "bigint",
@@ -97,7 +121,14 @@ def lock_key(schema: str) -> tuple[int, int]:
     return _LOCK_CLASS, crc - (1 << 32) if crc >= 1 << 31 else crc
 
 
-def prepare(conn: Connection, schema: str, path: str, *, create: bool) -> None:
+def prepare(
+    conn: Connection,
+    schema: str,
+    path: str,
+    *,
+    create: bool,
+    backfill: Callable[[Connection, str], None] | None = None,
+) -> None:
     """Check the journal in ``schema`` and bring it to :data:`SCHEMA_VERSION`.
 
     Called with the journal's lock held, on a connection in autocommit mode.
@@ -127,7 +158,7 @@ def prepare(conn: Connection, schema: str, path: str, *, create: bool) -> None:
             "open it with create=True to make one"
         )
     if version < SCHEMA_VERSION:
-        _migrate(conn, schema, version)
+        _migrate(conn, schema, version, backfill)
         if version:
             log.info("journal %r: schema version %s upgraded to %s", path, version, SCHEMA_VERSION)
     _check_events(conn, schema, path)
@@ -154,11 +185,19 @@ def _version(conn: Connection, schema: str, path: str, tables: set[str]) -> int:
     return int(version)
 
 
-def _migrate(conn: Connection, schema: str, version: int) -> None:
+def _migrate(
+    conn: Connection,
+    schema: str,
+    version: int,
+    backfill: Callable[[Connection, str], None] | None,
+) -> None:
+    """Each migration after ``version``; ``backfill`` fills the sagas table (version 2)."""
     with conn.transaction():
         for step in range(version + 1, SCHEMA_VERSION + 1):
             for statement in _MIGRATIONS[step]:
                 conn.execute(statement.format(s=schema))
+            if step == 2 and backfill is not None:
+                backfill(conn, schema)
         conn.execute(
             f"INSERT INTO {schema}.meta (key, value) VALUES ('schema_version', %s) "
             "ON CONFLICT (key) DO UPDATE SET value = excluded.value",

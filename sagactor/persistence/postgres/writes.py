@@ -22,6 +22,8 @@ from psycopg import errors
 from sagactor.errors import JournalWriteError, StreamConflict
 from sagactor.persistence.journal import DoneCallback, Record, Snapshot
 
+from ..summaries import SagaRow, SummaryKeeper, saga_ids_of
+from .sagas import upsert
 from .schema import Connection
 
 __all__ = ["Batch", "Unsent", "batch_error", "write_group", "write_one_by_one"]
@@ -43,7 +45,11 @@ class Unsent(Exception):  # noqa: N818 - named after the condition
 
 
 def write_group(
-    conn: Connection, schema: str, batches: Sequence[Batch], killed: Callable[[], bool]
+    conn: Connection,
+    schema: str,
+    batches: Sequence[Batch],
+    killed: Callable[[], bool],
+    summaries: SummaryKeeper,
 ) -> tuple[list[BaseException | None], bool]:
     """Write, in one transaction, every batch that continues its streams; the refused ones
     get their conflict. Returns the results and whether the transaction was committed (not
@@ -69,6 +75,8 @@ def write_group(
         rows: list[Record] = []
         ends: Ends = {}
         snapshots: dict[str, Snapshot] = {}
+        sagas: dict[str, SagaRow] = {}
+        now = time.time()
         for batch in batches:
             checked = _check(batch.records, last)
             results.append(checked if isinstance(checked, StreamConflict) else None)
@@ -77,16 +85,22 @@ def write_group(
             last.update((stream, end[0]) for stream, end in checked.items())
             ends.update(checked)
             rows.extend(batch.records)
+            sagas.update(summaries.rows(batch.records, now))
             if batch.snapshot is not None:
                 snapshots[batch.snapshot.stream] = batch.snapshot
         _insert(conn, schema, rows, ends, snapshots.values())
+        upsert(conn, schema, list(sagas.values()))
         commit = not killed()  # killed mid-group: like a crash before COMMIT
         conn.execute("COMMIT" if commit else "ROLLBACK")
     return results, commit
 
 
 def write_one_by_one(
-    conn: Connection, schema: str, batches: Sequence[Batch], killed: Callable[[], bool]
+    conn: Connection,
+    schema: str,
+    batches: Sequence[Batch],
+    killed: Callable[[], bool],
+    summaries: SummaryKeeper,
 ) -> tuple[list[BaseException | None], bool]:
     """The slow path: each batch in its own savepoint, so a refused value refuses it alone."""
     conn.execute("BEGIN")
@@ -101,11 +115,13 @@ def write_one_by_one(
                 raise checked
             snapshots = [] if batch.snapshot is None else [batch.snapshot]
             _insert(conn, schema, batch.records, checked, snapshots)
+            upsert(conn, schema, list(summaries.rows(batch.records, time.time()).values()))
         except Exception as error:
             if not batch_error(error):
                 raise
             conn.execute("ROLLBACK TO SAVEPOINT batch")
             conn.execute("RELEASE SAVEPOINT batch")
+            summaries.forget(saga_ids_of(batch.records))
             results.append(_refusal(batch, error))
             continue
         conn.execute("RELEASE SAVEPOINT batch")

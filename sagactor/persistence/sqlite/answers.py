@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import collections
 import logging
+import sqlite3
 import threading
 from collections.abc import Callable, Sequence
 
 from sagactor.crashpoints import SimulatedCrash
-from sagactor.persistence.journal import DoneCallback
+from sagactor.errors import JournalWriteError, StreamConflict
+from sagactor.persistence.journal import DoneCallback, Record
 
-__all__ = ["Answers"]
+__all__ = ["Answers", "fails_group", "refusal", "write_error"]
 
 log = logging.getLogger(__name__)
 
@@ -96,3 +98,26 @@ class Answers:
             raise
         except Exception:
             log.exception("journal %r: append callback raised", self.path)
+
+
+def refusal(records: Sequence[Record], error: Exception) -> BaseException:
+    """What a batch refused for its own values is told."""
+    if isinstance(error, StreamConflict):
+        return error
+    cause = error.__cause__ or error
+    if getattr(cause, "sqlite_errorcode", None) == sqlite3.SQLITE_CONSTRAINT_UNIQUE:
+        return StreamConflict(records[0].stream, records[0].seq)
+    return write_error(f"batch refused: {cause!r}", cause)
+
+
+def fails_group(error: Exception) -> bool:
+    """True for errors of the database (I/O, full, busy), not of one batch's values."""
+    return isinstance(error, sqlite3.DatabaseError) and not isinstance(
+        error, sqlite3.IntegrityError | sqlite3.ProgrammingError | sqlite3.DataError
+    )
+
+
+def write_error(problem: str, cause: BaseException) -> JournalWriteError:
+    error = JournalWriteError(problem)
+    error.__cause__ = cause
+    return error

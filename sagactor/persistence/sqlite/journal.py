@@ -22,7 +22,8 @@ from sagactor.persistence.journal import (
     Snapshot,
 )
 
-from . import files, schema
+from ..summaries import SagaQuery, SagaRow
+from . import files, sagas, schema
 from .reader import Reader
 from .writer import Batch, Writer
 
@@ -109,6 +110,9 @@ class SqliteJournal(Journal):
             if not memory:
                 # Read the file again under the lock: another process may have changed it.
                 has_schema = schema.inspect(self.path, self._busy_ms)
+                if not has_schema:
+                    # Before WAL mode writes the header: only a new file can take it.
+                    wconn.execute("PRAGMA auto_vacuum = INCREMENTAL")
                 wconn.execute("PRAGMA journal_mode = WAL")
             wconn.execute(f"PRAGMA synchronous = {synchronous.upper()}")
             if not has_schema:
@@ -253,6 +257,26 @@ class SqliteJournal(Journal):
 
     def load_snapshot(self, stream: str) -> Snapshot | None:
         return self._reader.load_snapshot(stream)
+
+    # -- the sagas table -----------------------------------------------------------------------
+
+    def sagas(self, query: SagaQuery) -> list[SagaRow]:
+        return sagas.find(self._reader, query)
+
+    def saga_row(self, saga_id: str) -> SagaRow | None:
+        return sagas.one(self._reader, saga_id)
+
+    def saga_counts(self) -> dict[str, int]:
+        return sagas.counts(self._reader)
+
+    def prunable(self, before: float, keep: int, limit: int) -> list[str]:
+        return sagas.prunable(self._reader, before, keep, limit)
+
+    def prune(self, saga_ids: Sequence[str], *, keep_summary: bool = True) -> int:
+        return sagas.prune(self._writer, saga_ids, keep_summary=keep_summary)
+
+    def reclaim(self) -> int:
+        return sagas.reclaim(self._writer)
 
     # -- closing -------------------------------------------------------------------------------
 

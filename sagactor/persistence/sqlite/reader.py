@@ -13,7 +13,7 @@ from sagactor.persistence.journal import Record, Snapshot, upper_bound
 
 from .schema import COLUMNS, read_error
 
-__all__ = ["Reader", "record"]
+__all__ = ["Reader", "record", "stored_below"]
 
 _SELECT: Final = f"SELECT {COLUMNS} FROM events"
 
@@ -147,6 +147,13 @@ class Reader:
     def load_snapshot(self, stream: str) -> Snapshot | None:
         rows = self.rows("SELECT stream, seq, data FROM snapshots WHERE stream = ?", (stream,))
         return Snapshot(*rows[0]) if rows else None
+
+
+def stored_below(conn: sqlite3.Connection, stream: str, below: int) -> list[Record]:
+    """A stream's records with ``seq < below``, on ``conn`` (the writer's, for the summaries
+    of a saga it forgot: it sees its own uncommitted writes)."""
+    found = conn.execute(f"{_SELECT} WHERE stream = ? AND seq < ? ORDER BY seq", (stream, below))
+    return [record(row) for row in found]
 
 
 def record(row: tuple[Any, ...]) -> Record:

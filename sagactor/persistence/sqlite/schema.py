@@ -1,8 +1,11 @@
 """The journal file's format: its tables, its version, and the checks that refuse a file that
 is not ours (foreign, damaged, or written by a newer sagactor) before anything is written.
 
-Version 1 was the first format; version 2 adds the ``events_cause`` index (a saga's history),
-and a version-1 file is upgraded in place when opened.
+Version 1 was the first format; version 2 adds the ``events_cause`` index (a saga's history);
+version 3 adds the ``sagas`` summary table (one row per saga, kept in the transaction of the
+saga's events; see :mod:`sagactor.persistence.summaries`) and the ``saga_events`` view, both a
+documented interface for SQL tools. An older file is upgraded in place when opened, the table
+backfilled from the events.
 """
 
 from __future__ import annotations
@@ -15,11 +18,15 @@ from typing import Any, Final
 import sqlite_utils
 
 from sagactor.errors import JournalCorrupt, JournalError
+from sagactor.persistence.journal import Record
+from sagactor.persistence.summaries import fold_rows
 
 __all__ = [
     "APPLICATION_ID",
     "COLUMNS",
+    "SAGA_COLUMNS",
     "SCHEMA_VERSION",
+    "UPSERT_SAGAS",
     "connect",
     "create_schema",
     "inspect",
@@ -27,9 +34,9 @@ __all__ = [
     "upgrade",
 ]
 
-SCHEMA_VERSION: Final = 2
-"""1: the first format. 2: adds the ``events_cause`` index (a saga's history); a version-1 file
-is upgraded in place when opened."""
+SCHEMA_VERSION: Final = 3
+"""1: the first format. 2: adds the ``events_cause`` index (a saga's history). 3: adds the
+``sagas`` table and the ``saga_events`` view. An older file is upgraded in place when opened."""
 APPLICATION_ID: Final = 0x53414741  # "SAGA", in the file header, for `file(1)` and friends
 _APP_NAME: Final = "sagactor"
 _SQLITE_MAGIC: Final = b"SQLite format 3\x00"
@@ -50,6 +57,36 @@ COLUMNS: Final = ", ".join(_EVENTS)
 _SQL_TYPES: Final = {int: "INTEGER", str: "TEXT", bytes: "BLOB", float: "REAL"}
 # What one saga caused in every stream (``Journal.read_caused``): version 2 of the schema.
 _CAUSE_INDEX: Final = "CREATE INDEX IF NOT EXISTS events_cause ON events (cause)"
+# Version 3: one row per saga (columns of summaries.SagaRow, in order), kept by the writer in
+# the transaction of the saga's events; input and result are JSON text for json_extract.
+SAGA_COLUMNS: Final = (
+    "id, type, version, mode, status, step, started, ended, reason, input, result, updated, events"
+)
+_SAGAS: Final = (
+    "CREATE TABLE IF NOT EXISTS sagas ("
+    "id TEXT PRIMARY KEY, type TEXT NOT NULL, version INTEGER NOT NULL, mode TEXT NOT NULL, "
+    "status TEXT NOT NULL, step TEXT NOT NULL, started REAL NOT NULL, ended REAL, "
+    "reason TEXT NOT NULL, input TEXT NOT NULL, result TEXT, updated REAL NOT NULL, "
+    "events INTEGER NOT NULL) STRICT",
+    # Listings are newest first, by status or type or neither; retention finds ended sagas.
+    "CREATE INDEX IF NOT EXISTS sagas_started ON sagas (started, id)",
+    "CREATE INDEX IF NOT EXISTS sagas_status ON sagas (status, started, id)",
+    "CREATE INDEX IF NOT EXISTS sagas_type ON sagas (type, started, id)",
+    "CREATE INDEX IF NOT EXISTS sagas_ended ON sagas (ended) "
+    "WHERE ended IS NOT NULL AND events > 0",
+    # A saga's own events, readable without msgpack: what happened to it, in order.
+    "CREATE VIEW IF NOT EXISTS saga_events AS SELECT substr(stream, 6) AS saga_id, seq, type, "
+    "strftime('%Y-%m-%d %H:%M:%f', ts, 'unixepoch') AS at, ts, cause, final, position FROM events "
+    "WHERE stream >= 'saga/' AND stream < 'saga0'",
+    "CREATE VIEW IF NOT EXISTS saga_summaries AS SELECT id, type, version, mode, status, step, "
+    "strftime('%Y-%m-%d %H:%M:%f', started, 'unixepoch') AS started_at, "
+    "strftime('%Y-%m-%d %H:%M:%f', ended, 'unixepoch') AS ended_at, reason, json(input) AS input, "
+    "json(result) AS result, events FROM sagas",
+)
+UPSERT_SAGAS: Final = (
+    f"INSERT INTO sagas ({SAGA_COLUMNS}) VALUES {{}} ON CONFLICT (id) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in SAGA_COLUMNS.split(", ")[1:])
+)
 
 
 def connect(path: str, target: str, busy_ms: int, *, uri: bool = False) -> sqlite3.Connection:
@@ -129,6 +166,9 @@ def _verify(path: str, conn: sqlite3.Connection, app_id: int, tables: set[str]) 
 def create_schema(conn: sqlite3.Connection) -> None:
     """Make the tables of :data:`SCHEMA_VERSION` in an empty file, in one transaction."""
     db = sqlite_utils.Database(conn, execute_plugins=False)
+    # Before the first table (the journal sets it before WAL mode, too): retention's deletes
+    # can then give pages back to the system (``incremental_vacuum``) without a full VACUUM.
+    conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
     conn.execute("BEGIN IMMEDIATE")
     try:
         db.create_table(
@@ -157,6 +197,8 @@ def create_schema(conn: sqlite3.Connection) -> None:
             not_null=["seq", "data"],
             strict=True,
         )
+        for statement in _SAGAS:
+            conn.execute(statement)
         db.create_table("meta", {"key": str, "value": "ANY"}, pk="key", strict=True)
         conn.executemany(
             "INSERT INTO meta (key, value) VALUES (?, ?)",
@@ -179,6 +221,8 @@ def upgrade(path: str, conn: sqlite3.Connection) -> None:
     conn.execute("BEGIN IMMEDIATE")
     try:
         conn.execute(_CAUSE_INDEX)  # version 1 -> 2
+        if version < 3:
+            _backfill_sagas(conn)
         conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (SCHEMA_VERSION,))
         conn.execute("COMMIT")
     except BaseException:
@@ -186,6 +230,27 @@ def upgrade(path: str, conn: sqlite3.Connection) -> None:
             conn.execute("ROLLBACK")
         raise
     log.info("journal %r: schema version %s upgraded to %s", path, version, SCHEMA_VERSION)
+
+
+def _backfill_sagas(conn: sqlite3.Connection) -> None:
+    """Version 2 -> 3: the ``sagas`` table, folded from the saga streams' events."""
+    for statement in _SAGAS:
+        conn.execute(statement)
+    cursor = conn.execute(
+        f"SELECT {COLUMNS} FROM events WHERE stream >= 'saga/' AND stream < 'saga0' "
+        "ORDER BY stream, seq"
+    )
+    records = (
+        Record(stream, seq, type_, data, ts, cause, final != 0, position)
+        for position, stream, seq, type_, data, ts, cause, final in cursor
+    )
+    one = "(" + ", ".join("?" * len(SAGA_COLUMNS.split(", "))) + ")"
+    insert = conn.cursor()  # the read cursor stays open while rows go in
+    for row in fold_rows(records):
+        insert.execute(UPSERT_SAGAS.format(one), tuple(getattr(row, c) for c in _FIELDS))
+
+
+_FIELDS: Final = SAGA_COLUMNS.split(", ")
 
 
 def read_error(path: str, what: str, error: sqlite3.Error) -> JournalError:

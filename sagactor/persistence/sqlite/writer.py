@@ -28,10 +28,13 @@ from dataclasses import dataclass
 from typing import Any, Final, Literal
 
 from sagactor.crashpoints import SimulatedCrash
-from sagactor.errors import JournalWriteError, RuntimeClosed, StreamConflict
+from sagactor.errors import RuntimeClosed, StreamConflict
 from sagactor.persistence.journal import DoneCallback, JournalStats, Record, Snapshot
+from sagactor.persistence.summaries import SagaRow, SummaryKeeper, saga_ids_of
 
-from .answers import Answers
+from .answers import Answers, fails_group, refusal, write_error
+from .reader import stored_below
+from .schema import SAGA_COLUMNS, UPSERT_SAGAS
 
 __all__ = ["MAX_GROUP", "Batch", "Writer"]
 
@@ -53,6 +56,9 @@ log = logging.getLogger(__name__)
 Ends = dict[str, tuple[int, bool]]
 """Each stream's (last seq, final) after some batches."""
 Row = tuple[str, int, str, bytes, float, str, int]
+Sagas = dict[str, SagaRow]
+"""The new summary row of each saga a group writes to."""
+_SAGA_FIELDS: Final = SAGA_COLUMNS.split(", ")
 
 
 @dataclass(slots=True)
@@ -94,7 +100,9 @@ class Writer:
         self._cond = threading.Condition(threading.Lock())
         self._queue: collections.deque[Batch] = collections.deque()
         self._last: dict[str, int] = {}  # committed last seq of streams seen (not final)
-        largest = conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // _EVENT_COLUMNS
+        self.summaries = SummaryKeeper(functools.partial(stored_below, conn))  # sagas table
+        # The widest statement (a summary row) bounds every chunk.
+        largest = conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // len(_SAGA_FIELDS)
         self._largest_chunk = min(512, 1 << (largest.bit_length() - 1))
         self.thread = threading.Thread(
             target=self._run, name=f"sagactor-journal-writer:{path}", daemon=True
@@ -180,16 +188,17 @@ class Writer:
                 prepared = self._prepare(batches)
                 if prepared is None:
                     return None
-                results, ends, rows, snapshots = prepared
+                results, ends, rows, snapshots, sagas = prepared
                 if not rows and not snapshots:
                     # Empty or refused batches only: nothing to write or sync.
                     self.batches += sum(1 for result in results if result is None)
                     return results
                 self.conn.execute("BEGIN IMMEDIATE")
                 try:
-                    self._write(rows, ends, snapshots)
+                    self._write(rows, ends, snapshots, sagas)
                 except _Redo:
                     self._rollback()
+                    self.summaries.forget()  # each batch is folded again, in its savepoint
                     self.conn.execute("BEGIN IMMEDIATE")
                     redone = self._write_each(batches)
                     if redone is None:
@@ -209,19 +218,20 @@ class Writer:
                 log.warning(
                     "journal %r: commit of %d batch(es) failed: %s", self.path, len(batches), error
                 )
-                return [_write_error(f"{name}: {error}", error) for _ in batches]
+                return [write_error(f"{name}: {error}", error) for _ in batches]
         self._committed(results, ends, len(rows))
         return results
 
     def _prepare(
         self, batches: list[Batch]
-    ) -> tuple[list[BaseException | None], Ends, list[Row], list[Snapshot]] | None:
+    ) -> tuple[list[BaseException | None], Ends, list[Row], list[Snapshot], Sagas] | None:
         """The group's rows, each batch checked in memory (no SQL but a first look at a
         stream this journal has not seen, when the batch does not start it)."""
         results: list[BaseException | None] = []
         group: Ends = {}
         rows: list[Row] = []
         snapshots: list[Snapshot] = []
+        sagas: Sagas = {}
         now = time.time()
         for batch in batches:
             if self.killed:
@@ -234,10 +244,11 @@ class Writer:
                 continue
             group.update(ends)
             rows.extend(_row(r, now) for r in batch.records)
+            sagas.update(self.summaries.rows(batch.records, now))
             if batch.snapshot is not None:
                 snapshots.append(batch.snapshot)
             results.append(None)
-        return results, group, rows, snapshots
+        return results, group, rows, snapshots, sagas
 
     def _ends(
         self, records: Sequence[Record], group: Ends, *, assume_new: bool
@@ -270,15 +281,17 @@ class Writer:
         self._last[stream] = last  # committed: true whatever this group does
         return last
 
-    def _write(self, rows: list[Row], ends: Ends, snapshots: list[Snapshot]) -> None:
+    def _write(self, rows: list[Row], ends: Ends, snapshots: list[Snapshot], sagas: Sagas) -> None:
         try:
             self._insert(_INSERT_EVENTS + "{}", _EVENT_COLUMNS, rows)
             marks = [(stream, seq, 1 if final else 0) for stream, (seq, final) in ends.items()]
             self._insert(_UPSERT_STREAMS, 3, marks)
+            summaries = [tuple(getattr(row, c) for c in _SAGA_FIELDS) for row in sagas.values()]
+            self._insert(UPSERT_SAGAS, len(_SAGA_FIELDS), summaries)
             for snap in snapshots:
                 self.conn.execute(_UPSERT_SNAPSHOT, (snap.stream, snap.seq, snap.data))
         except Exception as error:
-            if _fails_group(error):
+            if fails_group(error):
                 raise
             raise _Redo from error
 
@@ -313,11 +326,12 @@ class Writer:
                 if isinstance(ends, StreamConflict):
                     raise ends
                 snapshots = [] if batch.snapshot is None else [batch.snapshot]
-                self._write(mine, ends, snapshots)
+                self._write(mine, ends, snapshots, self.summaries.rows(batch.records, now))
             except (_Redo, StreamConflict) as error:
                 self.conn.execute("ROLLBACK TO batch")
                 self.conn.execute("RELEASE batch")
-                results.append(_refusal(batch, error))
+                self.summaries.forget(saga_ids_of(batch.records))
+                results.append(refusal(batch.records, error))
                 continue
             self.conn.execute("RELEASE batch")
             group.update(ends)
@@ -341,6 +355,7 @@ class Writer:
     def _forget(self) -> None:
         """After a failed group: roll back, and trust nothing remembered about the streams."""
         self._last.clear()
+        self.summaries.forget()
         self._rollback()
 
     def _rollback(self) -> None:
@@ -373,25 +388,3 @@ def _row(record: Record, now: float) -> Row:
 def _statement(template: str, width: int, rows: int) -> str:
     one = "(" + ", ".join("?" * width) + ")"
     return template.format(", ".join([one] * rows))
-
-
-def _refusal(batch: Batch, error: Exception) -> BaseException:
-    if isinstance(error, StreamConflict):
-        return error
-    cause = error.__cause__ or error
-    if getattr(cause, "sqlite_errorcode", None) == sqlite3.SQLITE_CONSTRAINT_UNIQUE:
-        return StreamConflict(batch.records[0].stream, batch.records[0].seq)
-    return _write_error(f"batch refused: {cause!r}", cause)
-
-
-def _fails_group(error: Exception) -> bool:
-    """True for errors of the database (I/O, full, busy), not of one batch's values."""
-    return isinstance(error, sqlite3.DatabaseError) and not isinstance(
-        error, sqlite3.IntegrityError | sqlite3.ProgrammingError | sqlite3.DataError
-    )
-
-
-def _write_error(problem: str, cause: BaseException) -> JournalWriteError:
-    error = JournalWriteError(problem)
-    error.__cause__ = cause
-    return error

@@ -1,0 +1,313 @@
+"""The ``sagas`` table: one summary row per saga, derived by the journal from the saga events it
+writes, in the same transaction as those events.
+
+Why the journal derives it (and not the saga actor, which knows the state): every writer of a
+saga stream (the coordinator, the native dispatcher, an operator's resolve, a test appending
+records by hand) keeps the row right without knowing it exists, the upgrade of an old file
+backfills the table with the very same fold, and no backend depends on the machine's state
+classes. The price is a msgpack decode per saga event on the writing thread (about a
+microsecond) and, for a saga the journal has not seen since it opened, one read of its stream.
+
+The fold is :class:`~sagactor.sagas.fold.Summary`, the definition-free reader every other view
+of a saga uses, so the row says what ``status``, ``history`` and the playground say.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Final, Protocol
+
+import msgspec
+
+from ..messages import SagaCancelled, SagaEvent, SagaStarted, SagaStatus
+from ..names import SAGA_PREFIX
+from ..sagas.fold import Summary
+
+
+class StoredRecord(Protocol):
+    """What the fold reads of a journal record (the journal's ``Record``, which imports this
+    module for its contract, so it is named here by its shape)."""
+
+    @property
+    def stream(self) -> str: ...
+    @property
+    def seq(self) -> int: ...
+    @property
+    def type(self) -> str: ...
+    @property
+    def data(self) -> bytes: ...
+    @property
+    def ts(self) -> float: ...
+
+
+__all__ = [
+    "CANCELLED",
+    "ENDED_STATUSES",
+    "ROW_STATUSES",
+    "SUMMARY_VERSION",
+    "SagaQuery",
+    "SagaRow",
+    "StoredRecord",
+    "SummaryKeeper",
+    "fold_rows",
+    "parse_cursor",
+    "saga_ids_of",
+    "select",
+    "to_prune",
+]
+
+SUMMARY_VERSION: Final = 1
+"""The version of the ``sagas`` table's columns and meanings (see docs/operations.md)."""
+CANCELLED: Final = "cancelled"
+ROW_STATUSES: Final = (
+    "running",
+    "compensating",
+    "completed",
+    "compensated",
+    CANCELLED,
+    "stuck",
+)
+"""What the ``status`` column holds. ``cancelled``: compensated after a cancel (its
+compensation was asked for, not caused by a failure); while compensating it shows
+``compensating``, and ``stuck`` if that compensation gets stuck."""
+ENDED_STATUSES: Final = ("completed", "compensated", CANCELLED)
+"""Ended for good: nothing of such a saga runs again (what retention may prune)."""
+_MAX_TRACKED: Final = 100_000  # sagas whose fold is kept; past it, start afresh (read again)
+
+log = logging.getLogger(__name__)
+_decoder = msgspec.msgpack.Decoder(SagaEvent)
+
+
+class SagaRow(msgspec.Struct, frozen=True, kw_only=True):
+    """One row of the ``sagas`` table (summary version :data:`SUMMARY_VERSION`).
+
+    Times are seconds since the epoch (the journal records' ``ts``); ``input`` and ``result``
+    are JSON text (``result`` is empty until the saga completed or compensated: the results of
+    the steps that succeeded, by step name).
+    """
+
+    id: str
+    """The saga id (its stream is ``saga/<id>``)."""
+    type: str
+    """The saga definition's name."""
+    version: int
+    """The definition's version the saga started with."""
+    mode: str
+    """``orchestration``, ``choreography`` or ``native``."""
+    status: str
+    """One of :data:`ROW_STATUSES`."""
+    step: str
+    """The step (action or compensation) last sent; empty before the first."""
+    started: float
+    ended: float | None
+    """When it completed, compensated or got stuck (``None`` while it runs)."""
+    reason: str
+    """Why it compensated or got stuck; empty for a completed saga."""
+    input: str
+    result: str | None
+    updated: float
+    """The time of the saga's latest event."""
+    events: int
+    """The saga's events in the journal: its stream's last sequence number, 0 once pruned."""
+
+    @property
+    def cursor(self) -> str:
+        """Where a listing ordered by this row continues (see ``Runtime.list``)."""
+        return f"{self.started!r}:{self.id}"
+
+
+@dataclass(slots=True)
+class _Tracked:
+    summary: Summary
+    started: float = 0.0
+    input: str = "null"
+    cancelled: bool = False
+    ended: float | None = None
+    updated: float = 0.0
+    seq: int = 0
+
+
+def _json(value: Any) -> str:
+    try:
+        return msgspec.json.encode(value).decode()
+    except (TypeError, ValueError, msgspec.EncodeError):
+        return msgspec.json.encode(repr(value)).decode()  # what JSON cannot say, as text
+
+
+class SummaryKeeper:
+    """Folds saga records into rows, remembering each saga's fold between appends.
+
+    ``load(stream, before)`` returns a stream's stored records with ``seq < before``: how a
+    saga the keeper does not remember (evicted, or written before the journal was opened) is
+    read again. The caller evicts what a failed write touched (:meth:`forget`).
+    """
+
+    def __init__(self, load: Callable[[str, int], Sequence[StoredRecord]]) -> None:
+        self._load = load
+        self._tracked: dict[str, _Tracked] = {}
+
+    def rows(self, records: Iterable[StoredRecord], now: float) -> dict[str, SagaRow]:
+        """The new row of each saga ``records`` (a batch, in order) write to."""
+        touched: dict[str, _Tracked] = {}
+        for record in records:
+            if not record.stream.startswith(SAGA_PREFIX):
+                continue
+            saga_id = record.stream[len(SAGA_PREFIX) :]
+            tracked = touched.get(saga_id) or self._tracked.get(saga_id)
+            if tracked is None or tracked.seq != record.seq - 1:
+                # A new saga starts afresh; one not remembered is read again.
+                stored = self._load(record.stream, record.seq) if record.seq > 1 else ()
+                tracked = self._fold(saga_id, stored)
+            _apply(tracked, record, now)
+            touched[saga_id] = tracked
+        if len(self._tracked) > _MAX_TRACKED:
+            self._tracked.clear()
+        for saga_id, tracked in touched.items():
+            if tracked.ended is not None and tracked.summary.status is not SagaStatus.STUCK:
+                self._tracked.pop(saga_id, None)  # ended for good: rarely written again
+            else:
+                self._tracked[saga_id] = tracked
+        return {saga_id: _row(saga_id, tracked) for saga_id, tracked in touched.items()}
+
+    def forget(self, saga_ids: Iterable[str] | None = None) -> None:
+        """Drop what is remembered (of ``saga_ids``, or all): it is read again when needed."""
+        if saga_ids is None:
+            self._tracked.clear()
+        else:
+            for saga_id in saga_ids:
+                self._tracked.pop(saga_id, None)
+
+    def _fold(self, saga_id: str, records: Sequence[StoredRecord]) -> _Tracked:
+        tracked = _Tracked(Summary(saga_id))
+        for record in records:
+            _apply(tracked, record, record.ts)
+        return tracked
+
+
+def saga_ids_of(records: Iterable[StoredRecord]) -> set[str]:
+    return {r.stream[len(SAGA_PREFIX) :] for r in records if r.stream.startswith(SAGA_PREFIX)}
+
+
+def fold_rows(records: Iterable[StoredRecord]) -> Iterable[SagaRow]:
+    """Rows of every saga in ``records`` (sorted by stream, then seq): the backfill."""
+    current: str | None = None
+    tracked = _Tracked(Summary(""))
+    for record in records:
+        if not record.stream.startswith(SAGA_PREFIX):
+            continue
+        if record.stream != current:
+            if current is not None:
+                yield _row(current[len(SAGA_PREFIX) :], tracked)
+            current = record.stream
+            tracked = _Tracked(Summary(current[len(SAGA_PREFIX) :]))
+        _apply(tracked, record, record.ts)
+    if current is not None:
+        yield _row(current[len(SAGA_PREFIX) :], tracked)
+
+
+def _apply(tracked: _Tracked, record: StoredRecord, now: float) -> None:
+    ts = record.ts or now
+    tracked.seq, tracked.updated = record.seq, ts
+    summary = tracked.summary
+    try:
+        event = _decoder.decode(record.data)
+    except msgspec.DecodeError as error:
+        # Never fail a write for its summary: the row says the stream cannot be read.
+        summary.reason = f"record {record.seq} ({record.type}) cannot be decoded: {error}"
+        log.warning("saga %r: %s", summary.saga_id, summary.reason)
+        return
+    if isinstance(event, SagaStarted):
+        tracked.started = ts
+        try:
+            tracked.input = _json(msgspec.msgpack.decode(event.input))
+        except msgspec.DecodeError:
+            tracked.input = "null"
+    elif isinstance(event, SagaCancelled):
+        tracked.cancelled = True
+    summary.apply(event)
+    tracked.ended = ts if summary.status.terminal else None
+
+
+def _row(saga_id: str, tracked: _Tracked) -> SagaRow:
+    summary = tracked.summary
+    status = str(summary.status)
+    result: str | None = None
+    if summary.status in (SagaStatus.COMPLETED, SagaStatus.COMPENSATED):
+        try:
+            result = _json(summary.outcome().results)
+        except msgspec.DecodeError:
+            result = None
+        if summary.status is SagaStatus.COMPENSATED and tracked.cancelled:
+            status = CANCELLED
+    return SagaRow(
+        id=saga_id,
+        type=summary.saga,
+        version=summary.version,
+        mode=summary.mode,
+        status=status,
+        step=summary.step,
+        started=tracked.started,
+        ended=tracked.ended,
+        reason=summary.reason,
+        input=tracked.input,
+        result=result,
+        updated=tracked.updated,
+        events=tracked.seq,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class SagaQuery:
+    """Which rows a listing wants, newest first (by ``started``, then id).
+
+    ``after`` is a cursor (:attr:`SagaRow.cursor`): the rows strictly older than that row.
+    ``ids`` restricts the listing to those sagas (quarantined ones, for instance).
+    """
+
+    statuses: tuple[str, ...] = ()
+    saga: str | None = None
+    since: float | None = None
+    until: float | None = None
+    limit: int = 100
+    after: tuple[float, str] | None = None
+    ids: tuple[str, ...] | None = None
+
+    def matches(self, row: SagaRow) -> bool:
+        """The filter, in Python: what the SQL of a backend says (the reference for tests)."""
+        return (
+            (not self.statuses or row.status in self.statuses)
+            and (self.saga is None or row.type == self.saga)
+            and (self.since is None or row.started >= self.since)
+            and (self.until is None or row.started < self.until)
+            and (self.after is None or (row.started, row.id) < self.after)
+            and (self.ids is None or row.id in self.ids)
+        )
+
+
+def select(rows: Iterable[SagaRow], query: SagaQuery) -> list[SagaRow]:
+    """``rows`` that ``query`` wants, newest first, at most ``query.limit``."""
+    chosen = sorted(
+        (r for r in rows if query.matches(r)), key=lambda r: (r.started, r.id), reverse=True
+    )
+    return chosen[: query.limit]
+
+
+def parse_cursor(cursor: str) -> tuple[float, str]:
+    """The (started, id) a :attr:`SagaRow.cursor` names; ValueError if it names none."""
+    started, colon, saga_id = cursor.partition(":")
+    if not colon:
+        raise ValueError(f"not a cursor: {cursor!r}")
+    return float(started), saga_id
+
+
+def to_prune(rows: Iterable[SagaRow], before: float, keep: int) -> list[str]:
+    """Ids of the ended sagas that ended before ``before``, sparing the ``keep`` that ended
+    last (the reference for backends' SQL)."""
+    ended = sorted(
+        (r for r in rows if r.status in ENDED_STATUSES and r.ended is not None and r.events),
+        key=lambda r: (r.ended or 0.0, r.id),
+        reverse=True,
+    )
+    return [r.id for r in ended[keep:] if (r.ended or 0.0) < before]
