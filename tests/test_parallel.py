@@ -250,3 +250,49 @@ def test_good_groups_read_back() -> None:
     again = dataclasses.replace(last, version=2)
     assert again.stages == last.stages
     assert again.version == 2
+
+
+# -- the playground draws a group -------------------------------------------------------------
+
+
+def test_graph_and_mermaid_draw_the_fork_and_the_join() -> None:
+    from sagactor.playground.mermaid import flowchart
+    from sagactor.playground.render.graphs import graph
+
+    saga = trip_saga()
+    text = graph(saga)
+    assert "+-- group 1: at once; the saga goes on when all succeeded" in text
+    assert "+-- join group 1" in text
+    assert "| 3. hotel" in text
+    assert "undo flight, car (done or in doubt), then undo 1. hold" in text
+    assert "5. invoice  accounts.invoice  --fails-->  undo group 1 (flight, hotel, car)" in text
+    chart = flowchart(saga).splitlines()
+    for edge in (
+        "    s1 -->|ok| fork1",
+        "    fork1 --> s2",
+        "    fork1 --> s4",
+        "    s3 -->|ok| join1",
+        "    join1 -->|ok| s5",
+        "    s3 -.->|fails| u1",
+        "    s5 -.->|fails| u1",
+        "    u1 --> c1",
+    ):
+        assert edge in chart, edge
+
+
+def test_the_timeline_shows_members_interleaved() -> None:
+    from sagactor.playground.render.timelines import timeline
+
+    saga = trip_saga()
+    with sa.Runtime.in_memory(participants=desks(), sagas=[saga]) as rt:
+        rt.start(saga, Trip("t7", slow={"car": 0.1}), saga_id="t7").result(WAIT)
+        text = timeline("t7", rt.history("t7"), saga)
+    assert "car -> rentals.book (attempt 1) (group 1, at once with flight, hotel)" in text
+    rows = [line.split()[:2] for line in text.splitlines() if line.strip()[:2] in ("2a", "2c")]
+    assert rows == [["2a", "flight"], ["2c", "car"]]
+    # The car (slow) answers after its siblings' successes: interleaved, not one by one.
+    lines = text.splitlines()
+    sent = [i for i, line in enumerate(lines) if "run step" in line and "group 1" in line]
+    oks = [i for i, line in enumerate(lines) if "step ok" in line and "=>" in line]
+    assert len(sent) == 3
+    assert max(sent) < min(o for o in oks if o > sent[0])
