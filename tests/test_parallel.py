@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+import msgspec
 import pytest
 
 import sagactor as sa
@@ -296,3 +297,35 @@ def test_the_timeline_shows_members_interleaved() -> None:
     oks = [i for i, line in enumerate(lines) if "step ok" in line and "=>" in line]
     assert len(sent) == 3
     assert max(sent) < min(o for o in oks if o > sent[0])
+
+
+# -- the pure machine -------------------------------------------------------------------------
+
+
+def test_the_machine_drains_a_failed_group_and_stacks_in_doubt_members() -> None:
+    """Driven by hand: flight answers an error (retry due), hotel refuses; the flight is then
+    in doubt (not retried), the car in flight is awaited, and once it answers the stack
+    undoes the flight (in doubt) first, then the car, then the hold."""
+    from sagactor.actor_messages import Reply, Wake
+    from sagactor.sagas.effects import Send
+    from sagactor.sagas.machine import decide, follow_up, start
+
+    saga = trip_saga(retry=sa.RetryPolicy(max_attempts=3, backoff=1.0))
+    state, _ = start(saga, "x", "orchestration", Trip("x"), b"", "", now=0.0)
+    ok = msgspec.Raw(msgspec.msgpack.encode(None))
+    events = decide(state, Reply("x", "hold", "action", 1, "ok", raw=ok), 1.0)
+    assert [type(e).__name__ for e in events] == ["StepSucceeded", *["StepStarted"] * 3]
+    assert [e.step for e in follow_up(state, events) if isinstance(e, Send)] == list(MEMBERS)
+    flight_error = Reply("x", "flight", "action", 1, "error", reason="busy", retryable=True)
+    events = decide(state, flight_error, 2.0)
+    assert [type(e).__name__ for e in events] == ["StepRetrying"]
+    assert follow_up(state, events)[0].due == 3.0  # type: ignore[union-attr]
+    events = decide(state, Reply("x", "hotel", "action", 1, "failed", reason="full"), 2.5)
+    assert [type(e).__name__ for e in events] == ["StepAbandoned"]
+    assert follow_up(state, events) == []  # the car is in flight: nothing is sent again
+    assert state.draining
+    assert decide(state, Wake("x", "flight", "action", 1), 3.0) == []  # not retried
+    events = decide(state, Reply("x", "car", "action", 1, "ok", raw=ok), 4.0)
+    assert [type(e).__name__ for e in events] == ["StepSucceeded", "CompensationStarted"]
+    assert state.stack == ["hold", "car", "flight"]
+    assert state.reason == "step 'hotel' failed: full"
