@@ -1,4 +1,5 @@
-"""What one runtime knows: its participants (each in its host actor) and its saga definitions.
+"""What one runtime knows: its participants (each in its host actor) and its saga definitions
+(several versions of one name at once: see :mod:`~sagactor.sagas.versions`).
 
 Registering a participant starts its host and learns its declarations (the types its actions
 return, the events it reacts to); defining a saga checks it against those participants. The
@@ -17,7 +18,11 @@ from .actors.host import ParticipantHost
 from .actors.participant import Participant, reactions_of
 from .actors.portal import has_async_handlers
 from .errors import DefinitionError, UnknownParticipant
+from .messages import SagaStarted
+from .names import saga_stream
+from .persistence.recovery import decode_saga_events
 from .sagas.definition import Choreography, Saga
+from .sagas.versions import Definitions
 from .sagas.workflow import Reactions, check, event_types
 
 __all__ = ["Catalog"]
@@ -30,7 +35,7 @@ class Catalog:
         self.env = env
         self.refs: dict[str, pykka.ActorRef[Any]] = {}
         self.hosts: dict[str, ParticipantHost] = {}
-        self.definitions: dict[str, Saga | Choreography] = {}
+        self.definitions = Definitions()  # by name (latest) and by name and version
         self.result_types: dict[tuple[str, str], Any] = {}  # (participant, action) -> type
         self.subscribers: dict[str, list[str]] = {}  # event type name -> participants
         self.event_types: dict[str, type[Any]] = {}  # event type name -> type
@@ -75,14 +80,7 @@ class Catalog:
                 self.event_types.update(event_types(saga, reactions))
             else:
                 self._validate(saga)
-            known = self.definitions.get(saga.name)
-            if known is not None and known != saga and known.version == saga.version:
-                raise DefinitionError(
-                    saga.name,
-                    f"another definition with version {saga.version} is registered; "
-                    "bump the version",
-                )
-            self.definitions[saga.name] = saga
+            self.definitions.add(saga)  # beside its other versions; by name: the latest
 
     def _validate(self, saga: Saga) -> None:
         if not isinstance(saga, Saga):
@@ -109,7 +107,7 @@ class Catalog:
                 )
 
     def definition(self, saga: Saga | Choreography | str) -> Saga | Choreography:
-        """``saga`` itself, or the registered definition it names."""
+        """``saga`` itself, or the latest registered version of the definition it names."""
         if isinstance(saga, Saga | Choreography):
             return saga
         known = self.definitions.get(saga) if isinstance(saga, str) else None
@@ -121,6 +119,15 @@ class Catalog:
                 f"(registered: {registered})",
             )
         return known
+
+    def definition_of(self, saga_id: str) -> Saga | Choreography | None:
+        """The registered definition of the name and version saga ``saga_id`` started under
+        (None if it is not registered, or there is no such saga)."""
+        first = self.env.journal.read(saga_stream(saga_id), limit=1)
+        started = decode_saga_events(self.env.journal, first)[:1]
+        if not started or not isinstance(started[0], SagaStarted):
+            return None
+        return self.definitions.exact(started[0].saga, started[0].version)
 
     def ref(self, participant: str) -> pykka.ActorRef[Any]:
         """The actor of a registered participant; :class:`UnknownParticipant` otherwise."""

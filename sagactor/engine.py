@@ -27,6 +27,7 @@ from .actors.outcomes import OutcomeBoard
 from .actors.timers import TimerService
 from .catalog import Catalog
 from .crashpoints import CrashPlan, CrashPoint, SimulatedCrash
+from .dead_letters import DEFAULT_MAX_RECOVERY_ATTEMPTS, DeadLetters
 from .errors import DefinitionError, RuntimeClosed, RuntimeCrashed, SagactorError, SagaQuarantined
 from .forgotten import OPEN
 from .history import HistoryEntry, Timeline
@@ -59,17 +60,15 @@ class Engine:
         snapshot_every: int = 1000,
         check_state: bool | None = None,
         listeners: Iterable[Listener] = (),
+        max_recovery_attempts: int | None = DEFAULT_MAX_RECOVERY_ATTEMPTS,
     ) -> None:
+        self.dead_letters = DeadLetters(max_recovery_attempts)
         self.crash_plan = CrashPlan()
-        self.env = Environment(
-            journal,
-            TimerService(),
-            crash=self.crash_plan,
-            snapshot_every=snapshot_every,
-            listeners=Listeners(list(listeners)),
-        )
         # Check mode: a handler changing self.state without ctx.record fails its step.
-        self.env.check_state = statecheck.default() if check_state is None else check_state
+        checking = statecheck.default() if check_state is None else check_state
+        self.env = Environment(journal, TimerService(), crash=self.crash_plan)
+        self.env.snapshot_every, self.env.check_state = snapshot_every, checking
+        self.env.listeners = Listeners(list(listeners))
         self.crash_plan.on_crash = self.die
         self._lock = threading.Lock()
         self._accepting: set[Future[Any]] = set()
@@ -114,8 +113,8 @@ class Engine:
         if mode not in MODES:
             raise DefinitionError(saga.name, f"mode must be one of {MODES}, not {mode!r}")
         native = isinstance(saga, Choreography)
-        if self.catalog.definitions.get(saga.name) is not saga:
-            self.catalog.define(saga)
+        if self.catalog.definitions.exact(saga.name, saga.version) is not saga:
+            self.catalog.define(saga)  # a version of its own: new starts by name keep the latest
         starts = prepare_starts(saga, inputs, saga_ids)
         accepted: list[Future[str]] = []
         for value, raw, saga_id, digest in starts:
@@ -193,7 +192,8 @@ class Engine:
     def cancel(self, saga_id: str, reason: str) -> None:
         """See ``Runtime.cancel``."""
         self.check_open()
-        definition = self.catalog.definitions.get(self.not_quarantined(saga_id).saga)
+        self.not_quarantined(saga_id)
+        definition = self.catalog.definition_of(saga_id)  # the version it runs under
         if not isinstance(definition, Choreography):
             self.tell(self._coordinator, Cancel(saga_id, reason))
             return
@@ -221,7 +221,7 @@ class Engine:
             )
         except SagaQuarantined as error:
             raise error.cause from error
-        native = isinstance(self.catalog.definitions.get(outcome.saga), Choreography)
+        native = isinstance(self.catalog.definition_of(saga_id), Choreography)
         self.drive(saga_id, Resume(saga_id), native=native)
 
     def drive(self, saga_id: str, message: Any, *, native: bool = False) -> None:
@@ -243,7 +243,8 @@ class Engine:
             logger.warning("%s", error, extra={"saga_id": error.saga_id})
         for state in found.states:
             self.quarantine.release(state.saga_id)  # its cause was fixed since
-        resumed = self._take_over(found.states)
+        states, _parked = self.dead_letters.screen(self.journal, found.states, found.stalled)
+        resumed = self._take_over(states)
         quarantined = tuple(error.saga_id for error in found.quarantined)
         notice = RecoveryNotice(tuple(resumed), quarantined, started, time.time())
         self.env.listeners.recovery(notice)
@@ -261,6 +262,13 @@ class Engine:
             return
         definitions = self.catalog.definitions
         self._take_over([self.quarantine.retry(self.journal, saga_id, definitions)])
+
+    def retry_dead(self, saga_id: str) -> None:
+        """Bring a dead letter back and resume it (see ``Runtime.retry_dead``)."""
+        self.check_open()
+        state = self.dead_letters.revive(self.journal, saga_id, self.catalog.definitions)
+        if state is not None:
+            self._take_over([state])
 
     def load_saga(self, saga_id: str) -> SagaState | NativeState | None:
         """The saga rebuilt for a driver; None if unknown or quarantined (it is then)."""

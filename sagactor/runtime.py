@@ -12,9 +12,10 @@ from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from typing import Any, Literal
 
 from . import aio
-from .actors.faults import Fault
 from .actors.participant import Participant
-from .crashpoints import CrashPlan, CrashPoint
+from .crashpoints import CrashPlan
+from .dead_letters import DEFAULT_MAX_RECOVERY_ATTEMPTS
+from .drills import Drills
 from .engine import Engine
 from .errors import SagaQuarantined
 from .handles import SagaRun
@@ -28,11 +29,12 @@ from .persistence.memory import MemoryJournal
 from .persistence.opening import discard, open_journal
 from .retention import Retention
 from .sagas.definition import Choreography, Saga
+from .sagas.versions import Definitions
 
 __all__ = ["Footprint", "HistoryEntry", "Mode", "Runtime", "SagaRun"]
 
 
-class Runtime(Operations):
+class Runtime(Operations, Drills):
     """Runs sagas over registered participants, journaling everything they do.
 
     Open one with :meth:`open` (a durable SQLite journal) or :meth:`in_memory`; use it as a
@@ -49,12 +51,14 @@ class Runtime(Operations):
         snapshot_every: int = 1000,
         check_state: bool | None = None,
         listeners: Iterable[Listener] = (),
+        max_recovery_attempts: int | None = DEFAULT_MAX_RECOVERY_ATTEMPTS,
     ) -> None:
         self._engine = Engine(
             journal,
             snapshot_every=snapshot_every,
             check_state=check_state,
             listeners=listeners,
+            max_recovery_attempts=max_recovery_attempts,
         )
         try:
             self.register(*participants)
@@ -81,6 +85,7 @@ class Runtime(Operations):
         check_state: bool | None = None,
         listeners: Iterable[Listener] = (),
         retention: Retention | None = None,
+        max_recovery_attempts: int | None = DEFAULT_MAX_RECOVERY_ATTEMPTS,
     ) -> Runtime:
         """A runtime over the journal at ``path``; in-flight sagas are resumed.
 
@@ -94,6 +99,9 @@ class Runtime(Operations):
         :class:`UnrecordedChange`: a mode for tests, it costs a state copy per handler.
 
         ``retention`` prunes ended sagas in the background (see :class:`Retention`).
+        ``max_recovery_attempts``: a saga that this many recoveries in a row resumed without
+        it making progress (its handling kills the process: a poison saga) is parked as a
+        dead letter instead of resumed again (see :meth:`dead_letters`); None never parks.
         """
         journal = open_journal(path, synchronous=synchronous, create=create)
         try:
@@ -105,6 +113,7 @@ class Runtime(Operations):
                 snapshot_every=snapshot_every,
                 check_state=check_state,
                 listeners=listeners,
+                max_recovery_attempts=max_recovery_attempts,
             )
         except BaseException as error:
             problem = discard(journal, error)
@@ -126,6 +135,7 @@ class Runtime(Operations):
         snapshot_every: int = 1000,
         check_state: bool | None = None,
         listeners: Iterable[Listener] = (),
+        max_recovery_attempts: int | None = DEFAULT_MAX_RECOVERY_ATTEMPTS,
     ) -> Runtime:
         """A runtime whose journal lives in memory: fast, gone with the process.
 
@@ -139,6 +149,7 @@ class Runtime(Operations):
             snapshot_every=snapshot_every,
             check_state=check_state,
             listeners=listeners,
+            max_recovery_attempts=max_recovery_attempts,
         )
 
     @property
@@ -275,6 +286,22 @@ class Runtime(Operations):
         self._engine.retry_quarantined(saga_id)
         return SagaRun(self, saga_id)
 
+    def dead_letters(self) -> dict[str, Outcome]:
+        """The dead letters by id: sagas parked after ``max_recovery_attempts`` recoveries in a
+        row saw them make no progress, each with why (status ``dead``). Reads every saga's
+        last record: an operator's call, not a hot path."""
+        return self._engine.dead_letters.listing(self.journal)
+
+    def retry_dead(self, saga_id: str) -> SagaRun:
+        """Bring a dead letter back (after fixing what killed the process) and resume it; its
+        recovery count starts again.
+
+        Raises :class:`UnknownSaga` for an unknown id and the error that keeps it from
+        loading (its definition removed, say). A saga that is not dead is left as it is.
+        """
+        self._engine.retry_dead(saga_id)
+        return SagaRun(self, saga_id)
+
     # -- looking inside ------------------------------------------------------------------------
 
     def history(self, saga_id: str) -> list[HistoryEntry]:
@@ -298,44 +325,14 @@ class Runtime(Operations):
         return sorted(self._engine.catalog.refs)
 
     @property
-    def definitions(self) -> dict[str, Saga | Choreography]:
-        return dict(self._engine.catalog.definitions)
+    def definitions(self) -> Definitions:
+        """The registered definitions (a copy): by name, the latest version of each (what a
+        start by name runs); ``.every()`` lists every version, ``.exact(name, version)`` finds
+        one."""
+        return self._engine.catalog.definitions.copy()
 
     def saga_ids(self) -> list[str]:
         return self._engine.saga_ids()
-
-    # -- faults and crashes (tests, playground) ------------------------------------------------
-
-    def inject(
-        self, participant: str, action: str, fault: Fault, *, compensation: bool = False
-    ) -> None:
-        """Make ``participant``'s handler for ``action`` misbehave (see :class:`Fault`)."""
-        self._engine.catalog.ref(participant)  # UnknownParticipant if it is not registered
-        self._engine.env.faults.inject(
-            participant, action, fault, kind="compensation" if compensation else "action"
-        )
-
-    def clear_faults(self, participant: str | None = None) -> None:
-        self._engine.env.faults.clear(participant)
-
-    @property
-    def faults(self) -> list[tuple[tuple[str, str, str], Fault]]:
-        return self._engine.env.faults.items()
-
-    def arm(self, point: CrashPoint | str, at_hit: int = 1) -> None:
-        """Die at the ``at_hit``-th pass through ``point`` from now (a simulated ``kill -9``)."""
-        self._engine.crash_plan.arm(point, at_hit)
-
-    def crash(self) -> None:
-        """Die now, as ``kill -9`` would: queued journal writes are lost, nothing else runs."""
-        self._engine.crash()
-
-    @property
-    def crashed(self) -> bool:
-        return self._engine.crashed
-
-    def wait_until_crashed(self, timeout: float | None = None) -> bool:
-        return self._engine.wait_until_crashed(timeout)
 
     # -- lifecycle -----------------------------------------------------------------------------
 

@@ -52,8 +52,10 @@ LAYERS: list[tuple[str, ...]] = [
     (
         "sagactor.engine",
         "sagactor.forgotten",
+        "sagactor.drills",
         "sagactor.catalog",
         "sagactor.quarantine",
+        "sagactor.dead_letters",
         "sagactor.history",
         "sagactor.aio",
         "sagactor.handles",
