@@ -203,7 +203,7 @@ def begin(state: SagaState, message: Began) -> list[Effect]:
     else:
         if (
             message.step != state.step
-            or not state.in_flight
+            or not state.undoing
             or message.attempt > state.attempt
             or state.status is not SagaStatus.COMPENSATING
         ):
@@ -278,7 +278,7 @@ def _runs_out(state: SagaState, timeout: Timeout) -> bool:
             return False
         began = member.began
     else:
-        if not (_is_compensating(state, timeout) and state.in_flight):
+        if not (_is_compensating(state, timeout) and state.undoing):
             return False
         began = state.began
     if timeout.limit == SCHEDULE:

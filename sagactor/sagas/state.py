@@ -97,7 +97,15 @@ class SagaState:
 
     @property
     def in_flight(self) -> bool:
-        """A compensation command is out and unanswered (so its effect is unknown)."""
+        """A command is out and unanswered (so its effect is unknown): an action of the
+        current stage, or the compensation under way."""
+        if self.status.terminal:
+            return False
+        return self.undoing or any(member.in_flight for member in self.running.values())
+
+    @property
+    def undoing(self) -> bool:
+        """A compensation command is out and unanswered."""
         return (
             self.kind == COMPENSATION
             and self.attempt > 0
