@@ -42,7 +42,7 @@ from .persistence.journal import JournalStats
 from .persistence.summaries import SagaRow
 from .retention import PruneReport, Retention
 from .runtime import Footprint, HistoryEntry, Mode, Runtime, SagaRun
-from .sagas.definition import Choreography, RetryPolicy, Saga, Step
+from .sagas.definition import Choreography, Parallel, RetryPolicy, Saga, Step
 from .sagas.versions import Definitions
 
 __all__ = [
@@ -65,6 +65,7 @@ __all__ = [
     "Notice",
     "OperationRefused",
     "Outcome",
+    "Parallel",
     "Participant",
     "PayloadError",
     "PruneReport",

@@ -68,25 +68,34 @@ class Scenario:
     steps: tuple[StepPlan, ...]
     jobs: tuple[Job, ...]
     crash: tuple[sa.CrashPoint, int] | None
+    group: tuple[int, int] | None = None  # steps s<first> .. s<last> run as one Parallel group
+
+    def members(self) -> set[str]:
+        if self.group is None:
+            return set()
+        first, last = self.group
+        return {f"s{i}" for i in range(first, last + 1)}
 
     def definition(self) -> sa.Saga:
-        return sa.Saga(
-            "equivalence",
-            [
-                sa.Step(
-                    f"s{i}",
-                    participant=f"p{i}",
-                    action="do",
-                    compensable=plan.compensable,
-                    retry=sa.RetryPolicy(
-                        max_attempts=plan.attempts, backoff=BACKOFF if plan.slow_at else 0.001
-                    ),
-                    timeout=TIMEOUT if plan.timed else None,
-                )
-                for i, plan in enumerate(self.steps)
-            ],
-            input_type=Job,
-        )
+        steps = [
+            sa.Step(
+                f"s{i}",
+                participant=f"p{i}",
+                action="do",
+                compensable=plan.compensable,
+                retry=sa.RetryPolicy(
+                    max_attempts=plan.attempts, backoff=BACKOFF if plan.slow_at else 0.001
+                ),
+                timeout=TIMEOUT if plan.timed else None,
+            )
+            for i, plan in enumerate(self.steps)
+        ]
+        elements: list[sa.Step | sa.Parallel] = list(steps)
+        if self.group is not None:
+            first, last = self.group
+            group = sa.Parallel(steps[first : last + 1])
+            elements = [*steps[:first], group, *steps[last + 1 :]]
+        return sa.Saga("equivalence", elements, input_type=Job)
 
 
 # -- generation -------------------------------------------------------------------------------
@@ -148,10 +157,17 @@ def scenarios(draw: st.DrawFn) -> Scenario:
         ),
     )
     count = draw(st.integers(1, 5))
+    group: tuple[int, int] | None = None
+    if count >= 2 and draw(st.booleans()):
+        first = draw(st.integers(0, count - 2))
+        group = (first, draw(st.integers(first + 1, count - 1)))
     steps = []
     slow = False  # at most one slow step: each slow attempt costs SLOW seconds per job
     for index in range(count):
         last = index == count - 1
+        if group is not None and group[0] <= index <= group[1]:
+            steps.append(_member_plan(draw, must_undo=group[1] != count - 1))
+            continue
         attempts = draw(st.integers(1, 3))
         timed = draw(st.booleans())
         # A slow handler only without a crash: the crash could come in the middle of it,
@@ -176,7 +192,23 @@ def scenarios(draw: st.DrawFn) -> Scenario:
         Job(f"j{i}", fail_at=_sometimes(draw, refusing) or "")
         for i in range(draw(st.integers(2, 4)))
     )
-    return Scenario(tuple(steps), jobs, crash)
+    return Scenario(tuple(steps), jobs, crash, group)
+
+
+def _member_plan(draw: st.DrawFn, *, must_undo: bool) -> StepPlan:
+    """A member of a parallel group, with only the faults whose effect cannot depend on when
+    its siblings answer: which member fails first is a race, so a member must end the same
+    whether a sibling's failure stops it early or not. A fault that always fires (or none)
+    does; a counted one, a slow attempt or a compensation that gets the saga stuck (the
+    members before it in the stack, in order of completion, would be undone or not) do not.
+    A member may lack a compensation only in the last stage (the definition's rule)."""
+    return StepPlan(
+        compensable=True if must_undo else draw(st.booleans()),
+        attempts=draw(st.integers(1, 3)),
+        action_fault=_sometimes(draw, st.sampled_from([("error", None), ("fail", None)])),
+        compensation_errors=_sometimes(draw, st.integers(1, COMPENSATION_ATTEMPTS - 1)),
+        timed=draw(st.booleans()),
+    )
 
 
 # -- one run ----------------------------------------------------------------------------------
@@ -306,6 +338,7 @@ def _problems(
 ) -> list[str]:
     """Broken guarantees of one run (empty when all hold)."""
     steps = len(scenario.steps)
+    saga = scenario.definition()
     problems = []
     fenced_completed = []  # "<saga>/<step>" of in-doubt steps whose fence found them done
     for saga_id, outcome in outcomes.items():
@@ -336,15 +369,20 @@ def _problems(
             if found == "completed":
                 fenced_completed.append(key)
         if outcome.status is sa.SagaStatus.COMPENSATED:
-            expected = [f"s{i}" for i in reversed(range(steps)) if f"s{i}" in outcome.compensated]
-            if list(outcome.compensated) != expected:
+            # By stage, from the last one back (a group's members in any order among them).
+            stages = [saga.stage(step) for step in outcome.compensated]
+            if stages != sorted(stages, reverse=True):
                 problems.append(f"{saga_id} compensated out of order: {outcome.compensated}")
     # The chain's own checker assumes every effect of a compensated saga is undone, which holds
     # when at most the last step is non-compensable (a last step applies only on completion,
     # or while in doubt: then its fence found it completed, as checked above).
     # It calls any stuck saga a problem: a stuck saga is a legitimate end here (the property
     # only asks that both modes get stuck alike), so that one complaint is set aside.
-    if all(plan.compensable for plan in scenario.steps[:-1]):
+    # A member of a last group without a compensation keeps its effect when a sibling fails.
+    members = [int(name[1:]) for name in scenario.members()]
+    if all(plan.compensable for plan in scenario.steps[:-1]) and all(
+        scenario.steps[i].compensable for i in members
+    ):
         allowed = [
             *(
                 f"{i} ended {sa.SagaStatus.STUCK}:"
@@ -352,6 +390,8 @@ def _problems(
                 if o.status is sa.SagaStatus.STUCK
             ),
             *(f"{key} of a compensated saga: applied 1, undone 0" for key in fenced_completed),
+            # The chain's checker wants the order of the indexes; a group's is checked above.
+            *([f"{i} compensated out of order" for i in outcomes] if scenario.group else []),
         ]
         problems += [
             p for p in violations(rt, list(outcomes), steps) if not p.startswith(tuple(allowed))
@@ -399,6 +439,59 @@ def test_orchestration_and_choreography_end_alike(scenario: Scenario) -> None:
         fired = (orchestrated.crashed, choreographed.crashed)
         event(f"crash fired (orchestration, choreography): {fired}")
 
-    assert _builtins(orchestrated.outcomes) == _builtins(choreographed.outcomes)
+    if scenario.group is not None:
+        event("parallel group")
+    members = scenario.members()
+    assert _alike(orchestrated.outcomes, members) == _alike(choreographed.outcomes, members)
     assert _builtins(orchestrated.states) == _builtins(choreographed.states)
-    assert orchestrated.milestones == choreographed.milestones
+    assert _course(orchestrated.milestones, members) == _course(choreographed.milestones, members)
+
+
+def _alike(outcomes: dict[str, sa.Outcome], members: set[str]) -> Any:
+    """Outcomes as both modes must agree on them. With a parallel group, which member fails
+    first (the reason) and in which order the members completed (so were compensated) are
+    races, in either mode: then the reason is left out and the members' order with it."""
+    if not members:
+        return _builtins(outcomes)
+    return {
+        saga_id: (
+            outcome.status,
+            _builtins(outcome.results),
+            _grouped(list(outcome.compensated), members),
+        )
+        for saga_id, outcome in outcomes.items()
+    }
+
+
+def _course(milestones: dict[str, list[tuple[str, str]]], members: set[str]) -> Any:
+    """Milestones as both modes must agree on them. A group's members run at once, so only
+    what each member ended with counts (its success, its compensation or fence; a member
+    stopped by a sibling's failure while it waited to retry has no ending of its own), in
+    the order of the steps around the group."""
+    if not members:
+        return milestones
+    endings = ("StepSucceeded", "StepCompensated", "StepFenced")
+    return {
+        saga_id: _grouped(
+            [f"{kind} {step}" for kind, step in course if step not in members or kind in endings],
+            {f"{kind} {step}" for kind, step in course if step in members},
+        )
+        for saga_id, course in milestones.items()
+    }
+
+
+def _grouped(items: list[str], members: set[str]) -> list[Any]:
+    """``items`` with each run of consecutive ``members`` as one sorted run (order inside a
+    run is a race)."""
+    out: list[Any] = []
+    run: list[str] = []
+    for item in [*items, None]:
+        if item is not None and item in members:
+            run.append(item)
+            continue
+        if run:
+            out.append(sorted(run))
+            run = []
+        if item is not None:
+            out.append(item)
+    return out

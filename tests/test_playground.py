@@ -561,7 +561,13 @@ def test_completion_of_commands_and_arguments(shell: Shell) -> None:
     assert completions(shell, "sagas comp") == ["compensating", "completed", "compensated"]
     assert "qty=" in completions(shell, "start 3 q")
     assert completions(shell, "start ch") == ["choreography", "choreo"]
-    assert completions(shell, "mermaid or") == ["order", "order-native", "order-2", "order-1"]
+    assert completions(shell, "mermaid or") == [
+        "order",
+        "order-parallel",
+        "order-native",
+        "order-2",
+        "order-1",
+    ]
     assert completions(shell, "start order-n") == ["order-native"]
     assert completions(shell, "nosuch ") == []
 

@@ -15,10 +15,10 @@ import pytest
 from hypothesis import settings
 
 import sagactor as sa
-from sagactor.examples.shop import make_shop, order_saga
+from sagactor.examples.shop import make_shop
 from sagactor.persistence.postgres import PostgresJournal
 
-from .test_stateful_crash import BALANCES, STOCK, ShopUnderCrashes
+from .test_stateful_crash import BALANCES, SAGAS, STOCK, ShopUnderCrashes
 
 CI_EXAMPLES = 100
 DEV_EXAMPLES = 10
@@ -38,7 +38,7 @@ class ShopOnPostgres(ShopUnderCrashes):
             self.url,
             synchronous="normal",
             participants=make_shop(STOCK, BALANCES),
-            sagas=[order_saga],
+            sagas=SAGAS,
             snapshot_every=7,
         )
 

@@ -39,7 +39,15 @@ from ..messages import SagaEvent, StepSucceeded
 from ..names import ACTION
 from ..sagas.choreography import react
 from ..sagas.effects import Effect, Send, Timer
-from ..sagas.machine import SagaState, begin, deadline_timer, decide, pending, start
+from ..sagas.machine import (
+    SagaState,
+    begin,
+    deadline_timer,
+    decide,
+    follow_up,
+    pending,
+    start,
+)
 from ..sagas.outcomes import earlier_results
 from .saga_actor import SagaActor
 
@@ -130,7 +138,7 @@ class Coordinator(SagaActor):
         accepted: Any = None,
         timers: list[Effect] | None = None,
     ) -> None:
-        effects = [*pending(state), *(timers or [])]
+        effects = [*follow_up(state, events), *(timers or [])]
         cause = f"{state.saga_id}/{state.step}/{state.kind}"
         self.commit(
             state, events, cause, functools.partial(self._perform, state, effects), accepted

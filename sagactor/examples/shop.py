@@ -16,7 +16,7 @@ import msgspec
 
 from ..actors.participant import Participant, StepContext, action, compensation, evolve, on
 from ..errors import StepFailed
-from ..sagas.definition import Choreography, RetryPolicy, Saga, Step
+from ..sagas.definition import Choreography, Parallel, RetryPolicy, Saga, Step
 from .shop_events import (
     CustomerNotified,
     InventoryFailed,
@@ -57,6 +57,7 @@ __all__ = [
     "make_shop",
     "order_choreography",
     "order_saga",
+    "parallel_order_saga",
 ]
 
 
@@ -390,6 +391,27 @@ order_saga = Saga(
     input_type=Order,
 )
 
+parallel_order_saga = Saga(
+    "order-parallel",
+    steps=[
+        Parallel(
+            [
+                Step("reserve_inventory", participant="inventory", action="reserve"),
+                Step(
+                    "charge_payment",
+                    participant="payment",
+                    action="charge",
+                    retry=RetryPolicy(max_attempts=3, backoff=0.01),
+                ),
+            ]
+        ),
+        Step("create_shipment", participant="shipping", action="create"),
+        Step("notify", participant="notification", action="send", compensable=False),
+    ],
+    input_type=Order,
+)
+"""``order_saga`` with the reservation and the charge at once (a parallel group): if either
+fails, the other is undone once it has answered."""
 
 order_choreography = Choreography(
     "order-native",

@@ -73,7 +73,7 @@ def shop_domain() -> Domain:
     from ..examples import shop
 
     order = {"customer": "alice", "sku": "sku-1", "qty": 1, "amount": 100}
-    sagas: list[Definition] = [shop.order_saga]
+    sagas: list[Definition] = [shop.order_saga, shop.parallel_order_saga]
     native = getattr(shop, "order_choreography", None)
     if isinstance(native, Choreography):
         sagas.append(native)

@@ -29,7 +29,7 @@ from ..messages import (
 from ..runtime import HistoryEntry
 from ..sagas.definition import Saga
 from .journalview import SAGA_EVENT_TYPES, Dispatched
-from .render import Reaction, event_order, undo_target
+from .render import Reaction, event_order
 
 __all__ = ["flowchart", "native_flowchart", "node_id", "sequence", "text"]
 
@@ -276,8 +276,12 @@ def native_flowchart(
 
 
 def flowchart(saga: Saga) -> str:
-    """A ``flowchart`` of a definition: the happy path, and where each failure compensates."""
+    """A ``flowchart`` of a definition: the happy path, and where each failure compensates.
+
+    A parallel group forks into its members and joins before the next stage; a member's
+    failure undoes the group (its members done or in doubt), then the stages before it."""
     lines = ["flowchart TD", f'    start(["{text(f"{saga.name} v{saga.version}")}"])']
+    number = {step.name: i for i, step in enumerate(saga.steps, 1)}
     for i, step in enumerate(saga.steps, 1):
         label = f"{i}. {step.name}<br/>{step.participant}.{step.action}"
         if step.pivot:
@@ -289,33 +293,82 @@ def flowchart(saga: Saga) -> str:
         if not step.compensable and not step.retriable:
             label += "<br/>no undo"
         lines.append(f'    s{i}["{_label(label)}"]')
+    for stage in saga.stages:
+        if stage[0].group:
+            k = stage[0].group
+            lines.append(f'    fork{k}{{{{"group {k}: at once"}}}}')
+            lines.append(f'    join{k}{{{{"join: all succeeded"}}}}')
     lines.append('    completed(["completed"])')
     lines.append('    compensated(["compensated"])')
-    compensable = [i for i, s in enumerate(saga.steps, 1) if s.compensable and not s.retriable]
-    for i in reversed(compensable):
-        step = saga.steps[i - 1]
-        lines.append(f'    c{i}["{_label(f"undo {step.name}<br/>{step.participant}")}"]')
-    if compensable:
+    undo = _undo_nodes(saga, number)
+    for stage_index in reversed(range(len(saga.stages))):
+        if stage_index in undo:
+            node, title = undo[stage_index]
+            lines.append(f'    {node}["{_label(title)}"]')
+    if undo:
         lines.append('    stuck(["stuck"])')
-    lines.append("    start --> s1")
-    for i in range(1, len(saga.steps)):
-        lines.append(f"    s{i} -->|ok| s{i + 1}")
-    lines.append(f"    s{len(saga.steps)} -->|ok| completed")
+    entry, exit_ = _ends(saga, number)
+    lines.append(f"    start --> {entry[0]}")
+    for index, stage in enumerate(saga.stages):
+        if stage[0].group:
+            k = stage[0].group
+            for step in stage:
+                lines.append(f"    fork{k} --> s{number[step.name]}")
+                lines.append(f"    s{number[step.name]} -->|ok| join{k}")
+        following = entry[index + 1] if index + 1 < len(saga.stages) else "completed"
+        lines.append(f"    {exit_[index]} -->|ok| {following}")
     for i, step in enumerate(saga.steps, 1):
         if step.retriable:  # past the pivot: a failure is retried, nothing is undone
             lines.append(f"    s{i} -.->|fails: retried| s{i}")
             continue
-        target = undo_target(saga, i - 1)
-        lines.append(
-            f"    s{i} -.->|fails| {'compensated' if target is None else f'c{target + 1}'}"
-        )
+        stage_index = saga.stage(step.name)
+        own = undo.get(stage_index) if step.group else None
+        target = own[0] if own else _below(undo, stage_index)
+        lines.append(f"    s{i} -.->|fails| {target}")
         if step.timeout and step.compensable:
-            lines.append(f"    s{i} -.->|times out| c{i}")
-    for i in reversed(compensable):
-        target = undo_target(saga, i - 1)
-        lines.append(f"    c{i} --> {'compensated' if target is None else f'c{target + 1}'}")
-        lines.append(f"    c{i} -.->|gives up| stuck")
+            lines.append(f"    s{i} -.->|times out| {undo[stage_index][0]}")
+    for stage_index in reversed(range(len(saga.stages))):
+        if stage_index in undo:
+            node = undo[stage_index][0]
+            lines.append(f"    {node} --> {_below(undo, stage_index)}")
+            lines.append(f"    {node} -.->|gives up| stuck")
     return "\n".join(lines)
+
+
+def _undo_nodes(saga: Saga, number: dict[str, int]) -> dict[int, tuple[str, str]]:
+    """Per stage with something to undo: its compensation node (id, label)."""
+    nodes = {}
+    for index, stage in enumerate(saga.stages):
+        undoable = [s for s in stage if s.compensable and not s.retriable]
+        if not undoable:
+            continue
+        if stage[0].group:
+            names = ", ".join(s.name for s in undoable)
+            title = f"undo group {stage[0].group}: {names}<br/>(done or in doubt, last done first)"
+            nodes[index] = (f"u{stage[0].group}", title)
+        else:
+            step = undoable[0]
+            nodes[index] = (f"c{number[step.name]}", f"undo {step.name}<br/>{step.participant}")
+    return nodes
+
+
+def _below(undo: dict[int, tuple[str, str]], stage: int) -> str:
+    """Where compensation goes after ``stage``: the nearest earlier stage with an undo."""
+    earlier = [i for i in undo if i < stage]
+    return undo[max(earlier)][0] if earlier else "compensated"
+
+
+def _ends(saga: Saga, number: dict[str, int]) -> tuple[list[str], list[str]]:
+    """Each stage's entry and exit node: its step, or its group's fork and join."""
+    entry, exit_ = [], []
+    for stage in saga.stages:
+        if stage[0].group:
+            entry.append(f"fork{stage[0].group}")
+            exit_.append(f"join{stage[0].group}")
+        else:
+            entry.append(f"s{number[stage[0].name]}")
+            exit_.append(f"s{number[stage[0].name]}")
+    return entry, exit_
 
 
 def _label(value: str) -> str:

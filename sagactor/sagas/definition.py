@@ -6,6 +6,7 @@ Both are checked when written (their shape) and when registered (against the par
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,95 +14,12 @@ import msgspec
 
 from ..errors import DefinitionError
 from ..messages import SagaStatus
+from .steps import Parallel, RetryPolicy, Step, check_groups, stages_of
 
-__all__ = ["Choreography", "RetryPolicy", "Saga", "Step"]
-
-
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    """How often a step is tried after technical errors, and how long to wait between tries.
-
-    ``StepFailed`` is never retried. ``retry_on`` narrows which exception types retry; any other
-    technical error fails the step at once.
-    """
-
-    max_attempts: int = 1
-    backoff: float = 0.0
-    multiplier: float = 2.0
-    max_backoff: float = 30.0
-    retry_on: tuple[type[BaseException], ...] = (Exception,)
-
-    def __post_init__(self) -> None:
-        if self.max_attempts < 1:
-            raise DefinitionError(
-                "RetryPolicy",
-                f"max_attempts must be at least 1, not {self.max_attempts}",
-                kind="setting",
-            )
-        if self.backoff < 0 or self.multiplier < 1 or self.max_backoff < 0:
-            raise DefinitionError(
-                "RetryPolicy",
-                "backoff and max_backoff must be >= 0 and multiplier >= 1",
-                kind="setting",
-            )
-
-    def delay(self, attempt: int) -> float:
-        """Seconds to wait before attempt ``attempt + 1``."""
-        return min(self.backoff * self.multiplier ** (attempt - 1), self.max_backoff)
+__all__ = ["Choreography", "Parallel", "RetryPolicy", "Saga", "Step"]
 
 
-@dataclass(frozen=True, slots=True)
-class Step:
-    """One local transaction: ``participant``'s ``action``, undone by its compensation.
-
-    Time limits (seconds, ``None`` for none), each per attempt, never counting the wait behind
-    other messages unless that is what they bound:
-
-    * ``timeout`` bounds the action handler's run, from when the participant starts it to its
-      answer (start-to-close). A timed-out attempt is retried under ``retry`` (as a
-      ``TimeoutError``: ``retry_on`` decides); when attempts run out the step is in doubt and
-      compensated. An ``async`` handler is cancelled at this limit.
-    * ``schedule_timeout`` bounds the wait before the participant starts the action: from when
-      the command is sent (or re-sent by a recovery) to when its handler begins. An answer from
-      the participant's inbox needs no start. Retried like ``timeout``.
-    * ``compensation_timeout`` bounds a compensation handler's run (start-to-close); its clock
-      starts when the handler starts, so it never runs out behind a slow action. A timed-out
-      compensation is retried under ``compensation_retry``, then the saga is stuck.
-
-    ``compensable=False`` marks a step with nothing to undo (a notification); such a step
-    should come last, as no later failure can take it back. If the saga is cancelled or fails
-    while such a step is in doubt, the step is *fenced* rather than compensated: the saga waits
-    until the participant has handled every copy already sent, refuses any later one, and
-    records whether the step ran (``StepFenced``).
-
-    Step kinds (Garcia-Molina and Salem; Richardson): ``pivot=True`` marks the point of no
-    return. Steps before it are compensable as usual, and a failure of the pivot itself (or
-    before it) compensates them. Once the pivot succeeds the saga must complete: every later
-    step must be ``retriable=True`` and is retried until it succeeds (any error, ``StepFailed``
-    and timeouts included; ``retry`` gives the back-off, capped by its ``max_backoff``, while
-    its ``max_attempts`` is ignored), never compensated, so it needs no ``@compensation``.
-    """
-
-    name: str
-    participant: str
-    action: str
-    compensable: bool = True
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
-    timeout: float | None = None
-    compensation_retry: RetryPolicy = field(
-        default_factory=lambda: RetryPolicy(max_attempts=3, backoff=0.01)
-    )
-    schedule_timeout: float | None = None
-    compensation_timeout: float | None = None
-    pivot: bool = False
-    retriable: bool = False
-
-    def limit(self, kind: str) -> float:
-        """The start-to-close limit of an ``"action"`` or ``"compensation"`` attempt (0: none)."""
-        return (self.timeout if kind == "action" else self.compensation_timeout) or 0.0
-
-
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class Saga:
     """A named, versioned list of steps. Bump ``version`` when a change would alter how an
     in-flight saga resumes (steps added, removed, reordered or renamed).
@@ -109,26 +27,46 @@ class Saga:
     ``deadline`` (seconds) bounds the whole saga: it is journaled at the start as a wall-clock
     time, so a restart does not restart the clock. When it passes, a saga before its pivot is
     compensated (the current step in doubt, as for a cancel); a saga past its pivot is
-    reported overdue (``SagaOverdue``, and its outcome's reason) and completes."""
+    reported overdue (``SagaOverdue``, and its outcome's reason) and completes.
+
+    An element of ``steps`` may be a :class:`Parallel` group. ``steps`` then reads back flat
+    (every step, a group's members marked with its ``group`` number) and ``stages`` gives the
+    order they run in: one tuple per lone step or group."""
 
     name: str
-    steps: tuple[Step, ...] | list[Step]
+    steps: tuple[Step, ...] | list[Step]  # a tuple, flat (see stages)
     version: int = 1
     input_type: type[Any] | None = None
     deadline: float | None = None
+    stages: tuple[tuple[Step, ...], ...] = field(init=False, repr=False)
     _index: dict[str, int] = field(init=False, repr=False, compare=False)
+    _stage: dict[str, int] = field(init=False, repr=False, compare=False)
     _pivot: str = field(init=False, repr=False, compare=False)
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "steps", tuple(self.steps))
+    def __init__(
+        self,
+        name: str,
+        steps: Sequence[Step | Parallel],
+        version: int = 1,
+        input_type: type[Any] | None = None,
+        deadline: float | None = None,
+    ) -> None:
+        for attribute, value in (
+            ("name", name),
+            ("version", version),
+            ("input_type", input_type),
+            ("deadline", deadline),
+        ):
+            object.__setattr__(self, attribute, value)
         if not isinstance(self.name, str) or not self.name.strip():
             raise DefinitionError(str(self.name), "a saga needs a non-empty name")
+        stages = stages_of(self.name, steps)
+        object.__setattr__(self, "stages", stages)
+        object.__setattr__(self, "steps", tuple(step for stage in stages for step in stage))
         if not self.steps:
             raise DefinitionError(self.name, "a saga needs at least one step")
         index: dict[str, int] = {}
         for position, step in enumerate(self.steps):
-            if not isinstance(step, Step):
-                raise DefinitionError(self.name, f"steps[{position}] is {step!r}, not a Step")
             for attribute in ("name", "participant", "action"):
                 value = getattr(step, attribute)
                 if not isinstance(value, str) or not value.strip():
@@ -149,7 +87,10 @@ class Saga:
         if self.deadline is not None and not _positive(self.deadline):
             raise DefinitionError(self.name, "deadline must be a positive number of seconds")
         object.__setattr__(self, "_index", index)
+        order = {step.name: number for number, stage in enumerate(stages) for step in stage}
+        object.__setattr__(self, "_stage", order)
         object.__setattr__(self, "_pivot", _check_kinds(self.name, tuple(self.steps)))
+        check_groups(self.name, stages)
 
     def index(self, step: str) -> int:
         return self._index[step]
@@ -161,9 +102,15 @@ class Saga:
     def key(self) -> str:
         return f"{self.name}@{self.version}"
 
+    def stage(self, step: str) -> int:
+        """The position in ``stages`` of the stage that runs ``step``."""
+        return self._stage[step]
+
     def before(self, step: str) -> tuple[str, ...]:
-        """The steps that run before ``step`` (whose results it can read)."""
-        return tuple(s.name for s in self.steps[: self._index[step]])
+        """The steps that run before ``step`` (whose results it can read): those of the
+        earlier stages (never a sibling in its group, which runs at the same time)."""
+        stage = self._stage[step]
+        return tuple(s.name for s in self.steps if self._stage[s.name] < stage)
 
     @property
     def pivot(self) -> str:

@@ -107,7 +107,9 @@ class Summary:
             self.done.append(event.step)
             self.results.setdefault(event.step, event.result)
         elif isinstance(event, StepAbandoned | StepTimedOut | SagaCancelled):
-            self.status, self.reason = SagaStatus.COMPENSATING, failure_reason(event)
+            # The first failure says why; a group's siblings may fail after it while drained.
+            if self.status is SagaStatus.RUNNING:
+                self.status, self.reason = SagaStatus.COMPENSATING, failure_reason(event)
         elif isinstance(event, SagaOverdue):
             self.reason = failure_reason(event)
             if not event.past_pivot:

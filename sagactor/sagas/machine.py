@@ -6,9 +6,16 @@ Three functions make the whole protocol:
   to the state as it emits it;
 * :func:`evolve` applies one event; folding a saga's journal with it rebuilds the state, which
   is all recovery needs;
-* :func:`pending` says what the state is waiting for: the command to (re)send or the timer to
-  set. The coordinator runs it after each commit, recovery runs it after the fold, so a resumed
-  saga goes through exactly the path a live one does.
+* :func:`pending` says what the state is waiting for: the commands to (re)send or the timers
+  to set. Recovery runs it after the fold, so a resumed saga goes through exactly the path a
+  live one does; after each commit the coordinator runs :func:`follow_up`, its part for the
+  commands the committed events started (a sibling still in flight is not sent again).
+
+A stage is a lone step or a :class:`~sagactor.sagas.definition.Parallel` group: its members'
+commands go out together, each with its own attempts, retries and timers, and the next stage
+starts when all of them succeeded. When one fails the saga sends nothing more, waits for the
+members in flight, then compensates one step at a time from the stack (see
+:func:`~sagactor.sagas.state.stack_for_compensation`).
 
 Time limits are per attempt and measure the step, not the queue: a participant reports when it
 starts a handler (:class:`Began`), and :func:`begin` arms that attempt's start-to-close timer
@@ -47,15 +54,17 @@ from ..messages import (
 from ..names import ACTION, COMPENSATION, RUN, SCHEDULE
 from .definition import Saga
 from .effects import Effect, Finish, Send, Timer
-from .state import SagaState, emit, evolve
+from .state import Attempt, SagaState, emit, evolve
 
 __all__ = [
     "SagaState",
+    "advance",
     "begin",
     "deadline_timer",
     "decide",
     "emit",
     "evolve",
+    "follow_up",
     "pending",
     "start",
     "step_started",
@@ -65,7 +74,7 @@ __all__ = [
 def start(
     definition: Saga, saga_id: str, mode: str, value: Any, raw: bytes, digest: str, now: float
 ) -> tuple[SagaState, list[SagaEvent]]:
-    """A new saga and its first events: started, then its first step's command."""
+    """A new saga and its first events: started, then its first stage's commands."""
     state = SagaState(saga_id, definition, mode, value, raw, digest, started_at=now)
     started = SagaStarted(
         saga=definition.name,
@@ -77,7 +86,7 @@ def start(
     )
     events: list[SagaEvent] = []
     emit(state, events, started)
-    emit(state, events, step_started(state, 0, 1, now))
+    _start_stage(state, 0, now, events)
     return state, events
 
 
@@ -93,12 +102,13 @@ def decide(state: SagaState, message: Any, now: float) -> list[SagaEvent]:
         if _runs_out(state, message):
             _on_timeout(state, message, now, events)
     elif isinstance(message, Wake):
-        if _is_current(state, message) and state.retry_due:
-            if message.kind == ACTION:
+        if message.kind == ACTION:
+            member = _member(state, message)
+            if member is not None and member.retry_due and state.status is SagaStatus.RUNNING:
                 index = state.definition.index(message.step)
                 emit(state, events, step_started(state, index, message.attempt + 1, now))
-            else:
-                emit(state, events, _start_compensation(state, message.attempt + 1))
+        elif _is_compensating(state, message) and state.retry_due:
+            emit(state, events, _start_compensation(state, message.attempt + 1))
     elif isinstance(message, Cancel):
         # Past the pivot the saga must complete: the cancel is dropped (the driver says so).
         if state.status is SagaStatus.RUNNING and not state.past_pivot:
@@ -125,19 +135,48 @@ def decide(state: SagaState, message: Any, now: float) -> list[SagaEvent]:
 
 
 def pending(state: SagaState) -> list[Effect]:
-    """What the saga waits for now: a command, a retry timer, or the end.
+    """What the saga waits for now: its commands, retry timers, or the end.
 
     A command's time limits start later: its schedule timer when it is sent
     (:meth:`Send.schedule_timer`), its run timer when its handler begins (:func:`begin`).
     """
     if state.status.terminal:
         return [Finish(state.status)]
-    if state.retry_due:
-        return [Timer(state.retry_due, Wake(state.saga_id, state.step, state.kind, state.attempt))]
-    if state.kind == ACTION:
-        wait = state.definition.step(state.step).schedule_timeout or 0.0
-        return [Send(state.step, ACTION, state.attempt, wait)]
-    return [Send(state.step, COMPENSATION, state.attempt, attempt_base=state.attempt_base)]
+    if state.kind == COMPENSATION:
+        if state.retry_due:
+            wake = Wake(state.saga_id, state.step, state.kind, state.attempt)
+            return [Timer(state.retry_due, wake)]
+        return [Send(state.step, COMPENSATION, state.attempt, attempt_base=state.attempt_base)]
+    effects: list[Effect] = []
+    for name, member in state.running.items():
+        if member.retry_due:
+            wake = Wake(state.saga_id, name, ACTION, member.attempt)
+            effects.append(Timer(member.retry_due, wake))
+        else:
+            wait = state.definition.step(name).schedule_timeout or 0.0
+            effects.append(Send(name, ACTION, member.attempt, wait))
+    return effects
+
+
+def follow_up(state: SagaState, events: list[SagaEvent]) -> list[Effect]:
+    """The part of :func:`pending` that committed ``events`` call for: the commands they
+    started and the retries they scheduled (a command still in flight is not sent again)."""
+    touched = {
+        (event.step, ACTION if isinstance(event, StepStarted | StepRetrying) else COMPENSATION)
+        for event in events
+        if isinstance(event, StepStarted | StepRetrying | CompensationStarted | CompensationFailed)
+    }
+    return [
+        effect
+        for effect in pending(state)
+        if isinstance(effect, Finish)
+        or (isinstance(effect, Send) and (effect.step, effect.kind) in touched)
+        or (
+            isinstance(effect, Timer)
+            and isinstance(effect.message, Wake)
+            and (effect.message.step, effect.message.kind) in touched
+        )
+    ]
 
 
 def deadline_timer(state: SagaState) -> list[Effect]:
@@ -149,36 +188,73 @@ def deadline_timer(state: SagaState) -> list[Effect]:
 
 
 def begin(state: SagaState, message: Began) -> list[Effect]:
-    """The awaited command's handler began: note it and arm its start-to-close timer.
+    """An awaited command's handler began: note it and arm its start-to-close timer.
 
     An earlier attempt of the same command that begins late counts too (its message key is
     the same: the step is running). Changes only the runtime-only ``began``; no event.
     """
-    if (
-        state.status.terminal
-        or message.step != state.step
-        or message.kind != state.kind
-        or not state.in_flight
-        or message.attempt > state.attempt
-        or (message.kind == ACTION) != (state.status is SagaStatus.RUNNING)
-    ):
+    if state.status.terminal:
         return []
-    state.began = message.at
+    if message.kind == ACTION:
+        member = state.running.get(message.step)
+        if member is None or not member.in_flight or message.attempt > member.attempt:
+            return []
+        member.began, attempt = message.at, member.attempt
+    else:
+        if (
+            message.step != state.step
+            or not state.undoing
+            or message.attempt > state.attempt
+            or state.status is not SagaStatus.COMPENSATING
+        ):
+            return []
+        state.began, attempt = message.at, state.attempt
     limit = state.definition.step(message.step).limit(message.kind)
     if not limit:
         return []
-    timeout = Timeout(state.saga_id, state.step, state.kind, state.attempt, RUN, message.at)
+    timeout = Timeout(state.saga_id, message.step, message.kind, attempt, RUN, message.at)
     return [Timer(message.at + limit, timeout)]
+
+
+def advance(state: SagaState, events: list[SagaEvent], now: float) -> None:
+    """After a step's outcome is applied: start the next stage once the current one has no
+    member left (or complete), start compensating once a failed stage has drained, or go on
+    to the next compensation. Shared by both modes (choreography's routing calls it)."""
+    if state.status is SagaStatus.RUNNING:
+        if not state.running and events and isinstance(events[-1], StepSucceeded):
+            following = state.definition.stage(events[-1].step) + 1
+            if following < len(state.definition.stages):
+                _start_stage(state, following, now, events)
+            else:
+                emit(state, events, SagaCompleted())
+    elif state.status is SagaStatus.COMPENSATING:
+        drained = state.kind == ACTION and not state.running
+        undone = state.kind == COMPENSATION and isinstance(events[-1], StepCompensated | StepFenced)
+        if drained or undone:
+            _begin_compensation(state, events)
 
 
 # -- internals ---------------------------------------------------------------------------------
 
 
-def _is_current(state: SagaState, message: Timeout | Wake | Reply) -> bool:
+def _start_stage(state: SagaState, stage: int, now: float, events: list[SagaEvent]) -> None:
+    for step in state.definition.stages[stage]:
+        emit(state, events, step_started(state, state.definition.index(step.name), 1, now))
+
+
+def _member(state: SagaState, message: Timeout | Wake | Reply) -> Attempt | None:
+    """The running action ``message`` is about, at the attempt it names."""
+    member = state.running.get(message.step)
+    if state.status.terminal or member is None or message.attempt != member.attempt:
+        return None
+    return member
+
+
+def _is_compensating(state: SagaState, message: Timeout | Wake | Reply) -> bool:
     return (
         not state.status.terminal
+        and state.kind == COMPENSATION
         and message.step == state.step
-        and message.kind == state.kind
         and message.attempt == state.attempt
     )
 
@@ -195,17 +271,25 @@ def _start_compensation(state: SagaState, attempt: int) -> CompensationStarted:
 
 
 def _runs_out(state: SagaState, timeout: Timeout) -> bool:
-    """Whether ``timeout`` is for the attempt the saga awaits, and still true of it."""
-    if not (_is_current(state, timeout) and state.in_flight):
-        return False
+    """Whether ``timeout`` is for an attempt the saga awaits, and still true of it."""
+    if timeout.kind == ACTION:
+        member = _member(state, timeout)
+        if member is None or not member.in_flight:
+            return False
+        began = member.began
+    else:
+        if not (_is_compensating(state, timeout) and state.undoing):
+            return False
+        began = state.began
     if timeout.limit == SCHEDULE:
-        return timeout.kind == ACTION and not state.began
-    return bool(state.began) and timeout.since == state.began
+        return timeout.kind == ACTION and not began
+    return bool(began) and timeout.since == began
 
 
 def _on_timeout(state: SagaState, timeout: Timeout, now: float, events: list[SagaEvent]) -> None:
     """An attempt ran out of time: retry it under the step's policy (its message key is the
-    same, so a copy still running applies at most once), in doubt when attempts run out."""
+    same, so a copy still running applies at most once), in doubt when attempts run out (or
+    when a sibling in its group failed: nothing is retried then)."""
     step = state.definition.step(timeout.step)
     if timeout.kind == COMPENSATION:
         error = f"timed out after {step.compensation_timeout}s"
@@ -217,13 +301,13 @@ def _on_timeout(state: SagaState, timeout: Timeout, now: float, events: list[Sag
         error = f"timed out after {step.timeout}s"
     policy = step.retry
     retries = timeout.attempt < policy.max_attempts and issubclass(TimeoutError, policy.retry_on)
-    if retries or step.retriable:
+    if (retries or step.retriable) and state.status is SagaStatus.RUNNING:
         due = now + policy.delay(timeout.attempt)
         retrying = StepRetrying(step=step.name, attempt=timeout.attempt, error=error, due=due)
         emit(state, events, retrying)
         return
     emit(state, events, StepTimedOut(step=step.name, attempt=timeout.attempt, limit=timeout.limit))
-    _begin_compensation(state, events)
+    advance(state, events, now)
 
 
 def _begin_compensation(state: SagaState, events: list[SagaEvent]) -> None:
@@ -234,62 +318,57 @@ def _begin_compensation(state: SagaState, events: list[SagaEvent]) -> None:
 
 
 def _on_reply(state: SagaState, reply: Reply, now: float, events: list[SagaEvent]) -> None:
-    if state.status.terminal or reply.step != state.step or reply.kind != state.kind:
-        return
     if reply.kind == ACTION:
-        if state.status is not SagaStatus.RUNNING:
-            return
-        if reply.outcome == "ok":
-            # Any attempt's success counts: the message id is the same on every attempt, and
-            # the participant's inbox applied the action once.
-            emit(state, events, StepSucceeded(step=reply.step, result=reply.raw))
-            state.results[reply.step] = reply.result
-            index = state.definition.index(reply.step) + 1
-            if index < len(state.definition.steps):
-                emit(state, events, step_started(state, index, 1, now))
-            else:
-                emit(state, events, SagaCompleted())
-            return
-        if reply.attempt != state.attempt or state.retry_due:
-            return
-        step = state.definition.step(reply.step)
-        policy = step.retry
-        retries = reply.outcome == "error" and reply.retryable
-        if step.retriable or (retries and reply.attempt < policy.max_attempts):
-            due = now + policy.delay(reply.attempt)
-            emit(
-                state,
-                events,
-                StepRetrying(step=reply.step, attempt=reply.attempt, error=reply.reason, due=due),
-            )
-            return
-        business = reply.outcome == "failed"
-        emit(
-            state,
-            events,
-            StepAbandoned(
-                step=reply.step, attempt=reply.attempt, reason=reply.reason, business=business
-            ),
-        )
-        _begin_compensation(state, events)
+        _on_action_reply(state, reply, now, events)
         return
-    if (
-        reply.attempt != state.attempt
-        or state.retry_due
-        or state.status is not SagaStatus.COMPENSATING
-    ):
+    if not _is_compensating(state, reply) or state.retry_due:
+        return
+    if state.status is not SagaStatus.COMPENSATING:
         return
     if reply.outcome == "ok":
         if state.definition.step(reply.step).compensable:
             emit(state, events, StepCompensated(step=reply.step))
         else:  # the participant fenced it and says whether it had run
             emit(state, events, StepFenced(step=reply.step, outcome=reply.reason or "refused"))
-        if state.stack:
-            emit(state, events, _start_compensation(state, 1))
-        else:
-            emit(state, events, SagaCompensated(reason=state.reason))
+        advance(state, events, now)
         return
     _compensation_error(state, reply.reason, retryable=True, now=now, events=events)
+
+
+def _on_action_reply(state: SagaState, reply: Reply, now: float, events: list[SagaEvent]) -> None:
+    member = state.running.get(reply.step)
+    if state.status.terminal or member is None:
+        return
+    if reply.outcome == "ok":
+        # Any attempt's success counts: the message id is the same on every attempt, and
+        # the participant's inbox applied the action once.
+        emit(state, events, StepSucceeded(step=reply.step, result=reply.raw))
+        state.results[reply.step] = reply.result
+        advance(state, events, now)
+        return
+    if reply.attempt != member.attempt or member.retry_due:
+        return
+    step = state.definition.step(reply.step)
+    policy = step.retry
+    retries = reply.outcome == "error" and reply.retryable
+    running = state.status is SagaStatus.RUNNING  # else a sibling failed: no more retries
+    if running and (step.retriable or (retries and reply.attempt < policy.max_attempts)):
+        due = now + policy.delay(reply.attempt)
+        emit(
+            state,
+            events,
+            StepRetrying(step=reply.step, attempt=reply.attempt, error=reply.reason, due=due),
+        )
+        return
+    business = reply.outcome == "failed"
+    emit(
+        state,
+        events,
+        StepAbandoned(
+            step=reply.step, attempt=reply.attempt, reason=reply.reason, business=business
+        ),
+    )
+    advance(state, events, now)
 
 
 def _compensation_error(

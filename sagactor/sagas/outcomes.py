@@ -69,7 +69,7 @@ def outcome_of(state: SagaState | NativeState, types: ResultTypes | None = None)
         for step, value in state.results.items()
     }
     reason = state.reason
-    if state.retry_due and not state.status.terminal:  # visible while it waits to retry
+    if state.retrying and not state.status.terminal:  # visible while it waits to retry
         retrying = f"retrying {state.last_error}"
         reason = f"{reason}; {retrying}" if reason else retrying
     return Outcome(

@@ -7,6 +7,7 @@ it goes, so a live saga and a recovered one pass through the same code.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,14 +35,34 @@ from ..names import ACTION, COMPENSATION
 from .definition import Saga
 from .endings import failure_reason, fold_end
 
-__all__ = ["SagaState", "emit", "evolve", "stack_for_compensation"]
+__all__ = ["Attempt", "SagaState", "emit", "evolve", "stack_for_compensation"]
 
 FENCE_OUTCOMES = {"completed": "completed", "failed": "failed", "refused": "was refused"}
 
 
 @dataclass(slots=True)
+class Attempt:
+    """An action of the current stage (a lone step, or a member of a parallel group) that has
+    not answered for good: in flight, or waiting to retry."""
+
+    attempt: int
+    deadline: float = 0.0  # its schedule deadline (journaled with its StepStarted)
+    retry_due: float = 0.0
+    began: float = 0.0  # runtime only, never journaled: when its handler began
+
+    @property
+    def in_flight(self) -> bool:
+        """Its command is out and unanswered (so its effect is unknown)."""
+        return self.retry_due == 0.0
+
+
+@dataclass(slots=True)
 class SagaState:
-    """One saga instance. ``stack`` holds the steps to compensate, the next one last."""
+    """One saga instance. ``running`` holds the current stage's actions not answered for good
+    (one entry per member of a parallel group); ``step``, ``kind``, ``attempt`` and the
+    scalar timers describe the compensation under way (``kind`` is ``action`` before one
+    starts, ``step`` then the last action started). ``stack`` holds the steps to compensate,
+    the next one last."""
 
     saga_id: str
     definition: Saga
@@ -55,8 +76,10 @@ class SagaState:
     attempt: int = 0
     attempt_base: int = 0  # compensation attempts made before the latest resume
     deadline: float = 0.0
-    retry_due: float = 0.0
-    began: float = 0.0  # runtime only, never journaled: when the awaited handler began
+    retry_due: float = 0.0  # the compensation's
+    began: float = 0.0  # runtime only, never journaled: when the awaited compensation began
+    running: dict[str, Attempt] = field(default_factory=dict)
+    doubt: list[str] = field(default_factory=list)  # members in doubt while a group drains
     done: list[str] = field(default_factory=list)
     results: dict[str, Any] = field(default_factory=dict)
     raws: dict[str, msgspec.Raw] = field(default_factory=dict)  # results as journaled
@@ -74,8 +97,32 @@ class SagaState:
 
     @property
     def in_flight(self) -> bool:
-        """A command is out and unanswered (so its effect is unknown)."""
-        return self.attempt > 0 and self.retry_due == 0.0 and not self.status.terminal
+        """A command is out and unanswered (so its effect is unknown): an action of the
+        current stage, or the compensation under way."""
+        if self.status.terminal:
+            return False
+        return self.undoing or any(member.in_flight for member in self.running.values())
+
+    @property
+    def undoing(self) -> bool:
+        """A compensation command is out and unanswered."""
+        return (
+            self.kind == COMPENSATION
+            and self.attempt > 0
+            and self.retry_due == 0.0
+            and not self.status.terminal
+        )
+
+    @property
+    def draining(self) -> bool:
+        """A member of a parallel group failed; its siblings still in flight are awaited
+        before anything is compensated."""
+        return self.status is SagaStatus.COMPENSATING and self.kind == ACTION and bool(self.running)
+
+    @property
+    def retrying(self) -> bool:
+        """A command waits for its retry's back-off (shown in the saga's status)."""
+        return bool(self.retry_due) or any(a.retry_due for a in self.running.values())
 
 
 def evolve(state: SagaState, event: SagaEvent) -> None:
@@ -83,33 +130,38 @@ def evolve(state: SagaState, event: SagaEvent) -> None:
     if isinstance(event, SagaStarted):
         state.due_by = event.deadline
     elif isinstance(event, StepStarted):
+        state.running[event.step] = Attempt(event.attempt, event.deadline)
         state.step, state.kind, state.attempt = event.step, ACTION, event.attempt
-        state.deadline, state.retry_due, state.began = event.deadline, 0.0, 0.0
     elif isinstance(event, StepSucceeded):
+        state.running.pop(event.step, None)
         state.done.append(event.step)
         state.results.setdefault(event.step, event.result)
         state.raws.setdefault(event.step, event.result)
         state.past_pivot = state.past_pivot or event.step == state.definition.pivot
+        _drained(state)
     elif isinstance(event, StepAbandoned):
-        state.reason = failure_reason(event)
         # A business failure is recorded in the participant's inbox, so no copy of the command
         # can ever apply. After a technical error nothing is recorded, and a copy still on its
         # way (a resend, a delayed delivery) could apply later: the step is in doubt, and its
         # compensation leaves a tombstone that refuses such a copy.
-        stack_for_compensation(state, in_doubt=None if event.business else event.step)
+        _failed(state, event, in_doubt=not event.business)
     elif isinstance(event, StepTimedOut):
-        state.reason = failure_reason(event)
-        stack_for_compensation(state, in_doubt=event.step)
+        _failed(state, event, in_doubt=True)
     elif isinstance(event, SagaOverdue):
         state.overdue, state.reason = True, failure_reason(event)
         if not event.past_pivot:
-            stack_for_compensation(state, in_doubt=state.step)
+            stack_for_compensation(state, in_doubt=list(state.running))
     elif isinstance(event, SagaCancelled):
         state.reason = failure_reason(event)
-        # The current step's outcome is unknown (in flight, or waiting for a retry while an
-        # earlier attempt may still run): it is compensated, or fenced if it cannot be.
-        stack_for_compensation(state, in_doubt=state.step)
-    elif isinstance(event, StepRetrying | CompensationFailed):
+        # The running steps' outcomes are unknown (in flight, or waiting for a retry while an
+        # earlier attempt may still run): each is compensated, or fenced if it cannot be.
+        stack_for_compensation(state, in_doubt=list(state.running))
+    elif isinstance(event, StepRetrying):
+        member = state.running.get(event.step)
+        if member is not None:
+            member.retry_due, member.began = event.due, 0.0
+        state.last_error = f"{event.step!r} attempt {event.attempt}: {event.error}"
+    elif isinstance(event, CompensationFailed):
         state.retry_due = event.due
         state.last_error = f"{event.step!r} attempt {event.attempt}: {event.error}"
     elif isinstance(event, CompensationStarted):
@@ -141,10 +193,41 @@ def emit(state: SagaState, events: list[SagaEvent], event: SagaEvent) -> None:
     events.append(event)
 
 
-def stack_for_compensation(state: SagaState, in_doubt: str | None) -> None:
-    """Compensate the done compensable steps, and first the in-doubt step: its compensation
-    (a tombstone if it never ran) or, when it has none, a fence (see ``StepFenced``)."""
+def stack_for_compensation(state: SagaState, in_doubt: str | Sequence[str] | None) -> None:
+    """Compensate the done compensable steps (the last done first), and before them the
+    in-doubt steps: their compensation (a tombstone if one never ran) or, when a step has
+    none, a fence (see ``StepFenced``). In-doubt members of a group go in the order of the
+    definition (the last one is compensated first), so both modes undo them alike."""
+    doubtful = [in_doubt] if isinstance(in_doubt, str) else list(in_doubt or ())
     state.status = SagaStatus.COMPENSATING
     done = [name for name in state.done if state.definition.step(name).compensable]
-    state.stack = [*done, in_doubt] if in_doubt and in_doubt not in state.done else done
+    doubt = sorted(
+        {name for name in doubtful if name and name not in state.done},
+        key=state.definition.index,
+    )
+    state.stack = [*done, *doubt]
+    state.running.clear()
+    state.doubt = []
     state.attempt, state.retry_due, state.deadline, state.began = 0, 0.0, 0.0, 0.0
+
+
+def _failed(state: SagaState, event: StepAbandoned | StepTimedOut, *, in_doubt: bool) -> None:
+    """A step (or a group's member) failed for good. The first failure stops the saga: no
+    command is sent any more, and a member waiting to retry is in doubt (an earlier attempt
+    may still run). Members in flight are awaited (see :func:`_drained`)."""
+    state.running.pop(event.step, None)
+    if in_doubt:
+        state.doubt.append(event.step)
+    if state.status is SagaStatus.RUNNING:
+        state.status, state.reason = SagaStatus.COMPENSATING, failure_reason(event)
+        for name, member in list(state.running.items()):
+            if not member.in_flight:
+                state.doubt.append(name)
+                del state.running[name]
+    _drained(state)
+
+
+def _drained(state: SagaState) -> None:
+    """Once a failed stage has no member in flight, stack what is to be compensated."""
+    if state.status is SagaStatus.COMPENSATING and state.kind == ACTION and not state.running:
+        stack_for_compensation(state, in_doubt=state.doubt)

@@ -51,11 +51,24 @@ def _step_notes(step: Step) -> str:
 
 
 def undo_target(saga: Saga, index: int) -> int | None:
-    """The step undone first when step ``index`` fails: the last compensable one before it."""
+    """The step undone first when step ``index`` fails: the last compensable one of an
+    earlier stage (a parallel group's siblings are undone before it, see :func:`graph`)."""
+    stage = saga.stage(saga.steps[index].name)
     for earlier in range(index - 1, -1, -1):
-        if saga.steps[earlier].compensable:
+        step = saga.steps[earlier]
+        if step.compensable and saga.stage(step.name) < stage:
             return earlier
     return None
+
+
+def _undo_text(saga: Saga, target: int | None) -> str:
+    if target is None:
+        return "(compensated)"
+    step = saga.steps[target]
+    if step.group:
+        members = [s.name for s in saga.stages[saga.stage(step.name)] if s.compensable]
+        return f"undo group {step.group} ({', '.join(members)})"
+    return f"undo {target + 1}. {step.name}  ({step.participant})"
 
 
 def graph(saga: Saga) -> str:
@@ -73,23 +86,34 @@ def graph(saga: Saga) -> str:
     ]
     column = 2 + w_label + 2 + w_handler + len("  --fails-->  ")
     for i, step in enumerate(saga.steps):
+        first = step.group and (i == 0 or saga.steps[i - 1].group != step.group)
+        if first:
+            lines.append("   |")
+            lines.append(f"  +-- group {step.group}: at once; the saga goes on when all succeeded")
         notes = _step_notes(step)
         up = i > 0 and undo_target(saga, i) is not None and not step.retriable
-        below = ("|  " + notes) if notes else "|"
-        connector = "   " + below
-        lines.append(_join(connector, column, "^" if up else ""))
+        if step.group:
+            connector = "  |" + ("   " + notes if notes else "")
+        else:
+            connector = "   " + (("|  " + notes) if notes else "|")
+        if not first or notes:
+            lines.append(_join(connector, column, "^" if up and not first else ""))
         target = undo_target(saga, i)
         if step.retriable:
             right = "(retried)"
-        elif target is None:
-            right = "(compensated)"
+        elif step.group:
+            siblings = [s.name for s in saga.stages[saga.stage(step.name)] if s is not step]
+            then = _undo_text(saga, target)
+            right = f"undo {', '.join(siblings)} (done or in doubt), then {then}"
         else:
-            right = (
-                f"undo {target + 1}. {saga.steps[target].name}  ({saga.steps[target].participant})"
-            )
+            right = _undo_text(saga, target)
+        bar = "| " if step.group else "  "
         lines.append(
-            f"  {label[i].ljust(w_label)}  {handler[i].ljust(w_handler)}  --fails-->  {right}"
+            f"  {bar}{label[i].ljust(w_label)}  {handler[i].ljust(w_handler)}  --fails-->  {right}"
         )
+        last = step.group and (i + 1 == len(saga.steps) or saga.steps[i + 1].group != step.group)
+        if last:
+            lines.append(f"  +-- join group {step.group}")
     lines.append("   |")
     lines.append("  (completed)")
     return "\n".join(lines)

@@ -109,7 +109,8 @@ def describe(entry: HistoryEntry, definition: Saga | None = None) -> tuple[str, 
         return "saga started", f"{event.saga} v{event.version}, {mode}"
     if isinstance(event, StepStarted):
         who, action = owner(event.step, definition)
-        return "run step", f"{event.step} -> {who}.{action} (attempt {event.attempt})"
+        detail = f"{event.step} -> {who}.{action} (attempt {event.attempt})"
+        return "run step", detail + _group_note(event.step, definition)
     if isinstance(event, StepSucceeded):
         return "step ok", f"{event.step} => {compact(event.result, 60)}"
     if isinstance(event, StepAbandoned):
@@ -254,7 +255,7 @@ def timeline(
         who, action = owner(name, definition)
         table_rows.append(
             [
-                index,
+                _number(name, definition) or index,
                 name,
                 f"{who}.{action}",
                 row.attempts or "-",
@@ -267,3 +268,25 @@ def timeline(
         table(["#", "step", "handler", "attempts", "outcome", "took", "compensation"], table_rows)
     )
     return "\n".join(lines)
+
+
+def _group_note(step: str, definition: Saga | None) -> str:
+    """`` (group 1, at once with hotel, car)`` for a member of a parallel group."""
+    if definition is None or step not in {s.name for s in definition.steps}:
+        return ""
+    found = definition.step(step)
+    if not found.group:
+        return ""
+    siblings = [s.name for s in definition.stages[definition.stage(step)] if s.name != step]
+    return f" (group {found.group}, at once with {', '.join(siblings)})"
+
+
+def _number(step: str, definition: Saga | None) -> str:
+    """A step's place in the table: its stage, lettered within a parallel group (2a, 2b)."""
+    if definition is None or step not in {s.name for s in definition.steps}:
+        return ""
+    stage = definition.stages[definition.stage(step)]
+    if len(stage) == 1 and not stage[0].group:
+        return str(definition.stage(step) + 1)
+    letter = "abcdefghijklmnopqrstuvwxyz"[[s.name for s in stage].index(step) % 26]
+    return f"{definition.stage(step) + 1}{letter}"
