@@ -4,6 +4,7 @@ retention setting; durable (SQLite, across restarts) and in memory; wrong inputs
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -187,7 +188,7 @@ def test_a_long_prune_reports_its_progress_chunk_by_chunk(tmp_path: Path) -> Non
         report = rt.prune(progress=lambda sagas, records: seen.append((sagas, records)))
     assert [sagas for sagas, _ in seen] == [1_000, 2_000, 2_500]  # one call per chunk
     assert seen[-1] == (report.sagas, report.records)
-    assert all(b[1] > a[1] for a, b in zip(seen, seen[1:], strict=False))
+    assert all(b[1] > a[1] for a, b in itertools.pairwise(seen))
 
 
 def test_prune_deletes_participant_records_a_snapshot_covers(tmp_path: Path) -> None:
