@@ -11,7 +11,7 @@ import os
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from typing import Any, Literal
 
-from . import aio
+from . import aio, cluster
 from .actors.faults import Fault
 from .actors.participant import Participant
 from .crashpoints import CrashPlan, CrashPoint
@@ -25,14 +25,14 @@ from .observe import Footprint, Listener
 from .operations import Operations
 from .persistence.journal import Journal
 from .persistence.memory import MemoryJournal
-from .persistence.opening import discard, open_journal
+from .persistence.opening import discarding, open_journal
 from .retention import Retention
 from .sagas.definition import Choreography, Saga
 
 __all__ = ["Footprint", "HistoryEntry", "Mode", "Runtime", "SagaRun"]
 
 
-class Runtime(Operations):
+class Runtime(Operations, cluster.Clustered):
     """Runs sagas over registered participants, journaling everything they do.
 
     Open one with :meth:`open` (a durable SQLite journal) or :meth:`in_memory`; use it as a
@@ -81,6 +81,8 @@ class Runtime(Operations):
         check_state: bool | None = None,
         listeners: Iterable[Listener] = (),
         retention: Retention | None = None,
+        standby: bool = False,
+        lease: float = 10.0,
     ) -> Runtime:
         """A runtime over the journal at ``path``; in-flight sagas are resumed.
 
@@ -93,26 +95,25 @@ class Runtime(Operations):
         handler that changes its participant's state without ``ctx.record`` fail its step with
         :class:`UnrecordedChange`: a mode for tests, it costs a state copy per handler.
 
-        ``retention`` prunes ended sagas in the background (see :class:`Retention`).
+        ``retention`` prunes ended sagas in the background (see :class:`Retention`). ``standby``
+        and ``lease``: several runtimes on one PostgreSQL journal, see :attr:`role`.
         """
-        journal = open_journal(path, synchronous=synchronous, create=create)
-        try:
+        participants, sagas, listeners = list(participants), list(sagas), list(listeners)
+        journal = open_journal(
+            path, synchronous=synchronous, create=create, standby=standby, lease=lease
+        )
+        member = cluster.membership(journal, participants, sagas, listeners)
+        options: dict[str, Any] = {"snapshot_every": snapshot_every, "check_state": check_state}
+        with discarding(journal):
             runtime = cls(
-                journal,
+                member.engine_journal if member is not None else journal,
                 participants=participants,
                 sagas=sagas,
-                recover=recover,
-                snapshot_every=snapshot_every,
-                check_state=check_state,
+                recover=recover and (member is None or not member.standby),
                 listeners=listeners,
+                **options,
             )
-        except BaseException as error:
-            problem = discard(journal, error)
-            if problem is error:
-                raise
-            raise problem from error
-        if retention is not None:
-            runtime.keep_pruning(retention)
+        runtime.join(member, options, retention)
         return runtime
 
     @classmethod
@@ -204,6 +205,8 @@ class Runtime(Operations):
         mode: Mode = "orchestration",
     ) -> list[SagaRun]:
         """Start many sagas at once (their starts share group commits); one run per input."""
+        if self.role == "standby":
+            return self.forward(saga, inputs, saga_ids, mode)
         accepted = self._engine.submit(saga, inputs, saga_ids, mode)
         try:
             return [SagaRun(self, future.result()) for future in accepted]
@@ -213,7 +216,7 @@ class Runtime(Operations):
     def run(self, saga_id: str) -> SagaRun:
         """A handle on a saga started earlier (by this runtime or before a restart)."""
         self.status(saga_id)
-        return SagaRun(self, saga_id)
+        return self.remote_run(saga_id) if self.role == "standby" else SagaRun(self, saga_id)
 
     def status(self, saga_id: str) -> Outcome:
         """Where the saga stands now (its outcome if it ended), as its journal says.
@@ -232,6 +235,7 @@ class Runtime(Operations):
         past its point of no return completes: the cancel is then dropped with a warning.
         Raises :class:`SagaQuarantined` for a quarantined saga (retry it first).
         """
+        cluster.require_active(self._engine, "cancel")
         self._engine.cancel(saga_id, reason)
 
     def resume(self, saga_id: str) -> None:
@@ -241,6 +245,7 @@ class Runtime(Operations):
         Raises :class:`SagaQuarantined` for a quarantined saga, and the error that keeps a
         stuck saga from loading (its definition removed, say) rather than ignore the resume.
         """
+        cluster.require_active(self._engine, "resume")
         self._engine.resume(saga_id)
 
     def recover(self) -> list[str]:
@@ -272,6 +277,7 @@ class Runtime(Operations):
         Raises :class:`SagaQuarantined` if it still cannot load (it stays quarantined), and
         :class:`UnknownSaga` for an unknown id. A saga that is not quarantined is left as it is.
         """
+        cluster.require_active(self._engine, "retry_quarantined")
         self._engine.retry_quarantined(saga_id)
         return SagaRun(self, saga_id)
 
@@ -290,7 +296,8 @@ class Runtime(Operations):
         return self._engine.footprint()
 
     def state(self, participant: str) -> Any:
-        """A copy of a participant's current state."""
+        """A copy of a participant's current state (on the active runtime)."""
+        cluster.require_active(self._engine, "state")
         return self._engine.state(participant)
 
     @property
@@ -341,7 +348,7 @@ class Runtime(Operations):
 
     def close(self) -> None:
         """Stop the actors and close the journal. In-flight sagas resume at the next open."""
-        self._engine.shutdown(None)
+        self.leave(lambda: self._engine.shutdown(None))
 
     def __enter__(self) -> Runtime:
         return self
@@ -360,6 +367,8 @@ class Runtime(Operations):
         mode: Mode = "orchestration",
     ) -> SagaRun:
         """:meth:`start` for async callers: awaits the journaling without blocking the loop."""
+        if self.role == "standby":
+            return (await self.aforward(saga, [input], saga_id, mode))[0]
         definition = self._engine.catalog.definition(saga)
         accepted = await aio.start_saga(self._engine, definition, input, saga_id=saga_id, mode=mode)
         return SagaRun(self, accepted)

@@ -19,7 +19,6 @@ import collections
 import contextlib
 import logging
 import threading
-import time
 from collections.abc import Callable, Sequence
 from typing import Any, Final, Literal
 
@@ -31,7 +30,6 @@ from sagactor.errors import (
     DefinitionError,
     JournalError,
     JournalFenced,
-    JournalLocked,
     JournalWriteError,
     NotActive,
     RuntimeClosed,
@@ -39,11 +37,10 @@ from sagactor.errors import (
 from sagactor.persistence.journal import DoneCallback, Journal, JournalStats, Record, Snapshot
 
 from . import lease as lease_module
-from . import sagas
-from .leasing import LeaseKeeper
+from .leasing import Leased, LeaseKeeper
 from .reads import PoolReads
 from .sagas import SagaTable
-from .schema import Connection, lock_key, prepare, valid_schema
+from .schema import Connection, valid_schema
 from .urls import redact, scrub
 from .writes import Batch, Unsent, batch_error, write_group, write_one_by_one
 
@@ -54,7 +51,7 @@ _MAX_GROUP: Final = 1000  # batches per transaction: bounds the blast radius of 
 log = logging.getLogger(__name__)
 
 
-class PostgresJournal(PoolReads, SagaTable, Journal):
+class PostgresJournal(Leased, PoolReads, SagaTable, Journal):
     """A :class:`Journal` in a PostgreSQL database, safe for any number of appending threads.
 
     Args:
@@ -160,66 +157,6 @@ class PostgresJournal(PoolReads, SagaTable, Journal):
         if token is not None:
             self._activate(token)
 
-    @property
-    def role(self) -> Literal["active", "standby"]:
-        """``active`` while this journal holds the lease and writes; ``standby`` otherwise."""
-        return "standby" if self.token is None else "active"
-
-    def wait_for_lease(self) -> None:
-        """As a standby, start looking for the lease (``on_promoted`` runs once it is ours)."""
-        if self.token is None:
-            self._keeper.wait(self._promoted)
-
-    def _activate(self, token: int) -> None:
-        self.token = token
-        self._writer.start()
-        self._keeper.keep(lambda: self._fence(JournalFenced(token, None)))
-
-    def _promoted(self) -> None:
-        log.info("journal %r: took the lease over (token %s)", self.path, self.token)
-        if self.on_promoted is not None:
-            self.on_promoted()
-
-    def _take(self) -> bool:
-        """A standby's look at the lease, on its writer connection (made again if lost)."""
-        with self._cond:
-            if self._state != "open":
-                return False
-            try:
-                if self._wconn.broken or self._wconn.closed:
-                    self._wconn = self._connect("writer")
-                    self._wconn.execute(f"SET synchronous_commit = {self._sync}")
-                token = lease_module.try_acquire(
-                    self._wconn, self.schema, self.owner, self._keeper.ttl
-                )
-            except psycopg.Error as error:
-                log.warning("journal %r: standby cannot look at the lease: %s", self.path, error)
-                return False
-            if token is None:
-                return False
-            self._set_session_limits(self._wconn)
-            self._activate(token)
-        return True
-
-    def _renew(self) -> bool | None:
-        token = self.token
-        assert token is not None  # the heartbeat runs only while active
-        try:
-            with self._pool.connection(timeout=self._keeper.ttl) as conn:
-                return lease_module.renew(conn, self.schema, token, self._keeper.ttl)
-        except psycopg.Error as error:
-            log.warning("journal %r: cannot renew the lease: %s", self.path, error)
-            return None
-
-    def _fence(self, error: JournalFenced) -> None:
-        with self._cond:
-            if self._fenced is not None:
-                return
-            self._fenced = error
-        log.error("journal %r: %s", self.path, error)
-        if self.on_fenced is not None:
-            self.on_fenced(error)
-
     # -- opening -------------------------------------------------------------------------------
 
     def _connect_options(self, role: str) -> dict[str, Any]:
@@ -229,66 +166,16 @@ class PostgresJournal(PoolReads, SagaTable, Journal):
             "application_name": f"sagactor {role}",
         }
 
-    def _connect(self, role: str) -> Connection:
+    def connect(self, role: str) -> Connection:
         try:
             return psycopg.connect(self._url, **self._connect_options(role))
         except psycopg.Error as error:
             problem = scrub(str(error), self._url)
             raise JournalError(f"journal {self.path!r}: cannot connect: {problem}") from None
 
-    def _open_writer(
-        self, create: bool, standby: bool, owner: str
-    ) -> tuple[Connection, int | None]:
-        """The writer's connection and, unless another runtime holds the lease, its token."""
-        conn = self._connect("writer")
-        try:
-            (encoding,) = _one(conn, "SHOW server_encoding")
-            if isinstance(encoding, bytes):  # an SQL_ASCII database gives bytes for text
-                encoding = encoding.decode("ascii", "replace")
-            if encoding != "UTF8":
-                raise JournalError(
-                    f"journal {self.path!r}: the database's encoding is {encoding}, not UTF8"
-                )
-            self._lock(conn, self.open_wait)
-            try:
-                prepare(conn, self.schema, self.path, create=create, backfill=sagas.backfill)
-                token = self._first_take(conn, standby, owner)
-            finally:
-                conn.execute("SELECT pg_advisory_unlock(%s, %s)", lock_key(self.schema))
-            conn.execute(f"SET synchronous_commit = {self._sync}")
-            if token is not None:
-                self._set_session_limits(conn)
-        except psycopg.Error as error:
-            conn.close()
-            raise JournalError(f"journal {self.path!r}: cannot open: {error}") from error
-        except BaseException:
-            conn.close()
-            raise
-        return conn, token
-
-    def _first_take(self, conn: Connection, standby: bool, owner: str) -> int | None:
-        deadline = time.monotonic() + self.lock_wait
-        while True:
-            token = lease_module.try_acquire(conn, self.schema, owner, self._keeper.ttl)
-            if token is not None or standby:
-                return token
-            if time.monotonic() >= deadline:
-                raise JournalLocked(self.path)
-            time.sleep(0.05)
-
-    def _set_session_limits(self, conn: Connection) -> None:
-        """A writer paused inside a group (SIGSTOP) would hold the lease's row forever and
-        keep a standby from taking over: the server ends such a session after the lease."""
-        ms = max(1, round(self._keeper.ttl * 1000))
-        conn.execute(f"SET idle_in_transaction_session_timeout = {ms}")
-
-    def _lock(self, conn: Connection, wait: float) -> None:
-        """The opening lock (see :func:`.schema.lock_key`): opens are made one at a time."""
-        deadline = time.monotonic() + wait
-        while not _one(conn, "SELECT pg_try_advisory_lock(%s, %s)", lock_key(self.schema))[0]:
-            if time.monotonic() >= deadline:
-                raise JournalLocked(self.path)
-            time.sleep(0.02)
+    def reader(self) -> contextlib.AbstractContextManager[Connection]:
+        """A connection of the reading pool (autocommit), for a ``with`` block."""
+        return self._pool.connection()
 
     # -- writing -------------------------------------------------------------------------------
 
@@ -439,32 +326,6 @@ class PostgresJournal(PoolReads, SagaTable, Journal):
             self._wconn.execute("ROLLBACK")
         except psycopg.Error:
             log.exception("journal %r: rollback failed", self.path)
-
-    def _reconnect(self) -> None:
-        """After the writer's connection was lost: connect again and hold the token's lock
-        again (the old one went with the connection). A runtime that took the lease over
-        meanwhile is found by the group's own check (:class:`JournalFenced`).
-
-        Raises:
-            JournalWriteError: No connection.
-        """
-        with contextlib.suppress(psycopg.Error):
-            self._wconn.close()
-        try:
-            conn = self._connect("writer")
-            try:
-                lease_module.relock(conn, self.schema, self._held())
-                conn.execute(f"SET synchronous_commit = {self._sync}")
-                self._set_session_limits(conn)
-            except BaseException:
-                conn.close()
-                raise
-        except (JournalError, psycopg.Error) as error:
-            raise _write_error(
-                f"lost the connection to PostgreSQL, and then: {error}", error
-            ) from error
-        log.warning("journal %r: the writer reconnected after losing its connection", self.path)
-        self._wconn = conn
 
     def _answer(self, batch: Batch, result: BaseException | None) -> None:
         try:
