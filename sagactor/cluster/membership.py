@@ -85,11 +85,14 @@ class Membership:
         inputs: Sequence[Any],
         saga_ids: Sequence[str] | None,
         mode: Mode,
-    ) -> list[str]:
-        """Durably ask the active runtime to start these sagas; their ids (see :mod:`.starts`)."""
+    ) -> list[tuple[str, int]]:
+        """Durably ask the active runtime to start these sagas (see
+        :mod:`~sagactor.persistence.postgres.starts`); their ids and request rows."""
         starts = prepare_starts(saga, inputs, saga_ids)
-        self.queue.request([(s.saga_id, saga.name, saga.version, mode, s.raw) for s in starts])
-        return [s.saga_id for s in starts]
+        rows = self.queue.request(
+            [(s.saga_id, saga.name, saga.version, mode, s.raw) for s in starts]
+        )
+        return [(s.saga_id, row) for s, row in zip(starts, rows, strict=True)]
 
     def _activate(self, engine: Engine) -> None:
         self.journal.on_fenced = engine.die
@@ -197,8 +200,9 @@ class Clustered:
         member = self._member
         assert member is not None
         definition = self._engine.catalog.definition(saga)
-        ids = member.forward(definition, inputs, saga_ids, mode)
-        return [RemoteRun(cast("RuntimeLike", self), saga_id, member.queue) for saga_id in ids]
+        asked = member.forward(definition, inputs, saga_ids, mode)
+        me = cast("RuntimeLike", self)
+        return [RemoteRun(me, saga_id, member.queue, row) for saga_id, row in asked]
 
     async def aforward(
         self,

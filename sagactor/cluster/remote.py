@@ -51,12 +51,15 @@ class RemoteRun(SagaRun):
     """A handle on a saga started through a standby: its outcome is read from the journal
     (polled: from a few milliseconds apart up to a tenth of a second), wherever it runs."""
 
-    __slots__ = ("_queue", "_runtime")
+    __slots__ = ("_queue", "_request", "_runtime")
 
-    def __init__(self, runtime: RuntimeLike, saga_id: str, queue: StartsQueue) -> None:
+    def __init__(
+        self, runtime: RuntimeLike, saga_id: str, queue: StartsQueue, request: int | None = None
+    ) -> None:
         super().__init__(runtime, saga_id)
         self._runtime = runtime
         self._queue = queue
+        self._request = request  # the row of its start's request, until that is taken
 
     def result(self, timeout: float | None = None) -> Outcome:
         """Block until the saga ends (see :meth:`SagaRun.result`); raises
@@ -64,13 +67,7 @@ class RemoteRun(SagaRun):
         deadline = None if timeout is None else time.monotonic() + timeout
         pause = 0.002
         while True:
-            try:
-                outcome: Outcome | None = self._runtime.status(self.id)
-            except UnknownSaga:
-                refused = self._queue.refusal(self.id)
-                if refused is not None:
-                    raise OperationRefused("start", f"saga {self.id!r}: {refused}") from None
-                outcome = None  # not started yet: its request waits for the active runtime
+            outcome = self._look()
             if outcome is not None and outcome.status.terminal:
                 return outcome
             left = None if deadline is None else deadline - time.monotonic()
@@ -78,6 +75,21 @@ class RemoteRun(SagaRun):
                 raise SagaTimeout(self.id, timeout)
             time.sleep(pause if left is None else min(pause, left))
             pause = min(pause * 2, 0.1)
+
+    def _look(self) -> Outcome | None:
+        if self._request is not None:  # first the fate of its request
+            fate = self._queue.fate(self._request)
+            if fate:
+                raise OperationRefused("start", f"saga {self.id!r}: {fate}")
+            if fate == "":
+                return None  # waits for the active runtime
+            self._request = None
+        try:
+            return self._runtime.status(self.id)
+        except UnknownSaga:
+            if self._queue.refusal(self.id) is None:
+                raise
+            return None
 
     @property
     def status(self) -> Outcome:

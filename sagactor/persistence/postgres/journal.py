@@ -372,7 +372,7 @@ class PostgresJournal(Leased, PoolReads, SagaTable, Journal):
                 return
             self._released = True
             killed = self._state == "killed"
-        self._keeper.stop()
+        self._keeper.stop(wait=False)  # the heartbeat may be the thread that waits for us
         self._pool.close()
         token = self.token
         if token is not None and not killed and not (self._wconn.broken or self._wconn.closed):

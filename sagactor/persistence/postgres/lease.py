@@ -17,13 +17,18 @@ take that lock knows the session is gone. Clean closes give the lease up (expire
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import uuid
 import zlib
 from typing import Final
 
+import psycopg
+
 from .schema import Connection
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "LEASE_NAME",
@@ -57,6 +62,12 @@ def try_acquire(conn: Connection, schema: str, owner: str, ttl: float) -> int | 
     """Take the lease for ``owner`` if it is free, expired, or its owner's session is gone;
     the new token, or None while another runtime holds it. ``conn`` (autocommit) is the
     writer's: it keeps the token's advisory lock for as long as the runtime is active."""
+    expired = conn.execute(
+        f"SELECT token FROM {schema}.leases WHERE name = %s AND expires <= clock_timestamp()",
+        (LEASE_NAME,),
+    ).fetchone()
+    if expired is not None:
+        _evict(conn, schema, int(expired[0]), ttl)
     with conn.transaction():
         conn.execute(f"SET LOCAL lock_timeout = '{max(1, round(ttl * 1000))}ms'")
         row = conn.execute(
@@ -78,6 +89,26 @@ def try_acquire(conn: Connection, schema: str, owner: str, ttl: float) -> int | 
             (LEASE_NAME, owner, token, ttl),
         )
     return token
+
+
+def _evict(conn: Connection, schema: str, token: int, ttl: float) -> None:
+    """End the database session of an owner whose lease expired (found by the token's lock).
+
+    A process paused in the middle of a group holds the lease's row (``FOR SHARE``) in an
+    open transaction, which no server timeout ends while its pipeline is unfinished: the
+    takeover would wait for it forever. Ending its session rolls that group back; when the
+    process wakes, its next group finds the new token and is refused."""
+    first, second = (key & 0xFFFFFFFF for key in token_key(schema, token))
+    try:
+        conn.execute(
+            "SELECT pg_terminate_backend(pid, %s) FROM pg_locks WHERE locktype = 'advisory' "
+            "AND classid = %s::bigint::oid AND objid = %s::bigint::oid AND objsubid = 2 "
+            "AND granted AND pid <> pg_backend_pid() AND database = "
+            "(SELECT oid FROM pg_database WHERE datname = current_database())",
+            (max(1, round(ttl * 1000)), first, second),
+        )
+    except psycopg.errors.InsufficientPrivilege as error:
+        log.warning("cannot end the session of the expired lease's owner: %s", error)
 
 
 def _owner_gone(conn: Connection, schema: str, token: int) -> bool:

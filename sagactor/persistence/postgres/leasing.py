@@ -88,10 +88,10 @@ class LeaseKeeper:
     def stopped(self) -> bool:
         return self._stop.is_set()
 
-    def stop(self) -> None:
-        """Stop both loops and wait for them (not for the calling thread itself)."""
+    def stop(self, *, wait: bool = True) -> None:
+        """Stop both loops; wait for them (not for the calling thread itself) if ``wait``."""
         self._stop.set()
-        for thread in self._threads:
+        for thread in self._threads if wait else ():
             if thread is not threading.current_thread():
                 thread.join()
 

@@ -42,16 +42,34 @@ class StartsQueue:
         self._schema = journal.schema
         self.channel = f"sagactor_starts_{journal.schema}"
 
-    def request(self, requests: Sequence[tuple[str, str, int, str, bytes]]) -> None:
+    def request(self, requests: Sequence[tuple[str, str, int, str, bytes]]) -> list[int]:
         """Durably ask for these starts (saga id, saga, version, mode, input) and wake the
-        active runtime."""
+        active runtime; the requests' row ids."""
+        rows: list[int] = []
         with self._journal.reader() as conn, conn.transaction():
-            conn.cursor().executemany(
+            cursor = conn.cursor()
+            cursor.executemany(
                 f"INSERT INTO {self._schema}.starts (saga_id, saga, version, mode, input) "
-                "VALUES (%s, %s, %s, %s, %s)",
+                "VALUES (%s, %s, %s, %s, %s) RETURNING id",
                 list(requests),
+                returning=True,
             )
+            while True:
+                found = cursor.fetchone()
+                rows.append(int(found[0]) if found else 0)
+                if not cursor.nextset():
+                    break
             conn.execute("SELECT pg_notify(%s, '')", (self.channel,))
+        return rows
+
+    def fate(self, row: int) -> str | None:
+        """A request's fate: ``""`` while it waits, its error if refused, None once started
+        (its row is deleted then)."""
+        with self._journal.reader() as conn:
+            found = conn.execute(
+                f"SELECT coalesce(error, '') FROM {self._schema}.starts WHERE id = %s", (row,)
+            ).fetchone()
+        return None if found is None else str(found[0])
 
     def refusal(self, saga_id: str) -> str | None:
         """Why the active runtime refused to start ``saga_id``, if it did."""
