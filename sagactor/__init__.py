@@ -45,11 +45,13 @@ from .persistence.summaries import SagaRow
 from .retention import PruneReport, Retention
 from .runtime import Footprint, HistoryEntry, Mode, Runtime, SagaRun
 from .sagas.definition import Choreography, RetryPolicy, Saga, Step
+from .sagas.versions import Definitions
 
 __all__ = [
     "Choreography",
     "CrashPoint",
     "DefinitionError",
+    "Definitions",
     "Fault",
     "Footprint",
     "HistoryEntry",

@@ -10,12 +10,15 @@ journal's stored format. Grouped by who receives them:
   :class:`Timeout`, :class:`Wake`, :class:`DeadlinePassed`, :class:`Cancel`, :class:`Resume`,
   :class:`Published`;
 * the native dispatcher: :class:`NativePublished`, :class:`CancelNative`, :class:`Resume`;
-* both drivers: :class:`StartSaga`, :class:`Recover`, :class:`Rebuild`, :class:`CountSagas`.
+* both drivers: :class:`StartSaga`, :class:`Recover`, :class:`Rebuild`, :class:`CountSagas`,
+  :class:`Directory`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from concurrent.futures import Future
+from types import MappingProxyType
 from typing import Any
 
 import msgspec
@@ -31,6 +34,7 @@ __all__ = [
     "CountSagas",
     "DeadlinePassed",
     "Deliver",
+    "Directory",
     "GetState",
     "Later",
     "NativePublished",
@@ -250,3 +254,18 @@ class Rebuild(msgspec.Struct, frozen=True):
 
 class CountSagas(msgspec.Struct, frozen=True):
     """Ask how many sagas the actor drives now (``Runtime.footprint``)."""
+
+
+_EMPTY: Mapping[Any, Any] = MappingProxyType({})
+
+
+class Directory(msgspec.Struct, frozen=True):
+    """What the runtime's catalog says now, as an immutable snapshot: sent to the drivers
+    after each registration or definition (so no dict is shared between the caller's threads
+    and the actors'). The mappings are read-only views of copies, never changed once made."""
+
+    participants: Mapping[str, Any] = _EMPTY  # name -> the host's actor ref
+    subscribers: Mapping[str, tuple[str, ...]] = _EMPTY  # event type name -> participants
+    event_types: Mapping[str, type[Any]] = _EMPTY  # event type name -> type
+    definitions: Mapping[str, Any] = _EMPTY  # saga name -> Saga or Choreography
+    result_types: Mapping[tuple[str, str], Any] = _EMPTY  # (participant, action) -> type

@@ -18,8 +18,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Callable
-from concurrent.futures import Future
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import anyio
 import anyio.lowlevel
@@ -33,17 +32,32 @@ from .names import Mode, saga_stream
 from .sagas.definition import Choreography, Saga
 
 __all__ = [
+    "Settling",
     "call_soon_in_loop",
     "close_engine",
     "history",
     "start_saga",
     "status",
+    "wait_completion",
     "wait_future",
     "wait_outcome",
     "watch",
 ]
 
 T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
+
+
+class Settling(Protocol[T_co]):
+    """What is awaited here: a ``concurrent.futures.Future``, or a saga's ``Completion``."""
+
+    def done(self) -> bool: ...
+
+    def add_done_callback(self, fn: Callable[[Any], Any], /) -> None: ...
+
+    def result(self, timeout: float | None = None) -> T_co: ...
+
+    def exception(self) -> BaseException | None: ...
 
 
 def call_soon_in_loop(token: anyio.lowlevel.EventLoopToken) -> Callable[[Callable[[], Any]], None]:
@@ -59,7 +73,7 @@ def call_soon_in_loop(token: anyio.lowlevel.EventLoopToken) -> Callable[[Callabl
     return schedule
 
 
-async def wait_future(future: Future[T]) -> T:
+async def wait_future(future: Settling[T]) -> T:
     """Await a thread-side future without blocking the event loop."""
     if not future.done():
         event = anyio.Event()
@@ -87,6 +101,16 @@ async def wait_outcome(engine: Engine, saga_id: str, timeout: float | None = Non
         engine.outcomes.release(saga_id, waiter)
 
 
+async def wait_completion(
+    completion: Settling[Outcome], saga_id: str, timeout: float | None = None
+) -> Outcome:
+    """The outcome a saga's completion gives (see ``SagaRun``); :class:`SagaTimeout` after
+    ``timeout`` seconds."""
+    with anyio.move_on_after(timeout):
+        return await wait_future(completion)
+    raise SagaTimeout(saga_id, timeout)
+
+
 async def status(engine: Engine, saga_id: str) -> Outcome:
     """``Runtime.status`` in a worker thread (it reads the journal)."""
     return await anyio.to_thread.run_sync(engine.status, saga_id)
@@ -111,7 +135,8 @@ async def start_saga(
     If the caller is cancelled while it waits, the saga may still start (the request is out):
     pass a ``saga_id`` to find it again, starting the same id twice is harmless.
     """
-    futures = engine.submit(saga, [input], None if saga_id is None else [saga_id], mode)
+    submitted = engine.submit(saga, [input], None if saga_id is None else [saga_id], mode)
+    futures = [start.accepted for start in submitted]
     try:
         return await wait_future(futures[0])
     finally:
@@ -167,7 +192,7 @@ async def watch(engine: Engine, saga_id: str) -> AsyncIterator[HistoryEntry]:
         engine.outcomes.release(saga_id, outcome)
 
 
-def _raise_if_gone(outcome: Future[Outcome]) -> None:
+def _raise_if_gone(outcome: Settling[Outcome]) -> None:
     if outcome.done() and outcome.exception() is not None:
         outcome.result()  # raises RuntimeClosed or RuntimeCrashed
 

@@ -1,23 +1,33 @@
-"""What one runtime knows: its participants (each in its host actor) and its saga definitions.
+"""What one runtime knows: its participants (each in its host actor) and its saga definitions
+(several versions of one name at once: see :mod:`~sagactor.sagas.versions`).
 
 Registering a participant starts its host and learns its declarations (the types its actions
 return, the events it reacts to); defining a saga checks it against those participants. The
-engine, the drivers and the history all read these tables; only this class writes them, from
-the caller's thread, before the sagas that need them start.
+engine and the history read these tables on the callers' threads; only this class writes them.
+The actors never see them: after each change they get an immutable :class:`Directory` (sent by
+the engine, through ``on_change``), before any saga that needs it starts.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from types import MappingProxyType
 from typing import Any
 
 import pykka
 
+from .actor_messages import Directory
 from .actors.environment import Environment
 from .actors.host import ParticipantHost
+from .actors.kinds import ActorKinds
 from .actors.participant import Participant, reactions_of
 from .actors.portal import has_async_handlers
 from .errors import DefinitionError, UnknownParticipant
+from .messages import SagaStarted
+from .names import saga_stream
+from .persistence.recovery import decode_saga_events
 from .sagas.definition import Choreography, Saga
+from .sagas.versions import Definitions
 from .sagas.workflow import Reactions, check, event_types
 
 __all__ = ["Catalog"]
@@ -26,11 +36,15 @@ __all__ = ["Catalog"]
 class Catalog:
     """The participants and definitions of one runtime, by name."""
 
-    def __init__(self, env: Environment) -> None:
+    def __init__(
+        self, env: Environment, kinds: ActorKinds, on_change: Callable[[], None] = lambda: None
+    ) -> None:
         self.env = env
+        self.kinds = kinds
+        self.on_change = on_change  # called after each change, on the changing thread
         self.refs: dict[str, pykka.ActorRef[Any]] = {}
         self.hosts: dict[str, ParticipantHost] = {}
-        self.definitions: dict[str, Saga | Choreography] = {}
+        self.definitions = Definitions()  # by name (latest) and by name and version
         self.result_types: dict[tuple[str, str], Any] = {}  # (participant, action) -> type
         self.subscribers: dict[str, list[str]] = {}  # event type name -> participants
         self.event_types: dict[str, type[Any]] = {}  # event type name -> type
@@ -45,9 +59,11 @@ class Catalog:
             name = participant.participant_name
             if name in self.refs:
                 raise DefinitionError(name, "is already registered", kind="participant")
+            inline = type(participant).inline
             if has_async_handlers(participant):
                 self.env.portal.start()  # the event loop its async handlers run on
-            host = ParticipantHost.launch(participant, self.env)
+                inline = False  # it waits for the loop: never on the scheduler
+            host = ParticipantHost.launch(self.kinds.host(inline), participant, self.env)
             self.refs[name] = host.actor_ref
             self.hosts[name] = host
             for action_name, spec in type(participant)._actions.items():
@@ -55,6 +71,18 @@ class Catalog:
             for kind, emits in reactions_of([participant])[name].items():
                 self.subscribers.setdefault(kind.__name__, []).append(name)
                 self.event_types.update({t.__name__: t for t in (kind, *emits)})
+            self.on_change()
+
+    def directory(self) -> Directory:
+        """An immutable snapshot of the tables, for the actors (see the module docstring)."""
+        subscribers = {kind: tuple(names) for kind, names in self.subscribers.items()}
+        return Directory(
+            participants=MappingProxyType(dict(self.refs)),
+            subscribers=MappingProxyType(subscribers),
+            event_types=MappingProxyType(dict(self.event_types)),
+            definitions=self.definitions.copy(),  # every version: a saga loads under its own
+            result_types=MappingProxyType(dict(self.result_types)),
+        )
 
     def reactions(self) -> Reactions:
         """Every registered participant's ``@on`` reactions (the workflow graph's source)."""
@@ -75,14 +103,8 @@ class Catalog:
                 self.event_types.update(event_types(saga, reactions))
             else:
                 self._validate(saga)
-            known = self.definitions.get(saga.name)
-            if known is not None and known != saga and known.version == saga.version:
-                raise DefinitionError(
-                    saga.name,
-                    f"another definition with version {saga.version} is registered; "
-                    "bump the version",
-                )
-            self.definitions[saga.name] = saga
+            self.definitions.add(saga)  # beside its other versions; by name: the latest
+            self.on_change()
 
     def _validate(self, saga: Saga) -> None:
         if not isinstance(saga, Saga):
@@ -109,7 +131,7 @@ class Catalog:
                 )
 
     def definition(self, saga: Saga | Choreography | str) -> Saga | Choreography:
-        """``saga`` itself, or the registered definition it names."""
+        """``saga`` itself, or the latest registered version of the definition it names."""
         if isinstance(saga, Saga | Choreography):
             return saga
         known = self.definitions.get(saga) if isinstance(saga, str) else None
@@ -121,6 +143,15 @@ class Catalog:
                 f"(registered: {registered})",
             )
         return known
+
+    def definition_of(self, saga_id: str) -> Saga | Choreography | None:
+        """The registered definition of the name and version saga ``saga_id`` started under
+        (None if it is not registered, or there is no such saga)."""
+        first = self.env.journal.read(saga_stream(saga_id), limit=1)
+        started = decode_saga_events(self.env.journal, first)[:1]
+        if not started or not isinstance(started[0], SagaStarted):
+            return None
+        return self.definitions.exact(started[0].saga, started[0].version)
 
     def ref(self, participant: str) -> pykka.ActorRef[Any]:
         """The actor of a registered participant; :class:`UnknownParticipant` otherwise."""

@@ -9,6 +9,7 @@ the quarantine, recovery and the runtime's life. The faces add only how a caller
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import threading
 import time
@@ -18,21 +19,23 @@ from typing import Any
 
 import pykka
 
-from .actor_messages import Cancel, CancelNative, CountSagas, GetState, Recover, Resume, StartSaga
+from .actor_messages import Cancel, CancelNative, Recover, Resume, StartSaga
 from .actors import statecheck
 from .actors.coordinator import Coordinator
 from .actors.dispatcher import NativeDispatcher
 from .actors.environment import Environment
-from .actors.outcomes import OutcomeBoard
+from .actors.kinds import ActorKinds
+from .actors.outcomes import OutcomeBoard, Submitted
 from .actors.timers import TimerService
 from .catalog import Catalog
 from .crashpoints import CrashPlan, CrashPoint, SimulatedCrash
+from .dead_letters import DEFAULT_MAX_RECOVERY_ATTEMPTS, DeadLetters
 from .errors import DefinitionError, RuntimeClosed, RuntimeCrashed, SagactorError, SagaQuarantined
 from .forgotten import OPEN
 from .history import HistoryEntry, Timeline
 from .messages import Outcome
-from .names import MODES, NATIVE, SAGA_PREFIX, Mode, participant_stream, saga_id_of, saga_stream
-from .observe import Footprint, Listener, Listeners, RecoveryNotice
+from .names import DURABILITIES, MODES, NATIVE, Durability, Mode, saga_stream
+from .observe import Listener, Listeners, RecoveryNotice
 from .persistence.journal import Journal
 from .persistence.recovery import find_in_flight, load_saga
 from .quarantine import Quarantine
@@ -42,7 +45,7 @@ from .sagas.machine import SagaState
 from .sagas.native import NativeState
 from .sagas.workflow import cancel_plan
 
-__all__ = ["Engine", "Footprint"]
+__all__ = ["Engine"]
 
 logger = logging.getLogger("sagactor")
 
@@ -59,38 +62,43 @@ class Engine:
         snapshot_every: int = 1000,
         check_state: bool | None = None,
         listeners: Iterable[Listener] = (),
+        max_recovery_attempts: int | None = DEFAULT_MAX_RECOVERY_ATTEMPTS,
+        durability: Durability = "full",
     ) -> None:
+        if durability not in DURABILITIES:
+            raise DefinitionError("durability", f"must be one of {DURABILITIES}", kind="setting")
+        self.dead_letters = DeadLetters(max_recovery_attempts)
         self.crash_plan = CrashPlan()
-        self.env = Environment(
-            journal,
-            TimerService(),
-            crash=self.crash_plan,
-            snapshot_every=snapshot_every,
-            listeners=Listeners(list(listeners)),
-        )
         # Check mode: a handler changing self.state without ctx.record fails its step.
-        self.env.check_state = statecheck.default() if check_state is None else check_state
+        checking = statecheck.default() if check_state is None else check_state
+        self.env = Environment(journal, TimerService(), crash=self.crash_plan)
+        self.env.snapshot_every, self.env.check_state = snapshot_every, checking
+        self.env.listeners = Listeners(list(listeners))
+        self.env.relaxed = durability == "relaxed"
         self.crash_plan.on_crash = self.die
         self._lock = threading.Lock()
         self._accepting: set[Future[Any]] = set()
         self._resumed: dict[str, int] = {}  # saga id -> its stream's last seq when resumed
-        self.catalog = Catalog(self.env)
-        self.outcomes = OutcomeBoard(self.catalog.result_types)
+        self.kinds = ActorKinds()  # how this runtime's actors run: decided there, once
+        self.catalog = Catalog(self.env, self.kinds, on_change=self._publish_catalog)
+        self.directory = self.catalog.directory()  # the catalog as the actors see it
+        self.outcomes = OutcomeBoard(self.directory.result_types)
         self.quarantine = Quarantine(self.outcomes)
         self._closed = False
         self._crash: BaseException | None = None
         OPEN.add(self)
-        catalog = self.catalog
-        self.timeline = Timeline(journal, catalog)
-        self._dispatcher = NativeDispatcher.start(
-            self.env,
-            catalog.refs,
-            catalog.subscribers,
-            catalog.event_types,
-            self.outcomes,
-            self.load_saga,
-        )
-        self._coordinator = Coordinator.start(self.env, catalog.refs, self.outcomes, self.load_saga)
+        self.timeline = Timeline(journal, self.catalog)
+        wiring = (self.kinds.drivers, self.env, self.outcomes, self.load_saga)
+        self._dispatcher = NativeDispatcher.start(*wiring)
+        self._coordinator = Coordinator.start(*wiring)
+
+    def _publish_catalog(self) -> None:
+        """The catalog changed: the drivers, the engine and the board get its new snapshot."""
+        directory = self.catalog.directory()
+        self.directory = directory
+        self.outcomes.result_types = directory.result_types
+        for driver in (self._coordinator, self._dispatcher):
+            self.tell(driver, directory)
 
     @property
     def journal(self) -> Journal:
@@ -104,26 +112,33 @@ class Engine:
         inputs: Sequence[Any],
         saga_ids: Sequence[str] | None,
         mode: Mode,
-    ) -> list[Future[str]]:
+    ) -> list[Submitted]:
         """Ask the drivers to start each saga; each future gives its id once journaled.
 
         Never blocks (the async face calls it on the event loop). Pair with :meth:`settle`.
+        Fresh ids (no ``saga_ids``) are tracked on the outcome board until their sagas end.
         """
         self.check_open()
         saga = self.catalog.definition(saga)
         if mode not in MODES:
             raise DefinitionError(saga.name, f"mode must be one of {MODES}, not {mode!r}")
         native = isinstance(saga, Choreography)
-        if self.catalog.definitions.get(saga.name) is not saga:
-            self.catalog.define(saga)
+        if self.catalog.definitions.exact(saga.name, saga.version) is not saga:
+            self.catalog.define(saga)  # a version of its own: new starts by name keep the latest
         starts = prepare_starts(saga, inputs, saga_ids)
-        accepted: list[Future[str]] = []
+        fresh = saga_ids is None
+        submitted: list[Submitted] = []
+        driver = self._dispatcher if native else self._coordinator
         for value, raw, saga_id, digest in starts:
             future: Future[str] = Future()
+            completion = None
+            if fresh:
+                completion = self.outcomes.track(saga_id)
+                future.add_done_callback(functools.partial(self.outcomes.start_failed, saga_id))
             with self._lock:
                 self._accepting.add(future)
             self.tell(
-                self._dispatcher if native else self._coordinator,
+                driver,
                 StartSaga(
                     definition=saga,
                     saga_id=saga_id,
@@ -131,12 +146,12 @@ class Engine:
                     input=value,
                     raw=raw,
                     digest=digest,
-                    fresh=saga_ids is None,
+                    fresh=fresh,
                     accepted=future,
                 ),
             )
-            accepted.append(future)
-        return accepted
+            submitted.append(Submitted(saga_id, future, completion))
+        return submitted
 
     def settle(self, accepted: list[Future[str]]) -> None:
         """The caller no longer waits for these acceptances (a crash need not fail them)."""
@@ -193,7 +208,8 @@ class Engine:
     def cancel(self, saga_id: str, reason: str) -> None:
         """See ``Runtime.cancel``."""
         self.check_open()
-        definition = self.catalog.definitions.get(self.not_quarantined(saga_id).saga)
+        self.not_quarantined(saga_id)
+        definition = self.catalog.definition_of(saga_id)  # the version it runs under
         if not isinstance(definition, Choreography):
             self.tell(self._coordinator, Cancel(saga_id, reason))
             return
@@ -221,7 +237,7 @@ class Engine:
             )
         except SagaQuarantined as error:
             raise error.cause from error
-        native = isinstance(self.catalog.definitions.get(outcome.saga), Choreography)
+        native = isinstance(self.catalog.definition_of(saga_id), Choreography)
         self.drive(saga_id, Resume(saga_id), native=native)
 
     def drive(self, saga_id: str, message: Any, *, native: bool = False) -> None:
@@ -243,7 +259,8 @@ class Engine:
             logger.warning("%s", error, extra={"saga_id": error.saga_id})
         for state in found.states:
             self.quarantine.release(state.saga_id)  # its cause was fixed since
-        resumed = self._take_over(found.states)
+        states, _parked = self.dead_letters.screen(self.journal, found.states, found.stalled)
+        resumed = self._take_over(states)
         quarantined = tuple(error.saga_id for error in found.quarantined)
         notice = RecoveryNotice(tuple(resumed), quarantined, started, time.time())
         self.env.listeners.recovery(notice)
@@ -262,9 +279,16 @@ class Engine:
         definitions = self.catalog.definitions
         self._take_over([self.quarantine.retry(self.journal, saga_id, definitions)])
 
+    def retry_dead(self, saga_id: str) -> None:
+        """Bring a dead letter back and resume it (see ``Runtime.retry_dead``)."""
+        self.check_open()
+        state = self.dead_letters.revive(self.journal, saga_id, self.catalog.definitions)
+        if state is not None:
+            self._take_over([state])
+
     def load_saga(self, saga_id: str) -> SagaState | NativeState | None:
         """The saga rebuilt for a driver; None if unknown or quarantined (it is then)."""
-        return self.quarantine.load(self.journal, saga_id, self.catalog.definitions)
+        return self.quarantine.load(self.journal, saga_id, self.directory.definitions)
 
     def _take_over(self, states: list[SagaState | NativeState]) -> list[str]:
         """Hand loaded sagas to their actors, which resume them; returns their ids."""
@@ -283,33 +307,10 @@ class Engine:
             with self._lock:
                 self._accepting.difference_update((done, native_done))
 
-    # -- looking inside --------------------------------------------------------------------------
-
-    def footprint(self) -> Footprint:
-        hosts = self.catalog.hosts
-        inbox = {name: len(host.inbox) for name, host in hosts.items()}
-        snapshots = {}
-        for name in hosts:
-            snapshot = self.journal.load_snapshot(participant_stream(name))
-            snapshots[name] = len(snapshot.data) if snapshot is not None else 0
-        drivers: list[pykka.ActorRef[Any]] = [self._coordinator, self._dispatcher]
-        return Footprint(
-            sagas=sum(int(ref.ask(CountSagas(), block=True)) for ref in drivers if ref.is_alive()),
-            waiters=len(self.outcomes),
-            inbox=inbox,
-            snapshot_bytes=snapshots,
-        )
-
-    def state(self, participant: str) -> Any:
-        """A copy of a participant's current state."""
-        ref = self.catalog.ref(participant)
-        try:
-            return ref.ask(GetState())
-        except pykka.ActorDeadError as error:
-            raise self.actors_gone() from error
-
-    def saga_ids(self) -> list[str]:
-        return [saga_id_of(s) or s for s in self.journal.streams(SAGA_PREFIX)]
+    @property
+    def drivers(self) -> list[pykka.ActorRef[Any]]:
+        """The coordinator and the native dispatcher (see :mod:`sagactor.inspection`)."""
+        return [self._coordinator, self._dispatcher]
 
     # -- life and death --------------------------------------------------------------------------
 
@@ -344,6 +345,9 @@ class Engine:
     def shutdown(self, grace: float | None) -> None:
         """Stop the actors and close the journal, waiting at most ``grace`` seconds for the
         actors to finish their current handlers (None: as long as they run)."""
+        if self.kinds.scheduler.on_scheduler:  # a callback closes: its actors stop elsewhere
+            threading.Thread(target=self.shutdown, args=(grace,), daemon=True).start()
+            return
         OPEN.discard(self)
         with self._lock:
             if self._closed:
@@ -365,6 +369,7 @@ class Engine:
         else:
             self.env.journal.close()
             self.outcomes.fail_all(RuntimeClosed("the runtime was closed"))
+        self.kinds.close()
 
     def tell(self, ref: pykka.ActorRef[Any], message: Any) -> None:
         self.env.told += 1  # counted with the actors' own messages (bench/counts.py)

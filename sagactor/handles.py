@@ -1,16 +1,22 @@
 """The handle a caller keeps on one saga: its id, and its outcome once it ends, blocking or
-awaited. Both ways wait on the engine through its public methods."""
+awaited, or by callback. All wait on the engine through its public methods; so do the starts
+that make handles (``Runtime.start_many``, ``Runtime.start_nowait``)."""
 
 from __future__ import annotations
 
+import concurrent.futures
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from . import aio
+from .actors.outcomes import Completion
 from .engine import Engine
 from .errors import SagaTimeout
-from .messages import Outcome
+from .messages import Outcome, SagaStatus
+from .names import Mode
+from .sagas.definition import Choreography, Saga
 
-__all__ = ["SagaRun"]
+__all__ = ["SagaRun", "start_nowait", "start_runs"]
 
 
 class _HasEngine(Protocol):
@@ -23,11 +29,24 @@ class _HasEngine(Protocol):
 class SagaRun:
     """A handle on one saga: its id, and its outcome once it ends."""
 
-    __slots__ = ("_engine", "id")
+    __slots__ = ("_completion", "_engine", "id")
 
-    def __init__(self, runtime: _HasEngine, saga_id: str) -> None:
+    def __init__(
+        self, runtime: _HasEngine, saga_id: str, completion: Completion | None = None
+    ) -> None:
         self._engine = runtime.engine
         self.id = saga_id
+        # A saga this runtime started with a fresh id: its end reaches this handle directly.
+        self._completion = completion
+
+    def _tracked(self) -> Completion | None:
+        """The completion to trust, if any: not a "stuck" one (a resume may undo it)."""
+        completion = self._completion
+        if completion is not None and completion.finished and completion.error is None:
+            assert completion.outcome is not None
+            if completion.outcome.status is SagaStatus.STUCK:
+                self._completion = completion = None
+        return completion
 
     def result(self, timeout: float | None = None) -> Outcome:
         """Block until the saga ends; raises :class:`SagaTimeout` after ``timeout`` seconds.
@@ -36,6 +55,15 @@ class SagaRun:
         (not after the timeout) for a saga that cannot be loaded: it would not end until someone
         fixes the cause and calls :meth:`Runtime.retry_quarantined`.
         """
+        tracked = self._tracked()
+        if tracked is not None:
+            try:
+                outcome = tracked.result(timeout)
+            except TimeoutError:
+                raise SagaTimeout(self.id, timeout) from None
+            if outcome.status is not SagaStatus.STUCK:
+                return outcome
+            self._completion = None  # stuck: from now on, as any handle (see _tracked)
         engine = self._engine
         # First wait, then look: an end in between is not missed.
         waiter = engine.outcomes.wait(self.id)
@@ -50,17 +78,89 @@ class SagaRun:
         finally:
             engine.outcomes.release(self.id, waiter)
 
+    def add_done_callback(self, fn: Callable[[Outcome], object]) -> None:
+        """Call ``fn(outcome)`` once the saga ends (completed, compensated or stuck): on a
+        runtime thread, or at once on this one if it has ended already.
+
+        Keep ``fn`` quick (it runs where sagas are driven) and do not block in it (no
+        ``result()`` of another saga; ``rt.close()`` is fine, it then finishes on a thread of
+        its own). It is not
+        called if the runtime closes or crashes first, or if the saga is quarantined. It may
+        read the journal once (not for a saga this runtime started with a fresh id).
+        """
+
+        def settled(completion: Completion) -> None:
+            if completion.error is None and completion.outcome is not None:
+                fn(completion.outcome)
+
+        tracked = self._tracked()
+        if tracked is not None:
+            tracked.add_done_callback(settled)
+            return
+        engine = self._engine
+        waiter = engine.outcomes.wait(self.id)  # first wait, then look, as in result()
+        try:
+            ended = None if waiter.done() else engine.ended_in_journal(self.id)
+        except BaseException:
+            engine.outcomes.release(self.id, waiter)
+            raise
+        if ended is not None:
+            engine.outcomes.release(self.id, waiter)
+            fn(ended)
+            return
+
+        def released(completion: Completion) -> None:
+            engine.outcomes.release(self.id, completion)
+            settled(completion)
+
+        waiter.add_done_callback(released)
+
     @property
     def status(self) -> Outcome:
         return self._engine.status(self.id)
 
     def __await__(self) -> Any:
         """``await run``: the outcome, from asyncio or trio, without blocking the loop."""
-        return aio.wait_outcome(self._engine, self.id).__await__()
+        return self.wait().__await__()
 
     async def wait(self, timeout: float | None = None) -> Outcome:
         """``await run.wait(timeout)``: :meth:`result` for async callers (never blocks the loop)."""
+        tracked = self._tracked()
+        if tracked is not None:  # started here: no journal read, as in result()
+            outcome = await aio.wait_completion(tracked, self.id, timeout)
+            if outcome.status is not SagaStatus.STUCK:
+                return outcome
+            self._completion = None
         return await aio.wait_outcome(self._engine, self.id, timeout)
 
     def __repr__(self) -> str:
         return f"SagaRun({self.id!r})"
+
+
+def start_runs(
+    runtime: _HasEngine,
+    saga: Saga | Choreography | str,
+    inputs: Sequence[Any],
+    saga_ids: Sequence[str] | None,
+    mode: Mode,
+) -> list[SagaRun]:
+    """Start sagas and wait once for all their starts to be journaled (``start_many``)."""
+    engine = runtime.engine
+    submitted = engine.submit(saga, inputs, saga_ids, mode)
+    accepted = [start.accepted for start in submitted]
+    try:
+        if len(accepted) > 1:
+            concurrent.futures.wait(accepted)  # one wait; result() below returns at once
+        return [SagaRun(runtime, start.accepted.result(), start.completion) for start in submitted]
+    finally:
+        engine.settle(accepted)
+
+
+def start_nowait(
+    runtime: _HasEngine, saga: Saga | Choreography | str, input: Any, mode: Mode
+) -> SagaRun:
+    """Start a saga with a fresh id without waiting for its journaling (``start_nowait``)."""
+    engine = runtime.engine
+    (start,) = engine.submit(saga, [input], None, mode)
+    engine.settle([start.accepted])  # nobody waits for it: its completion says how it went
+    return SagaRun(runtime, start.saga_id, start.completion)

@@ -105,7 +105,9 @@ class Timeline:
             first = self.journal.read(saga_stream(saga_id), limit=1)
             events = decode_saga_events(self.journal, first)
         started = events[0] if events else None
-        return self.definitions.get(started.saga) if isinstance(started, SagaStarted) else None
+        if not isinstance(started, SagaStarted):
+            return None
+        return self.definitions.exact(started.saga, started.version)  # v1's types for a v1 saga
 
     # -- decoding payloads ---------------------------------------------------------------------
 

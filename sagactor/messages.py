@@ -33,12 +33,15 @@ __all__ = [
     "HandledOutcome",
     "Outcome",
     "ParticipantSnapshot",
+    "RecoveryAttempted",
     "SagaCancelled",
     "SagaCompensated",
     "SagaCompleted",
+    "SagaDead",
     "SagaEvent",
     "SagaOverdue",
     "SagaResumed",
+    "SagaRevived",
     "SagaStarted",
     "SagaStatus",
     "SagaStuck",
@@ -55,9 +58,11 @@ __all__ = [
 
 
 class SagaStatus(StrEnum):
-    """Where a saga stands. Completed, compensated and stuck are terminal (``stuck`` can be
-    resumed). ``quarantined``: in flight, but it cannot be loaded (see ``SagaQuarantined``);
-    it waits, set aside, for ``Runtime.retry_quarantined``."""
+    """Where a saga stands. Completed, compensated, stuck and dead are terminal (``stuck`` can
+    be resumed, ``dead`` retried). ``quarantined``: in flight, but it cannot be loaded (see
+    ``SagaQuarantined``); it waits, set aside, for ``Runtime.retry_quarantined``. ``dead``: a
+    dead letter, parked after ``max_recovery_attempts`` recoveries that saw it make no
+    progress (a poison saga that kills its process); ``Runtime.retry_dead`` brings it back."""
 
     RUNNING = "running"
     COMPENSATING = "compensating"
@@ -65,10 +70,16 @@ class SagaStatus(StrEnum):
     COMPENSATED = "compensated"
     STUCK = "stuck"
     QUARANTINED = "quarantined"
+    DEAD = "dead"
 
     @property
     def terminal(self) -> bool:
-        return self in (SagaStatus.COMPLETED, SagaStatus.COMPENSATED, SagaStatus.STUCK)
+        return self in (
+            SagaStatus.COMPLETED,
+            SagaStatus.COMPENSATED,
+            SagaStatus.STUCK,
+            SagaStatus.DEAD,
+        )
 
 
 class _Event(msgspec.Struct, tag=True, frozen=True, kw_only=True):
@@ -204,6 +215,33 @@ class StepResolved(_Event, frozen=True):
     by: str = "operator"
 
 
+class RecoveryAttempted(_Event, frozen=True):
+    """Recovery resumed this saga (the ``attempt``-th time in a row with no other event
+    between). Written by recovery only, for the sagas it re-sends work for: the normal path
+    pays nothing, and any event the saga journals after it is progress that resets the count.
+    """
+
+    attempt: int
+
+
+class SagaDead(_Event, frozen=True):
+    """A dead letter: ``attempts`` recoveries in a row saw the saga make no progress (its
+    handling likely kills the process), so it is parked and not resumed automatically.
+    ``was``: its status before (``running`` or ``compensating``), which a revival restores."""
+
+    reason: str
+    attempts: int
+    was: str
+
+
+class SagaRevived(_Event, frozen=True):
+    """An operator brought a dead letter back (``Runtime.retry_dead``): it resumes with the
+    ``status`` it had before it was parked (its ``SagaDead``'s ``was``)."""
+
+    status: str
+    by: str = "operator"
+
+
 class EventDispatched(_Event, frozen=True):
     """Native choreography: ``source`` published event ``event_id`` (an ``event_type``), and the
     dispatcher delivered it to the subscribers of that type."""
@@ -232,6 +270,9 @@ SagaEvent = (
     | SagaOverdue
     | SagaResumed
     | StepResolved
+    | RecoveryAttempted
+    | SagaDead
+    | SagaRevived
     | EventDispatched
 )
 # By stored name (the tag), which is the class name except for StepAbandoned ("StepFailed").
@@ -255,6 +296,9 @@ SAGA_EVENTS: dict[str, type[Any]] = {
         SagaOverdue,
         SagaResumed,
         StepResolved,
+        RecoveryAttempted,
+        SagaDead,
+        SagaRevived,
         EventDispatched,
     )
 }
@@ -267,7 +311,7 @@ def event_name(event: SagaEvent) -> str:
     return tag
 
 
-FINAL_EVENTS = frozenset({"SagaCompleted", "SagaCompensated", "SagaStuck"})
+FINAL_EVENTS = frozenset({"SagaCompleted", "SagaCompensated", "SagaStuck", "SagaDead"})
 ENDED_EVENTS = frozenset({"SagaCompleted", "SagaCompensated"})
 """Final for good: nothing of such a saga runs again (a stuck one can be resumed)."""
 

@@ -12,6 +12,7 @@ from typing import Final, Literal
 __all__ = [
     "ACTION",
     "COMPENSATION",
+    "DURABILITIES",
     "MODES",
     "NATIVE",
     "PARTICIPANT_PREFIX",
@@ -19,6 +20,7 @@ __all__ = [
     "RUN",
     "SAGA_PREFIX",
     "SCHEDULE",
+    "Durability",
     "FenceOutcome",
     "HandlerKind",
     "Mode",
@@ -31,6 +33,11 @@ __all__ = [
     "saga_id_of",
     "saga_stream",
 ]
+
+Durability = Literal["full", "relaxed"]
+"""What waits for the disk: every step (``"full"``), or only a saga's start and end
+(``"relaxed"``; see ``Runtime.open``)."""
+DURABILITIES: Final[tuple[Durability, ...]] = ("full", "relaxed")
 
 Mode = Literal["orchestration", "choreography"]
 """How a step-list saga runs: driven by the coordinator, or by its participants' events."""

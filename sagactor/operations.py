@@ -224,11 +224,11 @@ class Operations:
             )
         value: Any = msgspec.msgpack.decode(started.input)
         mode: Any = "orchestration" if started.mode == NATIVE else started.mode
-        accepted = engine.submit(definition, [value], [_fork_id(engine.journal, saga_id)], mode)
+        (start,) = engine.submit(definition, [value], [_fork_id(engine.journal, saga_id)], mode)
         try:
-            fork = accepted[0].result()
+            fork = start.accepted.result()
         finally:
-            engine.settle(accepted)
+            engine.settle([start.accepted])
         return SagaRun(cast(Any, self), fork)
 
     # -- forget ----------------------------------------------------------------------------------

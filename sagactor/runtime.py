@@ -8,19 +8,22 @@ methods. What it holds (actors, outcomes, quarantine) is the engine's; here are 
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Literal
 
-from . import aio, cluster
-from .actors.faults import Fault
+from . import cluster, inspection
+from .actors import garbage
 from .actors.participant import Participant
-from .crashpoints import CrashPlan, CrashPoint
+from .async_face import AsyncFace
+from .crashpoints import CrashPlan
+from .dead_letters import DEFAULT_MAX_RECOVERY_ATTEMPTS
+from .drills import Drills
 from .engine import Engine
 from .errors import SagaQuarantined
-from .handles import SagaRun
+from .handles import SagaRun, start_nowait, start_runs
 from .history import HistoryEntry
 from .messages import Outcome
-from .names import Mode
+from .names import Durability, Mode
 from .observe import Footprint, Listener
 from .operations import Operations
 from .persistence.journal import Journal
@@ -28,11 +31,12 @@ from .persistence.memory import MemoryJournal
 from .persistence.opening import discarding, open_journal
 from .retention import Retention
 from .sagas.definition import Choreography, Saga
+from .sagas.versions import Definitions
 
 __all__ = ["Footprint", "HistoryEntry", "Mode", "Runtime", "SagaRun"]
 
 
-class Runtime(Operations, cluster.Clustered):
+class Runtime(Operations, Drills, cluster.Clustered, AsyncFace):
     """Runs sagas over registered participants, journaling everything they do.
 
     Open one with :meth:`open` (a durable SQLite journal) or :meth:`in_memory`; use it as a
@@ -49,12 +53,16 @@ class Runtime(Operations, cluster.Clustered):
         snapshot_every: int = 1000,
         check_state: bool | None = None,
         listeners: Iterable[Listener] = (),
+        max_recovery_attempts: int | None = DEFAULT_MAX_RECOVERY_ATTEMPTS,
+        durability: Durability = "full",
     ) -> None:
         self._engine = Engine(
             journal,
             snapshot_every=snapshot_every,
             check_state=check_state,
             listeners=listeners,
+            max_recovery_attempts=max_recovery_attempts,
+            durability=durability,
         )
         try:
             self.register(*participants)
@@ -64,6 +72,7 @@ class Runtime(Operations, cluster.Clustered):
         except BaseException:
             self.close()
             raise
+        garbage.tune()  # after start-up: see sagactor.actors.garbage (SAGACTOR_TUNE_GC=0: off)
 
     # -- construction --------------------------------------------------------------------------
 
@@ -81,6 +90,8 @@ class Runtime(Operations, cluster.Clustered):
         check_state: bool | None = None,
         listeners: Iterable[Listener] = (),
         retention: Retention | None = None,
+        max_recovery_attempts: int | None = DEFAULT_MAX_RECOVERY_ATTEMPTS,
+        durability: Durability = "full",
         standby: bool = False,
         lease: float = 10.0,
     ) -> Runtime:
@@ -95,15 +106,26 @@ class Runtime(Operations, cluster.Clustered):
         handler that changes its participant's state without ``ctx.record`` fail its step with
         :class:`UnrecordedChange`: a mode for tests, it costs a state copy per handler.
 
-        ``retention`` prunes ended sagas in the background (see :class:`Retention`). ``standby``
-        and ``lease``: several runtimes on one PostgreSQL journal, see :attr:`role`.
+        ``retention`` prunes ended sagas in the background (see :class:`Retention`).
+        ``max_recovery_attempts``: a saga that this many recoveries in a row resumed without
+        it making progress (its handling kills the process: a poison saga) is parked as a
+        dead letter instead of resumed again (see :meth:`dead_letters`); None never parks.
+        ``durability="relaxed"`` waits for the disk only at a saga's start and end; a crash can
+        then lose the steps in between, and leave an external effect of a later step
+        uncompensated (read "Durability" in the operations docs before choosing it).
+        ``standby`` and ``lease``: several runtimes on one PostgreSQL journal, see :attr:`role`.
         """
         participants, sagas, listeners = list(participants), list(sagas), list(listeners)
         journal = open_journal(
             path, synchronous=synchronous, create=create, standby=standby, lease=lease
         )
         member = cluster.membership(journal, participants, sagas, listeners)
-        options: dict[str, Any] = {"snapshot_every": snapshot_every, "check_state": check_state}
+        options: dict[str, Any] = {
+            "snapshot_every": snapshot_every,
+            "check_state": check_state,
+            "max_recovery_attempts": max_recovery_attempts,
+            "durability": durability,
+        }
         with discarding(journal):
             runtime = cls(
                 member.engine_journal if member is not None else journal,
@@ -127,6 +149,7 @@ class Runtime(Operations, cluster.Clustered):
         snapshot_every: int = 1000,
         check_state: bool | None = None,
         listeners: Iterable[Listener] = (),
+        max_recovery_attempts: int | None = DEFAULT_MAX_RECOVERY_ATTEMPTS,
     ) -> Runtime:
         """A runtime whose journal lives in memory: fast, gone with the process.
 
@@ -140,6 +163,7 @@ class Runtime(Operations, cluster.Clustered):
             snapshot_every=snapshot_every,
             check_state=check_state,
             listeners=listeners,
+            max_recovery_attempts=max_recovery_attempts,
         )
 
     @property
@@ -204,14 +228,25 @@ class Runtime(Operations, cluster.Clustered):
         saga_ids: Sequence[str] | None = None,
         mode: Mode = "orchestration",
     ) -> list[SagaRun]:
-        """Start many sagas at once (their starts share group commits); one run per input."""
+        """Start many sagas at once; one run per input. Returns once every start is durable:
+        the starts share group commits, and the caller waits once for the whole batch."""
         if self.role == "standby":
             return self.forward(saga, inputs, saga_ids, mode)
-        accepted = self._engine.submit(saga, inputs, saga_ids, mode)
-        try:
-            return [SagaRun(self, future.result()) for future in accepted]
-        finally:
-            self._engine.settle(accepted)
+        return start_runs(self, saga, inputs, saga_ids, mode)
+
+    def start_nowait(
+        self,
+        saga: Saga | Choreography | str,
+        input: Any,
+        *,
+        mode: Mode = "orchestration",
+    ) -> SagaRun:
+        """:meth:`start` without waiting for the disk: returns at once with the new saga's id;
+        a start that cannot be journaled raises from ``run.result()``. No ``saga_id`` here: an
+        idempotency key is checked against the journal, which takes a wait."""
+        if self.role == "standby":
+            return self.forward(saga, [input], None, mode)[0]
+        return start_nowait(self, saga, input, mode)
 
     def run(self, saga_id: str) -> SagaRun:
         """A handle on a saga started earlier (by this runtime or before a restart)."""
@@ -281,6 +316,23 @@ class Runtime(Operations, cluster.Clustered):
         self._engine.retry_quarantined(saga_id)
         return SagaRun(self, saga_id)
 
+    def dead_letters(self) -> dict[str, Outcome]:
+        """The dead letters by id: sagas parked after ``max_recovery_attempts`` recoveries in a
+        row saw them make no progress, each with why (status ``dead``). Reads every saga's
+        last record: an operator's call, not a hot path."""
+        return self._engine.dead_letters.listing(self.journal)
+
+    def retry_dead(self, saga_id: str) -> SagaRun:
+        """Bring a dead letter back (after fixing what killed the process) and resume it; its
+        recovery count starts again.
+
+        Raises :class:`UnknownSaga` for an unknown id and the error that keeps it from
+        loading (its definition removed, say). A saga that is not dead is left as it is.
+        """
+        cluster.require_active(self._engine, "retry_dead")
+        self._engine.retry_dead(saga_id)
+        return SagaRun(self, saga_id)
+
     # -- looking inside ------------------------------------------------------------------------
 
     def history(self, saga_id: str) -> list[HistoryEntry]:
@@ -293,56 +345,26 @@ class Runtime(Operations, cluster.Clustered):
 
     def footprint(self) -> Footprint:
         """What this runtime holds in memory and snapshots now: bounded by live work."""
-        return self._engine.footprint()
+        return inspection.footprint(self._engine)
 
     def state(self, participant: str) -> Any:
         """A copy of a participant's current state (on the active runtime)."""
         cluster.require_active(self._engine, "state")
-        return self._engine.state(participant)
+        return inspection.participant_state(self._engine, participant)
 
     @property
     def participants(self) -> list[str]:
         return sorted(self._engine.catalog.refs)
 
     @property
-    def definitions(self) -> dict[str, Saga | Choreography]:
-        return dict(self._engine.catalog.definitions)
+    def definitions(self) -> Definitions:
+        """The registered definitions (a copy): by name, the latest version of each (what a
+        start by name runs); ``.every()`` lists every version, ``.exact(name, version)`` finds
+        one."""
+        return self._engine.catalog.definitions.copy()
 
     def saga_ids(self) -> list[str]:
-        return self._engine.saga_ids()
-
-    # -- faults and crashes (tests, playground) ------------------------------------------------
-
-    def inject(
-        self, participant: str, action: str, fault: Fault, *, compensation: bool = False
-    ) -> None:
-        """Make ``participant``'s handler for ``action`` misbehave (see :class:`Fault`)."""
-        self._engine.catalog.ref(participant)  # UnknownParticipant if it is not registered
-        self._engine.env.faults.inject(
-            participant, action, fault, kind="compensation" if compensation else "action"
-        )
-
-    def clear_faults(self, participant: str | None = None) -> None:
-        self._engine.env.faults.clear(participant)
-
-    @property
-    def faults(self) -> list[tuple[tuple[str, str, str], Fault]]:
-        return self._engine.env.faults.items()
-
-    def arm(self, point: CrashPoint | str, at_hit: int = 1) -> None:
-        """Die at the ``at_hit``-th pass through ``point`` from now (a simulated ``kill -9``)."""
-        self._engine.crash_plan.arm(point, at_hit)
-
-    def crash(self) -> None:
-        """Die now, as ``kill -9`` would: queued journal writes are lost, nothing else runs."""
-        self._engine.crash()
-
-    @property
-    def crashed(self) -> bool:
-        return self._engine.crashed
-
-    def wait_until_crashed(self, timeout: float | None = None) -> bool:
-        return self._engine.wait_until_crashed(timeout)
+        return inspection.saga_ids(self._engine)
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -355,46 +377,3 @@ class Runtime(Operations, cluster.Clustered):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-    # -- the async face (asyncio or trio, through anyio: see sagactor.aio) ---------------------
-
-    async def astart(
-        self,
-        saga: Saga | Choreography | str,
-        input: Any,
-        *,
-        saga_id: str | None = None,
-        mode: Mode = "orchestration",
-    ) -> SagaRun:
-        """:meth:`start` for async callers: awaits the journaling without blocking the loop."""
-        if self.role == "standby":
-            return (await self.aforward(saga, [input], saga_id, mode))[0]
-        definition = self._engine.catalog.definition(saga)
-        accepted = await aio.start_saga(self._engine, definition, input, saga_id=saga_id, mode=mode)
-        return SagaRun(self, accepted)
-
-    async def astatus(self, saga_id: str) -> Outcome:
-        """:meth:`status` for async callers: the journal is read in a worker thread."""
-        return await aio.status(self._engine, saga_id)
-
-    async def ahistory(self, saga_id: str) -> list[HistoryEntry]:
-        """:meth:`history` for async callers: the journal is read in a worker thread."""
-        return await aio.history(self._engine, saga_id)
-
-    def watch(self, saga_id: str) -> AsyncIterator[HistoryEntry]:
-        """``async for entry in rt.watch(id)``: the saga's :meth:`history` as it happens.
-
-        Starts with the entries already journaled, then yields each new one once, in journal
-        order, and ends after the saga's terminal event.
-        """
-        return aio.watch(self._engine, saga_id)
-
-    async def aclose(self) -> None:
-        """:meth:`close` for async callers (it runs in a worker thread)."""
-        await aio.close_engine(self._engine)
-
-    async def __aenter__(self) -> Runtime:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()

@@ -52,8 +52,12 @@ LAYERS: list[tuple[str, ...]] = [
     (
         "sagactor.engine",
         "sagactor.forgotten",
+        "sagactor.drills",
+        "sagactor.async_face",
+        "sagactor.inspection",
         "sagactor.catalog",
         "sagactor.quarantine",
+        "sagactor.dead_letters",
         "sagactor.history",
         "sagactor.aio",
         "sagactor.handles",

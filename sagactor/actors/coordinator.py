@@ -20,8 +20,6 @@ import logging
 import time
 from typing import Any
 
-import pykka
-
 from ..actor_messages import (
     Began,
     Cancel,
@@ -43,9 +41,7 @@ from ..sagas.choreography import react
 from ..sagas.effects import Effect, Send, Timer
 from ..sagas.machine import SagaState, begin, deadline_timer, decide, pending, start
 from ..sagas.outcomes import earlier_results
-from .environment import Environment
-from .outcomes import OutcomeBoard
-from .saga_actor import SagaActor, SagaLoader
+from .saga_actor import SagaActor
 
 __all__ = ["Coordinator"]
 
@@ -59,16 +55,6 @@ _DRIVING = (Reply, Timeout, Wake, DeadlinePassed, Cancel, Resume, Resolve)
 
 class Coordinator(SagaActor):
     role = "coordinator"
-
-    def __init__(
-        self,
-        env: Environment,
-        participants: dict[str, pykka.ActorRef[Any]],
-        outcomes: OutcomeBoard,
-        load: SagaLoader,
-    ) -> None:
-        super().__init__(env, outcomes, load)
-        self.participants = participants
 
     def receive(self, message: Any) -> None:
         if isinstance(message, Published):
@@ -151,7 +137,7 @@ class Coordinator(SagaActor):
         )
 
     def _perform(self, state: SagaState, effects: list[Effect]) -> None:
-        """Issue what a committed transition calls for. Runs on the committing thread."""
+        """Issue what a committed transition calls for (on this actor's turn)."""
         if self.env.dead.is_set():
             return
         for effect in effects:

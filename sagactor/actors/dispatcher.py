@@ -40,6 +40,7 @@ from ..messages import EventDispatched, SagaEvent, SagaResumed, SagaStatus
 from ..sagas.native import NativeState, native_react, native_start
 from ..sagas.native_cancel import cancel_refusal, native_cancel
 from .environment import Environment
+from .kinds import ActorKind
 from .outcomes import OutcomeBoard
 from .saga_actor import SagaActor, SagaLoader
 
@@ -52,18 +53,9 @@ class NativeDispatcher(SagaActor):
     role = "dispatcher"
 
     def __init__(
-        self,
-        env: Environment,
-        participants: dict[str, pykka.ActorRef[Any]],
-        subscribers: dict[str, list[str]],
-        types: dict[str, type[Any]],
-        outcomes: OutcomeBoard,
-        load: SagaLoader,
+        self, kind: ActorKind, env: Environment, outcomes: OutcomeBoard, load: SagaLoader
     ) -> None:
-        super().__init__(env, outcomes, load)
-        self.participants = participants
-        self.subscribers = subscribers
-        self.types = types
+        super().__init__(kind, env, outcomes, load)
         self.outstanding: Counter[str] = Counter()  # deliveries not answered yet, per saga
         self.cancelling: dict[str, tuple[CancelNative, list[NativePublished]]] = {}
         self.chains: dict[str, set[str]] = {}  # cancelled sagas: events delivered since
@@ -216,16 +208,16 @@ class NativeDispatcher(SagaActor):
         self, saga_id: str, deliveries: list[tuple[EventDispatched, Any]]
     ) -> list[tuple[pykka.ActorRef[Any], Deliver]]:
         """The messages that deliver ``deliveries``, counted as in flight. Planned on the
-        dispatcher's thread, sent once committed (on the committing thread)."""
+        dispatcher's turn, sent once committed (on a later turn)."""
         plan = []
         for dispatched, live in deliveries:
             event = live
             if event is None:
-                kind = self.types.get(dispatched.event_type)
+                kind = self.directory.event_types.get(dispatched.event_type)
                 if kind is None:
                     continue  # a type no participant subscribes to
                 event = msgspec.msgpack.decode(dispatched.data, type=kind)
-            for name in self.subscribers.get(dispatched.event_type, ()):
+            for name in self.directory.subscribers.get(dispatched.event_type, ()):
                 ref = self.participants.get(name)
                 if ref is not None:
                     plan.append((ref, Deliver(saga_id, dispatched.event_id, event, self._reply_to)))

@@ -13,6 +13,7 @@ import pykka
 from ..crashpoints import CrashPlan
 from ..observe import Listeners
 from ..persistence.journal import DoneCallback, Journal, Record, Snapshot
+from .aborts import die_of
 from .faults import FaultPlan
 from .portal import CommitSignals, HandlerPortal
 from .timers import TimerService
@@ -33,6 +34,7 @@ class Environment:
     check_state: bool = False  # compare state changes with ctx.record (see statecheck)
     told: int = 0  # actor messages sent (here and by Engine.tell): the bench's per-saga count
     listeners: Listeners = field(default_factory=Listeners)  # notices of durable saga events
+    relaxed: bool = False  # durability="relaxed": only a saga's start and end wait for the disk
 
     def tell(self, ref: pykka.ActorRef[Any], message: Any) -> None:
         """Send unless the runtime is dead; an actor stopped by close() just misses it."""
@@ -48,3 +50,16 @@ class Environment:
         """Append unless the runtime is dead: a killed process writes nothing more."""
         if not self.dead.is_set():
             self.journal.append(records, on_done, snapshot=snapshot)
+
+    def append_relaxed(
+        self, records: Sequence[Record], *, snapshot: Snapshot | None = None
+    ) -> None:
+        """Append without waiting (relaxed durability): the caller acts at once. A write that
+        fails then ends the runtime, as a crash would: the journal and what the actors did
+        part ways, and only a reopening (recovery) brings them together again."""
+
+        def failed(error: BaseException | None) -> None:
+            if error is not None:
+                die_of(self, f"a journal write failed under relaxed durability ({error})", error)
+
+        self.append(records, failed, snapshot=snapshot)

@@ -47,6 +47,7 @@ from ..sagas.outcomes import decode_result
 from .aborts import die_of
 from .environment import Environment
 from .inbox import NIL, convert
+from .kinds import ActorKind, Callback
 from .participant import HandlerSpec, Participant, StepContext
 from .portal import HandlerCancelled
 from .reactions import ReactingInbox
@@ -61,10 +62,12 @@ class ParticipantHost(ReactingInbox):
     """Hosts one participant: runs its actions and compensations for the saga drivers."""
 
     @classmethod
-    def launch(cls, participant: Participant[Any], env: Environment) -> ParticipantHost:
+    def launch(
+        cls, kind: ActorKind, participant: Participant[Any], env: Environment
+    ) -> ParticipantHost:
         """Start a host and keep the object (``start`` returns only the ref): the runtime
         reads its decoders to type a participant's records in ``history``."""
-        host = cls(participant, env)
+        host = cls(kind, participant, env)
         pykka.ActorRegistry.register(host.actor_ref)
         host._start_actor_loop()
         return host
@@ -94,7 +97,9 @@ class ParticipantHost(ReactingInbox):
         try:
             if self._stale:
                 self._rebuild()
-            if isinstance(message, Command):
+            if type(message) is Callback:
+                message()  # a commit's answer, back on this actor's turn
+            elif isinstance(message, Command):
                 self._handle(message)
             elif isinstance(message, Deliver):
                 self._react(message)

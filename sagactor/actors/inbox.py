@@ -16,13 +16,13 @@ the air: the records of sagas whose journal says they ended are dropped at once.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable
 from typing import Any
 
 import msgspec
-import pykka
 
 from ..actor_messages import Later
 from ..crashpoints import CrashPoint
@@ -31,6 +31,7 @@ from ..messages import ENDED_EVENTS, Handled, ParticipantSnapshot
 from ..names import participant_stream, saga_stream
 from ..persistence.journal import Record, Snapshot
 from .environment import Environment
+from .kinds import ActorKind, KindActor
 from .participant import HandlerSpec, Participant, StepContext, apply_change
 from .statecheck import StateCheck
 
@@ -46,13 +47,11 @@ _decode_handled = msgspec.msgpack.Decoder(Handled).decode
 _decode_snapshot = msgspec.msgpack.Decoder(ParticipantSnapshot).decode
 
 
-class ParticipantInbox(pykka.ThreadingActor):
+class ParticipantInbox(KindActor):
     """The stream-keeping half of a participant's host (see :class:`ParticipantHost`)."""
 
-    use_daemon_thread = True  # a forgotten runtime must not keep the process alive (atexit)
-
-    def __init__(self, participant: Participant[Any], env: Environment) -> None:
-        super().__init__()
+    def __init__(self, kind: ActorKind, participant: Participant[Any], env: Environment) -> None:
+        super().__init__(kind)
         self.participant = participant
         self.name = participant.participant_name
         self.env = env
@@ -206,7 +205,13 @@ class ParticipantInbox(pykka.ThreadingActor):
             then()
             self.env.commits.notify(saga_id)  # wake whoever watches this saga
 
-        self.env.append(records, done, snapshot=snapshot)
+        if self.env.relaxed:  # relaxed durability: reply without waiting for the disk
+            self.env.append_relaxed(records, snapshot=snapshot)
+            done(None)
+            return
+        # The answer runs on this actor's turn, not on the journal's thread: a failed commit
+        # marks the state stale and may schedule a retry (host state, so the host's own turn).
+        self.env.append(records, functools.partial(self.on_turn, done), snapshot=snapshot)
 
     def _snapshot(self) -> Snapshot | None:
         try:

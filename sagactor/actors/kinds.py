@@ -27,13 +27,14 @@ import logging
 import sys
 import threading
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from typing import Any
 
 import pykka
 from pykka import messages as pykka_messages
 from pykka._envelope import Envelope
 
-__all__ = ["ActorKind", "KindActor", "SchedulerKind", "ThreadKind"]
+__all__ = ["ActorKind", "ActorKinds", "Callback", "KindActor", "SchedulerKind", "ThreadKind"]
 
 logger = logging.getLogger("sagactor.actors")
 
@@ -55,6 +56,20 @@ class ActorKind(ABC):
         """Release the kind's threads once every actor has stopped. Idempotent."""
 
 
+class Callback:
+    """A message that runs ``fn(arg)`` on its actor's turn: how work finished on another
+    thread (a journal commit) comes back to the actor that owns the state it touches."""
+
+    __slots__ = ("arg", "fn")
+
+    def __init__(self, fn: Callable[[Any], None], arg: Any) -> None:
+        self.fn = fn
+        self.arg = arg
+
+    def __call__(self) -> None:
+        self.fn(self.arg)
+
+
 class KindActor(pykka.Actor):
     """A pykka actor whose inbox and loop come from an :class:`ActorKind`."""
 
@@ -64,7 +79,20 @@ class KindActor(pykka.Actor):
 
     def __init__(self, kind: ActorKind) -> None:
         self.kind = kind
+        self._turn = 0  # the thread handling this actor's message now (0: none)
         super().__init__()
+
+    def on_turn(self, fn: Callable[[Any], None], arg: Any) -> None:
+        """Run ``fn(arg)`` on this actor's turn: at once if called from its turn (a journal
+        that answers synchronously), else as a :class:`Callback` message (any other thread).
+        Such answers run before the actor's other mail, in the order they came. Dropped if the
+        actor has stopped."""
+        if self._turn == threading.get_ident():
+            fn(arg)
+        elif not self.actor_stopped.is_set():  # stopped: nobody is left to act on it
+            # Ahead of the mail: a busy actor must not hold a commit's answer (a step's reply)
+            # behind every message queued after it, as Akka's system messages.
+            self.actor_inbox.put_urgent(Envelope(Callback(fn, arg)))  # type: ignore[attr-defined]
 
     def _create_actor_inbox(self) -> Any:  # type: ignore[override]
         return self.kind.mailbox(self)
@@ -81,6 +109,7 @@ class KindActor(pykka.Actor):
 
     def handle_envelope(self, envelope: Envelope[Any]) -> None:
         """One message, with pykka's reply and failure rules (see the module docstring)."""
+        self._turn = threading.get_ident()
         try:
             response = self._handle_receive(envelope.message)
             if envelope.reply_to is not None:
@@ -98,6 +127,8 @@ class KindActor(pykka.Actor):
             if envelope.reply_to is not None:
                 envelope.reply_to.set_exception()
             self.on_fatal(error)
+        finally:
+            self._turn = 0
 
     def fail_pending(self, envelopes: collections.deque[Envelope[Any]]) -> None:
         """The actor stopped: answer what is left in its inbox, as pykka's teardown does."""
@@ -116,12 +147,14 @@ class KindActor(pykka.Actor):
 
 
 class _QueueInbox:
-    """A thread's inbox: a deque and a condition (cheaper than ``queue.Queue``)."""
+    """A thread's inbox: deques and a condition (cheaper than ``queue.Queue``); ``urgent``
+    (callbacks, see :meth:`KindActor.on_turn`) is read before ``items``."""
 
-    __slots__ = ("_cond", "items")
+    __slots__ = ("_cond", "items", "urgent")
 
     def __init__(self) -> None:
         self.items: collections.deque[Envelope[Any]] = collections.deque()
+        self.urgent: collections.deque[Envelope[Any]] = collections.deque()
         self._cond = threading.Condition(threading.Lock())
 
     def put(self, envelope: Envelope[Any], /) -> None:
@@ -129,14 +162,19 @@ class _QueueInbox:
             self.items.append(envelope)
             self._cond.notify()
 
+    def put_urgent(self, envelope: Envelope[Any], /) -> None:
+        with self._cond:
+            self.urgent.append(envelope)
+            self._cond.notify()
+
     def get(self) -> Envelope[Any]:
         with self._cond:
-            while not self.items:
+            while not self.urgent and not self.items:
                 self._cond.wait()
-            return self.items.popleft()
+            return self.urgent.popleft() if self.urgent else self.items.popleft()
 
     def empty(self) -> bool:
-        return not self.items
+        return not self.items and not self.urgent
 
 
 class ThreadKind(ActorKind):
@@ -155,6 +193,7 @@ class ThreadKind(ActorKind):
         inbox: _QueueInbox = actor.actor_inbox  # type: ignore[assignment]
         while not actor.actor_stopped.is_set():
             actor.handle_envelope(inbox.get())
+        actor.fail_pending(inbox.urgent)
         actor.fail_pending(inbox.items)
 
 
@@ -164,10 +203,11 @@ class ThreadKind(ActorKind):
 class _Mailbox:
     """An actor's inbox on a scheduler: the first message to an idle actor makes it ready."""
 
-    __slots__ = ("_actor", "_kind", "_lock", "items", "scheduled", "started")
+    __slots__ = ("_actor", "_kind", "_lock", "items", "scheduled", "started", "urgent")
 
     def __init__(self, kind: SchedulerKind, actor: KindActor) -> None:
         self.items: collections.deque[Envelope[Any]] = collections.deque()
+        self.urgent: collections.deque[Envelope[Any]] = collections.deque()  # read first
         self._lock = threading.Lock()
         self._kind = kind
         self._actor = actor
@@ -175,23 +215,29 @@ class _Mailbox:
         self.started = False
 
     def put(self, envelope: Envelope[Any], /) -> None:
+        self._put(self.items, envelope)
+
+    def put_urgent(self, envelope: Envelope[Any], /) -> None:
+        self._put(self.urgent, envelope)
+
+    def _put(self, lane: collections.deque[Envelope[Any]], envelope: Envelope[Any]) -> None:
         with self._lock:
-            self.items.append(envelope)
+            lane.append(envelope)
             if self.scheduled:
                 return
             self.scheduled = True
         self._kind.ready(self._actor)
 
     def get(self) -> Envelope[Any]:
-        return self.items.popleft()
+        return self.urgent.popleft() if self.urgent else self.items.popleft()
 
     def empty(self) -> bool:
-        return not self.items
+        return not self.items and not self.urgent
 
     def settle(self) -> bool:
         """After a batch: stay ready if mail is left (True), else go idle."""
         with self._lock:
-            if self.items:
+            if self.items or self.urgent:
                 return True
             self.scheduled = False
             return False
@@ -247,16 +293,53 @@ class SchedulerKind(ActorKind):
 
     def _turn(self, actor: KindActor) -> None:
         inbox: _Mailbox = actor.actor_inbox  # type: ignore[assignment]
-        items = inbox.items
+        items, urgent = inbox.items, inbox.urgent
         if not inbox.started and not actor.actor_stopped.is_set():
             inbox.started = True
             actor._actor_loop_setup()
         for _ in range(self.batch):
-            if not items or actor.actor_stopped.is_set():
+            if actor.actor_stopped.is_set():
                 break
-            actor.handle_envelope(items.popleft())
+            if urgent:
+                actor.handle_envelope(urgent.popleft())
+            elif items:
+                actor.handle_envelope(items.popleft())
+            else:
+                break
         if actor.actor_stopped.is_set():
+            actor.fail_pending(urgent)
             actor.fail_pending(items)
             return
         if inbox.settle():
             self.ready(actor)
+
+
+# -- the choice, made once per runtime ---------------------------------------------------------
+
+
+class ActorKinds:
+    """How the actors of one runtime run: the one place that decides it.
+
+    * the saga drivers (coordinator, dispatcher) share one :class:`SchedulerKind` thread: they
+      never block (journal appends are pipelined, their answers come back as messages);
+    * a participant's host runs on a thread of its own (:class:`ThreadKind`), because a user's
+      handler may block: a slow handler then stalls only its own participant. A participant
+      class with ``inline = True`` (and no ``async`` handler) runs on the scheduler instead,
+      which saves two thread hand-offs per step: for fast handlers that never block.
+    """
+
+    def __init__(self) -> None:
+        self.scheduler = SchedulerKind()
+        self.threads = ThreadKind()
+
+    @property
+    def drivers(self) -> ActorKind:
+        return self.scheduler
+
+    def host(self, inline: bool) -> ActorKind:
+        """The kind for a participant's host (``inline``: it never blocks, see above)."""
+        return self.scheduler if inline else self.threads
+
+    def close(self) -> None:
+        self.threads.close()
+        self.scheduler.close()

@@ -1,31 +1,116 @@
 """Where finished sagas' outcomes meet the callers waiting for them (thread-safe).
 
-The board holds a waiter only while someone waits: an outcome that nobody awaits is not kept
-(a caller who asks after the end reads it from the journal). So a waiting caller first
-registers, then checks the journal, and removes its waiter when it stops waiting: a saga that
-ends after the registration completes the waiter, one that ended before it is in the journal.
+One :class:`Completion` per saga someone waits for: far lighter than a ``Future`` (no
+``Condition``; a thread that blocks parks on a lock of its own, made only then). The board
+keeps a saga's completion while someone waits for it, and, for a saga this runtime started
+(:meth:`OutcomeBoard.track`), until it ends: that caller needs no journal read to learn the
+outcome. Any other caller first registers (:meth:`OutcomeBoard.wait`), then checks the journal
+(the saga may have ended before), and releases its registration when it stops waiting: a saga
+that ends after the registration completes it, one that ended before it is in the journal.
 """
 
 from __future__ import annotations
 
-import contextlib
+import logging
 import threading
-from concurrent.futures import Future, InvalidStateError
+from collections.abc import Callable
+from concurrent.futures import Future
+from typing import Any, NamedTuple
 
 from ..messages import Outcome
 from ..sagas.machine import SagaState
 from ..sagas.native import NativeState
 from ..sagas.outcomes import ResultTypes, outcome_of
 
-__all__ = ["OutcomeBoard"]
+__all__ = ["Completion", "OutcomeBoard", "Submitted"]
+
+logger = logging.getLogger("sagactor")
+
+
+class Completion:
+    """One saga's end: its outcome, or why it will not come (the runtime closed or crashed,
+    the saga was quarantined). Settled once; waited for from any thread."""
+
+    __slots__ = ("_callbacks", "_guard", "_parked", "error", "finished", "holders", "outcome")
+
+    def __init__(self, guard: threading.Lock) -> None:
+        self._guard = guard  # the board's lock: one per runtime, held only for a moment
+        self._parked: list[Any] | None = None  # locks of blocked threads
+        self._callbacks: list[Callable[[Completion], None]] | None = None
+        self.outcome: Outcome | None = None
+        self.error: BaseException | None = None
+        self.finished = False
+        self.holders = -1  # callers registered through the board; -1: tracked until the end
+
+    def settle(self, outcome: Outcome | None, error: BaseException | None) -> None:
+        """Set the outcome (or the error) once, wake the blocked threads, run the callbacks."""
+        with self._guard:
+            if self.finished:
+                return
+            self.outcome, self.error, self.finished = outcome, error, True
+            parked, callbacks = self._parked, self._callbacks
+            self._parked = self._callbacks = None
+        for lock in parked or ():
+            lock.release()
+        for callback in callbacks or ():
+            try:
+                callback(self)
+            except Exception:
+                logger.exception("a saga's done callback failed")
+
+    def done(self) -> bool:
+        return self.finished
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until settled (True) or ``timeout`` seconds passed (False)."""
+        if self.finished:
+            return True
+        lock = threading.Lock()
+        lock.acquire()
+        with self._guard:
+            if self.finished:
+                return True
+            if self._parked is None:
+                self._parked = []
+            self._parked.append(lock)
+        if lock.acquire(timeout=-1 if timeout is None else max(timeout, 0.0)):
+            return True
+        with self._guard:
+            if self._parked is not None and lock in self._parked:
+                self._parked.remove(lock)
+            return self.finished
+
+    def result(self, timeout: float | None = None) -> Outcome:
+        """The outcome; raises the error instead, or ``TimeoutError``."""
+        if not self.wait(timeout):
+            raise TimeoutError
+        if self.error is not None:
+            raise self.error
+        assert self.outcome is not None
+        return self.outcome
+
+    def exception(self) -> BaseException | None:
+        return self.error
+
+    def add_done_callback(self, callback: Callable[[Completion], None]) -> None:
+        """Call ``callback(self)`` once settled (at once, on this thread, if it is)."""
+        with self._guard:
+            if not self.finished:
+                if self._callbacks is None:
+                    self._callbacks = []
+                self._callbacks.append(callback)
+                return
+        callback(self)
 
 
 class OutcomeBoard:
-    """Waiters per saga, while they wait; ``result_types`` types the outcomes' results."""
+    """Completions per saga; ``result_types`` types the outcomes' results (an immutable
+    snapshot, replaced as participants register)."""
 
     def __init__(self, result_types: ResultTypes | None = None) -> None:
         self._lock = threading.Lock()
-        self._waiters: dict[str, list[Future[Outcome]]] = {}
+        self._sagas: dict[str, Completion] = {}
+        self._waiting = 0
         self._failure: BaseException | None = None
         self.result_types: ResultTypes = result_types if result_types is not None else {}
         self.finished = 0
@@ -33,51 +118,77 @@ class OutcomeBoard:
     def outcome(self, state: SagaState | NativeState) -> Outcome:
         return outcome_of(state, self.result_types)
 
-    def wait(self, saga_id: str) -> Future[Outcome]:
-        """A new waiter for the saga's end. Check the journal next (the saga may have ended
-        already), and pass the waiter to :meth:`release` once done with it."""
-        future: Future[Outcome] = Future()
+    def track(self, saga_id: str) -> Completion:
+        """The completion of a saga this runtime is about to start: kept until it ends, so its
+        starter learns the outcome without reading the journal. Call before the start is sent."""
         with self._lock:
-            if self._failure is not None:  # asked after the runtime died: say so at once
-                future.set_exception(self._failure)
-                return future
-            self._waiters.setdefault(saga_id, []).append(future)
-        return future
+            completion = self._sagas.get(saga_id)
+            if completion is None:
+                completion = self._sagas[saga_id] = Completion(self._lock)
+            completion.holders = -1
+            failure = self._failure
+        if failure is not None:
+            completion.settle(None, failure)
+        return completion
 
-    def release(self, saga_id: str, future: Future[Outcome]) -> None:
+    def wait(self, saga_id: str) -> Completion:
+        """Register to wait for the saga's end. Check the journal next (the saga may have
+        ended already), and pass the completion to :meth:`release` once done with it."""
+        with self._lock:
+            self._waiting += 1
+            failure = self._failure
+            completion = self._sagas.get(saga_id)
+            if failure is None:
+                if completion is None:
+                    completion = self._sagas[saga_id] = Completion(self._lock)
+                    completion.holders = 0
+                if completion.holders >= 0:
+                    completion.holders += 1
+        if failure is not None:  # asked after the runtime died: say so at once
+            completion = Completion(self._lock)
+            completion.settle(None, failure)
+        assert completion is not None
+        return completion
+
+    def release(self, saga_id: str, completion: Completion) -> None:
         """The caller no longer waits (done, timed out or cancelled)."""
         with self._lock:
-            waiting = self._waiters.get(saga_id)
-            if waiting is not None and future in waiting:
-                waiting.remove(future)
-                if not waiting:
-                    del self._waiters[saga_id]
+            self._waiting -= 1
+            if completion.holders > 0:
+                completion.holders -= 1
+                if not completion.holders and self._sagas.get(saga_id) is completion:
+                    del self._sagas[saga_id]
 
     def finish(self, outcome: Outcome) -> None:
         with self._lock:
-            waiting = self._waiters.pop(outcome.saga_id, [])
+            completion = self._sagas.pop(outcome.saga_id, None)
             self.finished += 1
-        for future in waiting:
-            with contextlib.suppress(InvalidStateError):  # the runtime died meanwhile
-                future.set_result(outcome)
+        if completion is not None:
+            completion.settle(outcome, None)
 
     def fail(self, saga_id: str, error: BaseException) -> None:
-        """The saga cannot end for now (quarantined): its waiters learn why at once."""
+        """The saga cannot end for now (quarantined, or its start failed): its waiters learn
+        why at once."""
         with self._lock:
-            waiting = self._waiters.pop(saga_id, [])
-        for future in waiting:
-            with contextlib.suppress(InvalidStateError):
-                future.set_exception(error)
+            completion = self._sagas.pop(saga_id, None)
+        if completion is not None:
+            completion.settle(None, error)
+
+    def start_failed(self, saga_id: str, accepted: Future[str]) -> None:
+        """A tracked saga's start is settled (a future's callback): if it failed, nothing of
+        the saga was journaled, so it never ends: its completion gets the error."""
+        error = accepted.exception()
+        if error is not None:
+            self.fail(saga_id, error)
 
     def fail_all(self, error: BaseException) -> None:
         """The runtime died: every waiter learns it instead of waiting forever."""
         with self._lock:
             self._failure = error
-            waiting = [f for futures in self._waiters.values() for f in futures]
-            self._waiters.clear()
-        for future in waiting:
-            with contextlib.suppress(InvalidStateError):
-                future.set_exception(error)
+            waiting = list(self._sagas.values())
+            self._sagas.clear()
+        for completion in waiting:
+            completion.settle(None, error)
 
     @property
     def failure(self) -> BaseException | None:
@@ -87,4 +198,13 @@ class OutcomeBoard:
     def __len__(self) -> int:
         """Callers waiting now (one per waiting call)."""
         with self._lock:
-            return sum(len(futures) for futures in self._waiters.values())
+            return self._waiting
+
+
+class Submitted(NamedTuple):
+    """A start handed to a driver: its id, the future of its journaling, and (for a saga
+    with a fresh id, which only this runtime can drive) the completion of its end."""
+
+    saga_id: str
+    accepted: Future[str]
+    completion: Completion | None

@@ -5,6 +5,11 @@ Subclasses decide which events a message causes (:meth:`receive`) and what to do
 committed (the ``then`` of :meth:`commit`); this class journals them, answers a start's
 caller, publishes the outcome of a saga that ended, and on a failed commit rebuilds the saga
 from the journal rather than trusting its memory.
+
+The drivers run on the runtime's scheduler thread, beside other actors, so they never wait for
+the disk: appends are pipelined and answered by messages. They do read the journal, briefly,
+for a saga they do not hold: a start with a caller's id (is it taken?), a resume or cancel,
+a reload after a failed commit. Listeners run here too, so they must be quick.
 """
 
 from __future__ import annotations
@@ -12,14 +17,14 @@ from __future__ import annotations
 import functools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from typing import Any
 
 import msgspec
 import pykka
 
-from ..actor_messages import CountSagas, Rebuild, Recover, SagaEnded, StartSaga
+from ..actor_messages import CountSagas, Directory, Rebuild, Recover, SagaEnded, StartSaga
 from ..crashpoints import CrashPoint, SimulatedCrash
 from ..errors import JournalCorrupt, SagaIdConflict
 from ..messages import FINAL_EVENTS, Outcome, SagaEvent, SagaStatus, event_name
@@ -29,6 +34,7 @@ from ..persistence.recovery import decode_saga_events
 from ..sagas.fold import summarize
 from .aborts import die_of
 from .environment import Environment
+from .kinds import ActorKind, Callback, KindActor
 from .outcomes import OutcomeBoard
 
 __all__ = ["SagaActor", "SagaLoader"]
@@ -41,13 +47,17 @@ _ENDED = (SagaStatus.COMPLETED, SagaStatus.COMPENSATED)
 REBUILD_DELAY = 0.05  # seconds between a failed commit and the saga's reload from the journal
 
 
-class SagaActor(pykka.ThreadingActor):
-    role = "saga actor"
-    use_daemon_thread = True  # a forgotten runtime must not keep the process alive (atexit)
-    participants: dict[str, pykka.ActorRef[Any]]
+class SagaActor(KindActor):
+    """Runs on the runtime's scheduler (see :class:`~sagactor.actors.kinds.ActorKinds`), so it
+    never blocks: appends are pipelined and their answers come back to it as messages."""
 
-    def __init__(self, env: Environment, outcomes: OutcomeBoard, load: SagaLoader) -> None:
-        super().__init__()
+    role = "saga actor"
+
+    def __init__(
+        self, kind: ActorKind, env: Environment, outcomes: OutcomeBoard, load: SagaLoader
+    ) -> None:
+        super().__init__(kind)
+        self.directory = Directory()  # the catalog as last sent (a Directory message)
         self.env = env
         self.outcomes = outcomes
         self.load = load
@@ -57,10 +67,16 @@ class SagaActor(pykka.ThreadingActor):
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, CountSagas):
             return len(self.sagas)
+        if isinstance(message, Directory):
+            self.directory = message
+            return None
         if self.env.dead.is_set():
             return None
         try:
-            self.receive(message)
+            if type(message) is Callback:
+                message()  # a commit's answer, back on this actor's turn
+            else:
+                self.receive(message)
         except SimulatedCrash:
             return None  # the runtime is already dead; this thread just stops working
         except Exception:
@@ -73,6 +89,10 @@ class SagaActor(pykka.ThreadingActor):
     def on_stop(self) -> None:
         # Stopped while its runtime lives: pykka's stop_all, from anywhere in the process.
         die_of(self.env, f"the {self.role} was stopped from outside its runtime")
+
+    @property
+    def participants(self) -> Mapping[str, pykka.ActorRef[Any]]:
+        return self.directory.participants
 
     def receive(self, message: Any) -> None:
         raise NotImplementedError
@@ -164,7 +184,13 @@ class SagaActor(pykka.ThreadingActor):
                 self.outcomes.finish(outcome)
             self.env.commits.notify(saga_id)  # wake whoever watches this saga
 
-        self.env.append(records, done)
+        if self.env.relaxed and accepted is None and outcome is None:
+            # Relaxed durability: neither a start nor an end, so act without waiting.
+            self.env.append_relaxed(records)
+            done(None)
+            return
+        # The answer runs on this actor's turn, not on the journal's thread: it touches sagas.
+        self.env.append(records, functools.partial(self.on_turn, done))
 
     def _ended(self, state: Any) -> None:
         """Tell the saga's participants it ended, after (and the way) every command of it went,
@@ -190,10 +216,17 @@ class SagaActor(pykka.ThreadingActor):
         msg.done.set_result(resumed)
 
     def rebuild(self, saga_id: str, resume: Callable[[Any], None]) -> None:
-        self.env.journal.flush()  # let the failed group's followers fail first
+        """Reload the saga once every earlier append has settled (the failed group's followers
+        fail first). Without blocking: an empty append's answer says when; meanwhile the saga
+        is not driven (late replies are dropped; the reload re-sends what they answered)."""
         self.sagas.pop(saga_id, None)
-        state = self.load(saga_id)
-        if state is None or state.status.terminal:
-            return
-        self.sagas[saga_id] = state
-        resume(state)
+
+        def reload(error: BaseException | None) -> None:
+            self.sagas.pop(saga_id, None)
+            state = self.load(saga_id)
+            if state is None or state.status.terminal:
+                return
+            self.sagas[saga_id] = state
+            resume(state)
+
+        self.env.append([], functools.partial(self.on_turn, reload))

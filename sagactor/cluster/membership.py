@@ -214,6 +214,22 @@ class Clustered:
         ids = None if saga_id is None else [saga_id]
         return await anyio.to_thread.run_sync(lambda: self.forward(saga, inputs, ids, mode))
 
+    async def astart(
+        self,
+        saga: Saga | Choreography | str,
+        input: Any,
+        *,
+        saga_id: str | None = None,
+        mode: Mode = "orchestration",
+    ) -> SagaRun:
+        """:meth:`~sagactor.Runtime.start` for async callers: awaits the journaling (on a
+        standby: the forwarding) without blocking the loop."""
+        if self.role == "standby":
+            return (await self.aforward(saga, [input], saga_id, mode))[0]
+        face: Any = super()  # the async face, next in the runtime's bases
+        started: SagaRun = await face.astart(saga, input, saga_id=saga_id, mode=mode)
+        return started
+
     def remote_run(self, saga_id: str) -> SagaRun:
         """A handle that reads the saga's outcome from the journal (a standby's)."""
         assert self._member is not None

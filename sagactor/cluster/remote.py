@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -91,6 +92,12 @@ class RemoteRun(SagaRun):
                 raise
             return None
 
+    def add_done_callback(self, fn: Callable[[Outcome], object]) -> None:
+        """Call ``fn(outcome)`` once the saga ends, from a thread of its own that polls."""
+        threading.Thread(
+            target=lambda: fn(self.result()), name=f"sagactor-remote-run:{self.id}", daemon=True
+        ).start()
+
     @property
     def status(self) -> Outcome:
         return self._runtime.status(self.id)
@@ -160,12 +167,12 @@ class StartsConsumer:
             self._queue.done(conn, started)
 
     def _submit(self, request: Request) -> Future[str]:
-        definition = self._engine.catalog.definitions.get(request.saga)
-        if definition is None or definition.version != request.version:
+        definition = self._engine.catalog.definitions.exact(request.saga, request.version)
+        if definition is None:
             raise OperationRefused(
                 "start", f"this runtime has no saga {request.saga!r} version {request.version}"
             )
         wanted = definition.start if isinstance(definition, Choreography) else definition.input_type
         value = msgspec.msgpack.decode(request.input, type=wanted if wanted is not None else Any)
         mode: Any = request.mode
-        return self._engine.submit(definition, [value], [request.saga_id], mode)[0]
+        return self._engine.submit(definition, [value], [request.saga_id], mode)[0].accepted

@@ -35,6 +35,7 @@ from ..sagas.fold import rebuild
 from ..sagas.inputs import describe
 from ..sagas.machine import SagaState
 from ..sagas.native import NativeState
+from ..sagas.versions import pick
 from .journal import Journal, Record
 
 __all__ = [
@@ -43,6 +44,7 @@ __all__ = [
     "find_in_flight",
     "load_saga",
     "saga_name",
+    "stalls",
 ]
 
 logger = logging.getLogger("sagactor")
@@ -68,7 +70,9 @@ def load_saga(
     records: list[Record],
     definitions: Mapping[str, Saga | Choreography],
 ) -> SagaState | NativeState:
-    """The saga ``records`` hold, rebuilt under its registered definition.
+    """The saga ``records`` hold, rebuilt under the registered definition of the name and
+    version it started with (``definitions``: a :class:`~sagactor.sagas.versions.Definitions`
+    holding several versions, or a plain name -> definition mapping).
 
     Raises:
         SagaQuarantined: It cannot be: its ``cause`` says why (an undecodable event, an unknown
@@ -83,16 +87,12 @@ def load_saga(
                 journal.path, f"{saga_stream(saga_id)} does not begin with SagaStarted"
             )
         name = started.saga
-        definition = definitions.get(name)
-        if definition is None:
+        # Exactly the version it started under: v1 instances finish on v1 beside v2's starts.
+        definition = pick(definitions, name, started.version)
+        if definition == "":
             raise UnknownSagaType({saga_id: name})
-        if definition.version != started.version:
-            raise IncompatibleDefinition(
-                {
-                    saga_id: f"started under {name!r} version {started.version}, "
-                    f"registered version is {definition.version}"
-                }
-            )
+        if isinstance(definition, str):
+            raise IncompatibleDefinition({saga_id: definition})
         return _replay(saga_id, definition, events)
     except SagactorError as error:
         raise SagaQuarantined(saga_id, name or saga_name(records), error) from error
@@ -144,6 +144,8 @@ class InFlight:
 
     states: list[SagaState | NativeState] = field(default_factory=list)
     quarantined: list[SagaQuarantined] = field(default_factory=list)
+    # saga id -> recoveries in a row that saw it make no progress (only those with some)
+    stalled: dict[str, int] = field(default_factory=dict)
 
 
 def find_in_flight(journal: Journal, definitions: Mapping[str, Saga | Choreography]) -> InFlight:
@@ -159,4 +161,19 @@ def find_in_flight(journal: Journal, definitions: Mapping[str, Saga | Choreograp
             found.states.append(load_saga(journal, saga_id, records, definitions))
         except SagaQuarantined as error:
             found.quarantined.append(error)
+            continue
+        attempts = stalls(records)
+        if attempts:
+            found.stalled[saga_id] = attempts
     return found
+
+
+def stalls(records: list[Record]) -> int:
+    """How many recoveries in a row resumed this saga without it making progress since (the
+    ``RecoveryAttempted`` records that end its stream; see :mod:`sagactor.dead_letters`)."""
+    count = 0
+    for record in reversed(records):
+        if record.type != "RecoveryAttempted":
+            break
+        count += 1
+    return count

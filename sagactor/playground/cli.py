@@ -7,6 +7,7 @@ without a terminal and exits with 1 if any command failed.
 
 ``sagactor inspect DB`` summarises a journal file without starting any participant;
 ``sagactor inspect DB list|show|resolve|prune`` operate on it (see :mod:`.inspect_ops`).
+``sagactor upgrade-check DB --module M`` says which in-flight sagas would not resume under M.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from collections.abc import Sequence
 
 from ..errors import JournalError, JournalLocked, SagactorError
 from ..names import PARTICIPANT_PREFIX, participant_of
+from . import upgrade_check
 from .domain import DomainError, load_domain
 from .inspect_ops import add_actions, run_action
 from .journalview import summarize
@@ -27,7 +29,7 @@ from .shell import Shell
 
 __all__ = ["inspect", "main", "play"]
 
-_SUBCOMMANDS = ("play", "inspect")
+_SUBCOMMANDS = ("play", "inspect", "upgrade-check")
 
 _PLAY_EPILOG = """\
 MODULE is a dotted module name or a .py file defining `participants()` (a function returning
@@ -76,6 +78,7 @@ def _parser() -> argparse.ArgumentParser:
     inspect.add_argument("db", metavar="DB", help="journal file")
     inspect.add_argument("--all", action="store_true", help="also list every saga")
     add_actions(inspect)
+    upgrade_check.add_parser(sub)
     return parser
 
 
@@ -94,6 +97,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         options = _parser().parse_args(args)
     except SystemExit as exit_:
         return exit_.code if isinstance(exit_.code, int) else 2
+    if options.command == "upgrade-check":
+        return int(options.run(options))
     if options.command == "inspect":
         return inspect(options.db, list_all=options.all, options=options)
     return play(options)

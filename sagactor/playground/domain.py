@@ -64,7 +64,9 @@ class Domain:
     defaults: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def saga(self, name: str) -> Definition | None:
-        return next((s for s in self.sagas if s.name == name), None)
+        """The latest version of ``name``, or exactly ``name@version``."""
+        found = [s for s in self.sagas if name in (s.name, s.key)]
+        return max(found, key=lambda s: s.version, default=None)
 
 
 def shop_domain() -> Domain:

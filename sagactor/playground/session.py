@@ -170,7 +170,8 @@ class Session:
     def banner(self, resumed: Sequence[str] = ()) -> str:
         domain = self.domain
         names = ", ".join(sorted(self.participant_objects))
-        sagas = ", ".join(s.name for s in domain.sagas)
+        several = {s.name for s in domain.sagas if sum(o.name == s.name for o in domain.sagas) > 1}
+        sagas = ", ".join(s.key if s.name in several else s.name for s in domain.sagas)
         where = "in memory" if self.path == ":memory:" else self.path
         lines = [
             f"sagactor playground over {domain.name}: participants {names}; sagas {sagas}",

@@ -14,9 +14,11 @@ from ..messages import (
     SagaCancelled,
     SagaCompensated,
     SagaCompleted,
+    SagaDead,
     SagaEvent,
     SagaOverdue,
     SagaResumed,
+    SagaRevived,
     SagaStatus,
     SagaStuck,
     StepAbandoned,
@@ -54,10 +56,11 @@ def failure_reason(event: StepAbandoned | StepTimedOut | SagaCancelled | SagaOve
 
 
 def fold_end(state: Ending, event: SagaEvent) -> bool:
-    """Apply an end (completed, compensated, stuck) or a resume to ``state``; False for any
-    other event. The one place that says what an end means, for every fold of a saga stream:
-    a stuck saga keeps the reason it had (``failure``), which its resume gives back; a resumed
-    native choreography runs again, a resumed step-list saga compensates again."""
+    """Apply an end (completed, compensated, stuck, dead), a resume or a revival to ``state``;
+    False for any other event. The one place that says what an end means, for every fold of a
+    saga stream: a stuck or dead saga keeps the reason it had (``failure``), which its resume
+    or revival gives back; a resumed native choreography runs again, a resumed step-list saga
+    compensates again; a revived one goes back to the status it had."""
     if isinstance(event, SagaCompleted):
         state.status = SagaStatus.COMPLETED
     elif isinstance(event, SagaCompensated):
@@ -69,6 +72,10 @@ def fold_end(state: Ending, event: SagaEvent) -> bool:
         state.status, state.reason = again, state.failure
     elif isinstance(event, StepResolved):  # settled by hand: compensating the rest, as before
         state.status, state.reason = SagaStatus.COMPENSATING, state.failure
+    elif isinstance(event, SagaDead):  # parked; SagaRevived gives back where it stood
+        state.status, state.failure, state.reason = SagaStatus.DEAD, state.reason, event.reason
+    elif isinstance(event, SagaRevived):
+        state.status, state.reason = SagaStatus(event.status), state.failure
     else:
         return False
     return True

@@ -9,6 +9,7 @@ from ..persistence.memory import MemoryJournal
 from .crashes import CrashCase, crash_and_recover, crash_cases
 from .ledger import CountingLedger, LedgerState
 from .statecheck import check_state
+from .upgrade import UpgradeReport, check_upgrade
 
 __all__ = [
     "CountingLedger",
@@ -18,7 +19,9 @@ __all__ = [
     "LedgerState",
     "MemoryJournal",
     "SimulatedCrash",
+    "UpgradeReport",
     "check_state",
+    "check_upgrade",
     "crash_and_recover",
     "crash_cases",
 ]

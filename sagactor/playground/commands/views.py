@@ -83,8 +83,8 @@ def _history(shell: Session, word: str) -> tuple[str, list[HistoryEntry], Saga |
     positions = {r.position for r in rt.journal.read(saga_stream(saga_id))}
     entries = mark_dispatched(entries, positions)
     started = entries[0].event if entries else None
-    name = getattr(started, "saga", None)
-    definition = rt.definitions.get(name) if isinstance(name, str) else None
+    name, version = getattr(started, "saga", None), getattr(started, "version", 0)
+    definition = rt.definitions.exact(name, version) if isinstance(name, str) else None
     return saga_id, entries, definition if isinstance(definition, Saga) else None
 
 
