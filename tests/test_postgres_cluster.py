@@ -18,6 +18,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import anyio
 import psycopg
 import pytest
 
@@ -143,7 +144,14 @@ def test_a_second_runtime_is_a_standby_that_forwards_starts_and_reads_outcomes(
         conflict = standby.start(shipping, shipment(5, "s-"), saga_id="s-ship-0")
         with pytest.raises(sa.OperationRefused, match="SagaIdConflict"):
             conflict.result(30)
+        asynchronous = anyio.run(_astart, standby)  # the async face forwards too
+        assert asynchronous.status is sa.SagaStatus.COMPLETED
         print(f"\nstart forwarded by a standby: {max(latencies) * 1000:.1f} ms at most")
+
+
+async def _astart(standby: sa.Runtime) -> sa.Outcome:
+    run = await standby.astart(shipping, shipment(20, "s-"), saga_id="s-ship-20")
+    return await run.wait(30)
 
 
 def test_a_standby_takes_over_a_killed_runtime_and_finishes_its_sagas(
