@@ -11,8 +11,10 @@ __all__ = [
     "IncompatibleDefinition",
     "JournalCorrupt",
     "JournalError",
+    "JournalFenced",
     "JournalLocked",
     "JournalWriteError",
+    "NotActive",
     "OperationRefused",
     "PayloadError",
     "RuntimeClosed",
@@ -231,6 +233,32 @@ class JournalWriteError(JournalError):
     def __init__(self, problem: str) -> None:
         super().__init__(f"journal write failed: {problem}")
         self.problem = problem
+
+
+class JournalFenced(JournalWriteError):  # noqa: N818 - named after the condition
+    """Another runtime took the journal's lease over (a newer fencing token): this runtime's
+    writes are refused, and it dies. Its in-flight sagas are the new owner's to finish."""
+
+    def __init__(self, token: int, current: int | None) -> None:
+        now = "no lease" if current is None else f"token {current}"
+        super().__init__(
+            f"fenced: another runtime took the journal over (the lease has {now}, this "
+            f"runtime held token {token}); nothing more of this runtime is written"
+        )
+        self.token = token
+        self.current = current
+
+
+class NotActive(SagactorError):  # noqa: N818 - named after the condition
+    """The runtime is a standby: another runtime holds the journal's lease, so this one only
+    forwards starts and reads; ``operation`` must run on the active runtime."""
+
+    def __init__(self, operation: str) -> None:
+        super().__init__(
+            f"{operation}: this runtime is a standby (another runtime holds the journal's "
+            "lease); call it on the active runtime, or wait until this one takes over"
+        )
+        self.operation = operation
 
 
 class OperationRefused(SagactorError, ValueError):  # noqa: N818 - named after the condition

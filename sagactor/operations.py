@@ -21,6 +21,7 @@ import anyio.to_thread
 import msgspec
 
 from .actor_messages import Resolve
+from .cluster.view import require_active
 from .errors import OperationRefused, UnknownSaga
 from .messages import FINAL_EVENTS, SagaStarted, event_name
 from .names import NATIVE, saga_stream
@@ -162,7 +163,9 @@ class Operations:
             OperationRefused: The saga is not stuck, ``step`` is not the one whose
                 compensation failed, ``how`` is neither value, or it is a native choreography
                 (resume those instead).
+            NotActive: This runtime is a standby.
         """
+        require_active(self._engine, "resolve")
         engine = self._engine
         engine.check_open()
         if how not in ("compensated", "skipped"):
@@ -196,8 +199,11 @@ class Operations:
             UnknownSaga: No such saga.
             OperationRefused: The saga has not ended, its events were pruned, or ``from_step``
                 is not its first step.
+            NotActive: This runtime is a standby.
         """
         from .handles import SagaRun
+
+        require_active(self._engine, "restart")
 
         engine = self._engine
         engine.check_open()

@@ -11,7 +11,7 @@ import os
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Literal
 
-from . import inspection
+from . import cluster, inspection
 from .actors import garbage
 from .actors.participant import Participant
 from .async_face import AsyncFace
@@ -28,7 +28,7 @@ from .observe import Footprint, Listener
 from .operations import Operations
 from .persistence.journal import Journal
 from .persistence.memory import MemoryJournal
-from .persistence.opening import discard, open_journal
+from .persistence.opening import discarding, open_journal
 from .retention import Retention
 from .sagas.definition import Choreography, Saga
 from .sagas.versions import Definitions
@@ -36,7 +36,7 @@ from .sagas.versions import Definitions
 __all__ = ["Footprint", "HistoryEntry", "Mode", "Runtime", "SagaRun"]
 
 
-class Runtime(Operations, Drills, AsyncFace):
+class Runtime(Operations, Drills, cluster.Clustered, AsyncFace):
     """Runs sagas over registered participants, journaling everything they do.
 
     Open one with :meth:`open` (a durable SQLite journal) or :meth:`in_memory`; use it as a
@@ -92,6 +92,8 @@ class Runtime(Operations, Drills, AsyncFace):
         retention: Retention | None = None,
         max_recovery_attempts: int | None = DEFAULT_MAX_RECOVERY_ATTEMPTS,
         durability: Durability = "full",
+        standby: bool = False,
+        lease: float = 10.0,
     ) -> Runtime:
         """A runtime over the journal at ``path``; in-flight sagas are resumed.
 
@@ -111,27 +113,29 @@ class Runtime(Operations, Drills, AsyncFace):
         ``durability="relaxed"`` waits for the disk only at a saga's start and end; a crash can
         then lose the steps in between, and leave an external effect of a later step
         uncompensated (read "Durability" in the operations docs before choosing it).
+        ``standby`` and ``lease``: several runtimes on one PostgreSQL journal, see :attr:`role`.
         """
-        journal = open_journal(path, synchronous=synchronous, create=create)
-        try:
+        participants, sagas, listeners = list(participants), list(sagas), list(listeners)
+        journal = open_journal(
+            path, synchronous=synchronous, create=create, standby=standby, lease=lease
+        )
+        member = cluster.membership(journal, participants, sagas, listeners)
+        options: dict[str, Any] = {
+            "snapshot_every": snapshot_every,
+            "check_state": check_state,
+            "max_recovery_attempts": max_recovery_attempts,
+            "durability": durability,
+        }
+        with discarding(journal):
             runtime = cls(
-                journal,
+                member.engine_journal if member is not None else journal,
                 participants=participants,
                 sagas=sagas,
-                recover=recover,
-                snapshot_every=snapshot_every,
-                check_state=check_state,
+                recover=recover and (member is None or not member.standby),
                 listeners=listeners,
-                max_recovery_attempts=max_recovery_attempts,
-                durability=durability,
+                **options,
             )
-        except BaseException as error:
-            problem = discard(journal, error)
-            if problem is error:
-                raise
-            raise problem from error
-        if retention is not None:
-            runtime.keep_pruning(retention)
+        runtime.join(member, options, retention)
         return runtime
 
     @classmethod
@@ -212,7 +216,9 @@ class Runtime(Operations, Drills, AsyncFace):
         existing run; with another input, or another saga or version, it raises
         :class:`SagaIdConflict`.
         """
-        return start_runs(self, saga, [input], None if saga_id is None else [saga_id], mode)[0]
+        return self.start_many(
+            saga, [input], saga_ids=None if saga_id is None else [saga_id], mode=mode
+        )[0]
 
     def start_many(
         self,
@@ -224,6 +230,8 @@ class Runtime(Operations, Drills, AsyncFace):
     ) -> list[SagaRun]:
         """Start many sagas at once; one run per input. Returns once every start is durable:
         the starts share group commits, and the caller waits once for the whole batch."""
+        if self.role == "standby":
+            return self.forward(saga, inputs, saga_ids, mode)
         return start_runs(self, saga, inputs, saga_ids, mode)
 
     def start_nowait(
@@ -236,12 +244,14 @@ class Runtime(Operations, Drills, AsyncFace):
         """:meth:`start` without waiting for the disk: returns at once with the new saga's id;
         a start that cannot be journaled raises from ``run.result()``. No ``saga_id`` here: an
         idempotency key is checked against the journal, which takes a wait."""
+        if self.role == "standby":
+            return self.forward(saga, [input], None, mode)[0]
         return start_nowait(self, saga, input, mode)
 
     def run(self, saga_id: str) -> SagaRun:
         """A handle on a saga started earlier (by this runtime or before a restart)."""
         self.status(saga_id)
-        return SagaRun(self, saga_id)
+        return self.remote_run(saga_id) if self.role == "standby" else SagaRun(self, saga_id)
 
     def status(self, saga_id: str) -> Outcome:
         """Where the saga stands now (its outcome if it ended), as its journal says.
@@ -260,6 +270,7 @@ class Runtime(Operations, Drills, AsyncFace):
         past its point of no return completes: the cancel is then dropped with a warning.
         Raises :class:`SagaQuarantined` for a quarantined saga (retry it first).
         """
+        cluster.require_active(self._engine, "cancel")
         self._engine.cancel(saga_id, reason)
 
     def resume(self, saga_id: str) -> None:
@@ -269,6 +280,7 @@ class Runtime(Operations, Drills, AsyncFace):
         Raises :class:`SagaQuarantined` for a quarantined saga, and the error that keeps a
         stuck saga from loading (its definition removed, say) rather than ignore the resume.
         """
+        cluster.require_active(self._engine, "resume")
         self._engine.resume(saga_id)
 
     def recover(self) -> list[str]:
@@ -300,6 +312,7 @@ class Runtime(Operations, Drills, AsyncFace):
         Raises :class:`SagaQuarantined` if it still cannot load (it stays quarantined), and
         :class:`UnknownSaga` for an unknown id. A saga that is not quarantined is left as it is.
         """
+        cluster.require_active(self._engine, "retry_quarantined")
         self._engine.retry_quarantined(saga_id)
         return SagaRun(self, saga_id)
 
@@ -316,6 +329,7 @@ class Runtime(Operations, Drills, AsyncFace):
         Raises :class:`UnknownSaga` for an unknown id and the error that keeps it from
         loading (its definition removed, say). A saga that is not dead is left as it is.
         """
+        cluster.require_active(self._engine, "retry_dead")
         self._engine.retry_dead(saga_id)
         return SagaRun(self, saga_id)
 
@@ -334,7 +348,8 @@ class Runtime(Operations, Drills, AsyncFace):
         return inspection.footprint(self._engine)
 
     def state(self, participant: str) -> Any:
-        """A copy of a participant's current state."""
+        """A copy of a participant's current state (on the active runtime)."""
+        cluster.require_active(self._engine, "state")
         return inspection.participant_state(self._engine, participant)
 
     @property
@@ -355,7 +370,7 @@ class Runtime(Operations, Drills, AsyncFace):
 
     def close(self) -> None:
         """Stop the actors and close the journal. In-flight sagas resume at the next open."""
-        self._engine.shutdown(None)
+        self.leave(lambda: self._engine.shutdown(None))
 
     def __enter__(self) -> Runtime:
         return self

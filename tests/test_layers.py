@@ -64,6 +64,7 @@ LAYERS: list[tuple[str, ...]] = [
         "sagactor.retention",
         "sagactor.operations",
         "sagactor.runtime",
+        "sagactor.cluster",
     ),
     ("sagactor.otel", "sagactor.playground", "sagactor.testing", "sagactor.examples", "sagactor"),
 ]

@@ -56,7 +56,7 @@ def test_a_version_1_journal_is_upgraded_and_backfilled(pg_url: str) -> None:
         run_some(rt)
         before = rows_of(rt.journal)
     with psycopg.connect(pg_url, autocommit=True) as conn:
-        conn.execute("DROP TABLE sagactor.sagas")
+        conn.execute("DROP TABLE sagactor.sagas, sagactor.leases, sagactor.starts")
         conn.execute("UPDATE sagactor.meta SET value = '1' WHERE key = 'schema_version'")
     with sa.Runtime.open(pg_url, participants=participants(), sagas=[ORDER]) as rt:
         assert rows_of(rt.journal) == before

@@ -5,10 +5,12 @@ the writer thread drains the queue and writes every queued batch in one transact
 flush for all of them), then answers each appender in order. Reads go through a
 ``psycopg_pool`` pool of autocommit connections and see committed data only.
 
-Single-writer mode: the writer's connection holds a PostgreSQL advisory lock for the journal's
-schema, so a second runtime opening the same journal is refused with :class:`JournalLocked`,
-whichever machine it runs on; the lock goes with the connection when the process dies. Leases
-per saga (several runtimes sharing the work) will replace this lock.
+One active writer: the journal's lease (see :mod:`.lease`) names the runtime that writes, and
+every group checks its fencing token in its own transaction. A second runtime opening the same
+journal is refused with :class:`JournalLocked`, or with ``standby=True`` waits as a standby
+(reads only) and takes the lease over when the active one dies, pauses past its lease, or
+closes: ``on_promoted`` then runs. A runtime whose lease was taken over is fenced: its groups
+fail with :class:`JournalFenced` and ``on_fenced`` runs (the runtime dies).
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ import collections
 import contextlib
 import logging
 import threading
-import time
 from collections.abc import Callable, Sequence
 from typing import Any, Final, Literal
 
@@ -28,16 +29,18 @@ from sagactor.crashpoints import SimulatedCrash
 from sagactor.errors import (
     DefinitionError,
     JournalError,
-    JournalLocked,
+    JournalFenced,
     JournalWriteError,
+    NotActive,
     RuntimeClosed,
 )
 from sagactor.persistence.journal import DoneCallback, Journal, JournalStats, Record, Snapshot
 
-from . import sagas
+from . import lease as lease_module
+from .leasing import Leased, LeaseKeeper
 from .reads import PoolReads
 from .sagas import SagaTable
-from .schema import Connection, lock_key, prepare, valid_schema
+from .schema import Connection, valid_schema
 from .urls import redact, scrub
 from .writes import Batch, Unsent, batch_error, write_group, write_one_by_one
 
@@ -48,7 +51,7 @@ _MAX_GROUP: Final = 1000  # batches per transaction: bounds the blast radius of 
 log = logging.getLogger(__name__)
 
 
-class PostgresJournal(PoolReads, SagaTable, Journal):
+class PostgresJournal(Leased, PoolReads, SagaTable, Journal):
     """A :class:`Journal` in a PostgreSQL database, safe for any number of appending threads.
 
     Args:
@@ -63,17 +66,25 @@ class PostgresJournal(PoolReads, SagaTable, Journal):
             several journals under different schemas.
         pool_size: Connections kept for reads (the writer has its own).
         connect_timeout: Seconds to wait for the server when connecting.
+        standby: While another runtime holds the lease, open as its standby (reads only; see
+            :attr:`role`) instead of refusing.
+        lease: Seconds the lease lasts unless renewed (a heartbeat renews it every third of
+            that): how long a paused or cut-off active runtime keeps a standby waiting. A
+            killed one frees it at once (its database session ends).
 
     Raises:
         JournalError: The server cannot be reached (the message names the URL without its
             password), or ``create=False`` and the database holds no journal.
-        JournalLocked: Another runtime has this journal open.
+        JournalLocked: Another runtime has this journal open (and ``standby`` is false).
         JournalCorrupt: The schema holds something else, or a journal of a newer sagactor.
     """
 
     lock_wait = 1.0
-    """Seconds an open retries a held lock: the backend of a process killed a moment ago may
+    """Seconds an open retries a held lease: the backend of a process killed a moment ago may
     not have noticed yet that its client is gone."""
+    open_wait = 10.0
+    """Seconds an open waits for another open (or a runtime of sagactor before schema version
+    3, which holds the opening lock for its whole life)."""
 
     def __init__(
         self,
@@ -84,6 +95,8 @@ class PostgresJournal(PoolReads, SagaTable, Journal):
         schema: str = "sagactor",
         pool_size: int = 4,
         connect_timeout: float = 10.0,
+        standby: bool = False,
+        lease: float = 10.0,
     ) -> None:
         if synchronous not in ("full", "normal"):
             raise DefinitionError(
@@ -94,6 +107,10 @@ class PostgresJournal(PoolReads, SagaTable, Journal):
         if pool_size < 1:
             raise DefinitionError(
                 "PostgresJournal", f"pool_size must be at least 1, not {pool_size}", kind="setting"
+            )
+        if not 0.1 <= lease <= 3600:
+            raise DefinitionError(
+                "PostgresJournal", f"lease must be 0.1 to 3600 seconds, not {lease}", kind="setting"
             )
         self.path = redact(url)
         self.schema = valid_schema(schema)
@@ -110,7 +127,17 @@ class PostgresJournal(PoolReads, SagaTable, Journal):
         self._queue: collections.deque[Batch] = collections.deque()
         self._state: Literal["open", "closing", "killed"] = "open"
         self._released = False
-        self._wconn = self._open_writer(create)
+        self.owner = lease_owner = lease_module.make_owner()
+        """This journal's name in the lease (host:pid:random)."""
+        self.token: int | None = None
+        """The fencing token while active; None for a standby."""
+        self.on_promoted: Callable[[], None] | None = None
+        """Called (on the standby's thread) once a standby took the lease: it is now active."""
+        self.on_fenced: Callable[[JournalFenced], None] | None = None
+        """Called once the lease was found taken over; without it, groups fail with the error."""
+        self._fenced: JournalFenced | None = None
+        self._keeper = LeaseKeeper(self.path, lease, renew=self._renew, take=self._take)
+        self._wconn, token = self._open_writer(create, standby, lease_owner)
         try:
             self._pool: ConnectionPool[Connection] = ConnectionPool(
                 url,
@@ -127,7 +154,8 @@ class PostgresJournal(PoolReads, SagaTable, Journal):
         self._writer = threading.Thread(
             target=self._run, name=f"sagactor-journal-writer:{self.path}", daemon=True
         )
-        self._writer.start()
+        if token is not None:
+            self._activate(token)
 
     # -- opening -------------------------------------------------------------------------------
 
@@ -138,40 +166,16 @@ class PostgresJournal(PoolReads, SagaTable, Journal):
             "application_name": f"sagactor {role}",
         }
 
-    def _connect(self, role: str) -> Connection:
+    def connect(self, role: str) -> Connection:
         try:
             return psycopg.connect(self._url, **self._connect_options(role))
         except psycopg.Error as error:
             problem = scrub(str(error), self._url)
             raise JournalError(f"journal {self.path!r}: cannot connect: {problem}") from None
 
-    def _open_writer(self, create: bool) -> Connection:
-        conn = self._connect("writer")
-        try:
-            (encoding,) = _one(conn, "SHOW server_encoding")
-            if isinstance(encoding, bytes):  # an SQL_ASCII database gives bytes for text
-                encoding = encoding.decode("ascii", "replace")
-            if encoding != "UTF8":
-                raise JournalError(
-                    f"journal {self.path!r}: the database's encoding is {encoding}, not UTF8"
-                )
-            self._lock(conn, self.lock_wait)
-            prepare(conn, self.schema, self.path, create=create, backfill=sagas.backfill)
-            conn.execute(f"SET synchronous_commit = {self._sync}")
-        except psycopg.Error as error:
-            conn.close()
-            raise JournalError(f"journal {self.path!r}: cannot open: {error}") from error
-        except BaseException:
-            conn.close()
-            raise
-        return conn
-
-    def _lock(self, conn: Connection, wait: float) -> None:
-        deadline = time.monotonic() + wait
-        while not _one(conn, "SELECT pg_try_advisory_lock(%s, %s)", lock_key(self.schema))[0]:
-            if time.monotonic() >= deadline:
-                raise JournalLocked(self.path)
-            time.sleep(0.05)
+    def reader(self) -> contextlib.AbstractContextManager[Connection]:
+        """A connection of the reading pool (autocommit), for a ``with`` block."""
+        return self._pool.connection()
 
     # -- writing -------------------------------------------------------------------------------
 
@@ -193,6 +197,9 @@ class PostgresJournal(PoolReads, SagaTable, Journal):
                 return
             if self._state == "closing":
                 raise RuntimeClosed(f"journal {self.path!r} is closed")
+            if self.token is None:
+                on_done(NotActive("append"))
+                return
             self._queue.append(Batch(tuple(records), on_done, snapshot))
             self._cond.notify()
 
@@ -242,6 +249,8 @@ class PostgresJournal(PoolReads, SagaTable, Journal):
             self._release()
 
     def _commit(self, batches: list[Batch]) -> list[BaseException | None]:
+        if self._fenced is not None:
+            return [self._fenced] * len(batches)
         try:
             if self.fault is not None:
                 for batch in batches:
@@ -252,6 +261,8 @@ class PostgresJournal(PoolReads, SagaTable, Journal):
             raise
         except Exception as error:  # noqa: BLE001 - a fault hook may raise anything; stay alive
             self._rollback()
+            if isinstance(error, JournalFenced):
+                self._fence(error)
             if isinstance(error, JournalWriteError):
                 return [error] * len(batches)
             cause = error.__cause__ if isinstance(error, Unsent) and error.__cause__ else error
@@ -291,13 +302,21 @@ class PostgresJournal(PoolReads, SagaTable, Journal):
         self, conn: Connection, batches: list[Batch]
     ) -> tuple[list[BaseException | None], bool]:
         try:
-            return write_group(conn, self.schema, batches, lambda: self._killed, self.summaries)
+            return write_group(
+                conn, self.schema, batches, lambda: self._killed, self.summaries, self._held()
+            )
         except Exception as error:
             if not batch_error(error):
                 raise
         # Some batch holds a value the database refuses: find it, refuse it alone.
         self._rollback()
-        return write_one_by_one(conn, self.schema, batches, lambda: self._killed, self.summaries)
+        return write_one_by_one(
+            conn, self.schema, batches, lambda: self._killed, self.summaries, self._held()
+        )
+
+    def _held(self) -> int:
+        assert self.token is not None  # the writer runs only while active
+        return self.token
 
     def _rollback(self) -> None:
         self.summaries.forget()  # what the failed group folded is read again
@@ -307,30 +326,6 @@ class PostgresJournal(PoolReads, SagaTable, Journal):
             self._wconn.execute("ROLLBACK")
         except psycopg.Error:
             log.exception("journal %r: rollback failed", self.path)
-
-    def _reconnect(self) -> None:
-        """After the writer's connection was lost: connect again and take the lock again (the
-        old one went with the connection).
-
-        Raises:
-            JournalWriteError: No connection, or another runtime holds the lock now.
-        """
-        with contextlib.suppress(psycopg.Error):
-            self._wconn.close()
-        try:
-            conn = self._connect("writer")
-            try:
-                self._lock(conn, 0)
-                conn.execute(f"SET synchronous_commit = {self._sync}")
-            except BaseException:
-                conn.close()
-                raise
-        except (JournalError, psycopg.Error) as error:
-            raise _write_error(
-                f"lost the connection to PostgreSQL, and then: {error}", error
-            ) from error
-        log.warning("journal %r: the writer reconnected after losing its connection", self.path)
-        self._wconn = conn
 
     def _answer(self, batch: Batch, result: BaseException | None) -> None:
         try:
@@ -344,7 +339,8 @@ class PostgresJournal(PoolReads, SagaTable, Journal):
     # -- closing -------------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Commit what is queued, stop the writer, release the lock and the connections."""
+        """Commit what is queued, stop the writer, give the lease up, close the connections."""
+        self._keeper.stop()  # no promotion from now on
         with self._cond:
             if self._state == "open":
                 self._state = "closing"
@@ -352,7 +348,8 @@ class PostgresJournal(PoolReads, SagaTable, Journal):
         self._finish()
 
     def kill(self) -> None:
-        """Stop as ``kill -9`` would: queued batches are dropped and never answered."""
+        """Stop as ``kill -9`` would: queued batches are dropped and never answered, the lease
+        is kept until its session ends (which the close of the connection does at once)."""
         self._die()
         self._finish()
 
@@ -365,7 +362,8 @@ class PostgresJournal(PoolReads, SagaTable, Journal):
     def _finish(self) -> None:
         # Called from a callback on the writer thread, the writer releases when it exits.
         if threading.current_thread() is not self._writer:
-            self._writer.join()
+            if self._writer.is_alive():
+                self._writer.join()
             self._release()
 
     def _release(self) -> None:
@@ -373,12 +371,15 @@ class PostgresJournal(PoolReads, SagaTable, Journal):
             if self._released:
                 return
             self._released = True
+            killed = self._state == "killed"
+        self._keeper.stop(wait=False)  # the heartbeat may be the thread that waits for us
         self._pool.close()
-        if not (self._wconn.broken or self._wconn.closed):
-            # Unlock before closing: the server ends the old session a moment after the close,
-            # and a runtime that reopens the journal at once must not find it still locked.
+        token = self.token
+        if token is not None and not killed and not (self._wconn.broken or self._wconn.closed):
+            # Give the lease up before closing: the server ends the old session a moment after
+            # the close, and a runtime that opens the journal at once must find it free.
             with contextlib.suppress(psycopg.Error):
-                self._wconn.execute("SELECT pg_advisory_unlock(%s, %s)", lock_key(self.schema))
+                lease_module.give_up(self._wconn, self.schema, token)
         self._wconn.close()
 
     def __repr__(self) -> str:

@@ -3,7 +3,8 @@
 All of a journal lives in one PostgreSQL schema (``sagactor`` by default), so it can share a
 database with the application's own tables. The ``meta`` table names the owner and the
 version; each version is a migration, applied in order, in one transaction, under the
-journal's lock (PostgreSQL's DDL is transactional: a crash mid-upgrade leaves the old version).
+journal's opening lock (PostgreSQL's DDL is transactional: a crash mid-upgrade leaves the old
+version).
 """
 
 from __future__ import annotations
@@ -25,13 +26,11 @@ log = logging.getLogger(__name__)
 
 Connection = psycopg.Connection[TupleRow]
 
-SCHEMA_VERSION: Final = 2
+SCHEMA_VERSION: Final = 3
 """1: events, streams (with the open-stream index), snapshots, the cause index, meta.
 2: the ``sagas`` table (one summary row per saga; see :mod:`.sagas`), backfilled from events.
-
-The leases of several runtimes are meant to come as version 2: a ``leases`` table (stream,
-owner id, fencing token, expiry) and the token checked by the writes of each group (an
-``UPDATE ... WHERE token = %s`` in the same transaction), replacing the advisory lock."""
+3: the ``leases`` table (the active runtime's lease: owner, fencing token, expiry; see
+:mod:`.lease`) and the ``starts`` table (sagas a standby asked the active runtime to start)."""
 _APP_NAME: Final = "sagactor"
 _LOCK_CLASS: Final = 0x53414741  # "SAGA": the first key of the journal's advisory lock
 _NAME: Final = re.compile(r"[a-z_][a-z0-9_]{0,62}")
@@ -58,6 +57,26 @@ _SAGAS_MIGRATION: Final = (  # version 2: one summary row per saga (see .sagas)
     "CREATE INDEX sagas_status ON {s}.sagas (status, started, id)",
     "CREATE INDEX sagas_type ON {s}.sagas (type, started, id)",
     "CREATE INDEX sagas_ended ON {s}.sagas (ended) WHERE ended IS NOT NULL AND events > 0",
+)
+_LEASES_MIGRATION: Final = (  # version 3: several runtimes, one active (see .lease, .starts)
+    """CREATE TABLE {s}.leases (
+        name text COLLATE "C" PRIMARY KEY,
+        owner text NOT NULL,
+        token bigint NOT NULL,
+        expires timestamptz NOT NULL,
+        acquired timestamptz NOT NULL
+    )""",
+    """CREATE TABLE {s}.starts (
+        id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        saga_id text COLLATE "C" NOT NULL,
+        saga text NOT NULL,
+        version bigint NOT NULL,
+        mode text NOT NULL,
+        input bytea NOT NULL,
+        requested timestamptz NOT NULL DEFAULT clock_timestamp(),
+        error text
+    )""",
+    "CREATE INDEX starts_saga_id ON {s}.starts (saga_id)",
 )
 _MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {
     1: (
@@ -91,6 +110,7 @@ _MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {
         f"INSERT INTO {{s}}.meta (key, value) VALUES ('application_id', '{_APP_NAME}')",
     ),
     2: _SAGAS_MIGRATION,
+    3: _LEASES_MIGRATION,
 }
 _EVENTS: Final = {
     "position": "bigint",
@@ -116,7 +136,9 @@ def valid_schema(schema: str) -> str:
 
 
 def lock_key(schema: str) -> tuple[int, int]:
-    """The two keys of the advisory lock that makes one runtime the journal's only writer."""
+    """The two keys of the advisory lock held while a journal is opened (its schema checked and
+    migrated, its lease taken): opens never race. sagactor before schema version 3 held it for
+    the whole life of its runtime, so such a runtime still keeps a newer one from migrating."""
     crc = zlib.crc32(schema.encode())
     return _LOCK_CLASS, crc - (1 << 32) if crc >= 1 << 31 else crc
 
@@ -131,7 +153,7 @@ def prepare(
 ) -> None:
     """Check the journal in ``schema`` and bring it to :data:`SCHEMA_VERSION`.
 
-    Called with the journal's lock held, on a connection in autocommit mode.
+    Called with the journal's opening lock held, on a connection in autocommit mode.
 
     Raises:
         JournalError: There is no journal and ``create`` is false.

@@ -1,6 +1,7 @@
 """One group of appends, written in one transaction: checks in memory, then three statements.
 
-The writer holds the journal's lock, so the streams table is the truth about each stream's last
+The writer holds the journal's lease (checked first in every group: see :mod:`.lease`), so
+the streams table is the truth about each stream's last
 sequence number: one query reads it for every stream of the group, each batch is checked
 against it in memory (a conflicting batch is refused alone and never reaches the database), and
 the accepted batches go in as one multi-row INSERT (arrays through ``unnest``: one statement
@@ -19,10 +20,11 @@ from dataclasses import dataclass
 import psycopg
 from psycopg import errors
 
-from sagactor.errors import JournalWriteError, StreamConflict
+from sagactor.errors import JournalFenced, JournalWriteError, StreamConflict
 from sagactor.persistence.journal import DoneCallback, Record, Snapshot
 
 from ..summaries import SagaRow, SummaryKeeper, saga_ids_of
+from .lease import LEASE_NAME, check_token
 from .sagas import upsert
 from .schema import Connection
 
@@ -50,15 +52,18 @@ def write_group(
     batches: Sequence[Batch],
     killed: Callable[[], bool],
     summaries: SummaryKeeper,
+    token: int,
 ) -> tuple[list[BaseException | None], bool]:
     """Write, in one transaction, every batch that continues its streams; the refused ones
     get their conflict. Returns the results and whether the transaction was committed (not
     when ``killed()`` says so by then).
 
-    Two round trips in pipeline mode: BEGIN and the stream ends, then the writes and COMMIT.
+    Two round trips in pipeline mode: BEGIN, the lease's token and the stream ends, then the
+    writes and COMMIT.
 
     Raises:
         Unsent: The connection was lost during the first round trip.
+        JournalFenced: The lease's token is no longer ``token``: nothing was written.
         Exception: What the database raised; :func:`batch_error` tells whether one batch's
             values may be the cause (then try :func:`write_one_by_one`).
     """
@@ -66,11 +71,14 @@ def write_group(
     with conn.pipeline():
         try:
             conn.execute("BEGIN")
+            lease = conn.execute(check_token(schema), (LEASE_NAME,))
             last = _last_seqs(conn, schema, streams)
+            held = lease.fetchone()
         except psycopg.OperationalError as error:
             if conn.broken:
                 raise Unsent(str(error)) from error
             raise
+        _check_fence(held, token)
         results: list[BaseException | None] = []
         rows: list[Record] = []
         ends: Ends = {}
@@ -101,9 +109,11 @@ def write_one_by_one(
     batches: Sequence[Batch],
     killed: Callable[[], bool],
     summaries: SummaryKeeper,
+    token: int,
 ) -> tuple[list[BaseException | None], bool]:
     """The slow path: each batch in its own savepoint, so a refused value refuses it alone."""
     conn.execute("BEGIN")
+    _check_fence(conn.execute(check_token(schema), (LEASE_NAME,)).fetchone(), token)
     last: dict[str, int] = {}  # seqs this transaction wrote already
     results: list[BaseException | None] = []
     for batch in batches:
@@ -130,6 +140,11 @@ def write_one_by_one(
     commit = not killed()
     conn.execute("COMMIT" if commit else "ROLLBACK")
     return results, commit
+
+
+def _check_fence(held: tuple[object, ...] | None, token: int) -> None:
+    if held is None or held[0] != token:
+        raise JournalFenced(token, None if held is None else int(str(held[0])))
 
 
 def batch_error(error: BaseException) -> bool:
