@@ -28,6 +28,7 @@ from .errors import (
     SagaIdConflict,
     SagaQuarantined,
     SagaTimeout,
+    SignalRefused,
     StepFailed,
     StreamConflict,
     UnknownParticipant,
@@ -42,7 +43,7 @@ from .persistence.journal import JournalStats
 from .persistence.summaries import SagaRow
 from .retention import PruneReport, Retention
 from .runtime import Footprint, HistoryEntry, Mode, Runtime, SagaRun
-from .sagas.definition import Choreography, Parallel, RetryPolicy, Saga, Step
+from .sagas.definition import Choreography, Parallel, RetryPolicy, Saga, Sleep, Step, WaitFor
 from .sagas.versions import Definitions
 
 __all__ = [
@@ -85,7 +86,9 @@ __all__ = [
     "SagaStatus",
     "SagaTimeout",
     "SagactorError",
+    "SignalRefused",
     "SimulatedCrash",
+    "Sleep",
     "Step",
     "StepContext",
     "StepFailed",
@@ -95,6 +98,7 @@ __all__ = [
     "UnknownSaga",
     "UnknownSagaType",
     "UnrecordedChange",
+    "WaitFor",
     "action",
     "compensation",
     "evolve",

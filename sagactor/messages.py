@@ -45,6 +45,8 @@ __all__ = [
     "SagaStarted",
     "SagaStatus",
     "SagaStuck",
+    "SignalReceived",
+    "SleepStarted",
     "StepAbandoned",
     "StepCompensated",
     "StepFenced",
@@ -53,6 +55,7 @@ __all__ = [
     "StepStarted",
     "StepSucceeded",
     "StepTimedOut",
+    "WaitStarted",
     "event_name",
 ]
 
@@ -252,6 +255,34 @@ class EventDispatched(_Event, frozen=True):
     source: str
 
 
+class SleepStarted(_Event, frozen=True):
+    """A ``Sleep`` step was reached: it ends at ``due`` (wall clock), journaled so that a
+    restart re-arms the same due time rather than restart the clock."""
+
+    step: str
+    attempt: int
+    due: float
+
+
+class WaitStarted(_Event, frozen=True):
+    """A ``WaitFor`` step was reached with no ``signal`` kept for it: it waits, and fails at
+    ``due`` (wall clock; 0: it waits for ever)."""
+
+    step: str
+    attempt: int
+    signal: str
+    due: float = 0.0
+
+
+class SignalReceived(_Event, frozen=True):
+    """``Runtime.signal`` delivered signal ``name`` (id ``signal_id``, unique per saga) with
+    ``payload`` (msgpack). A wait for ``name`` consumes it, now or when the saga gets there."""
+
+    name: str
+    signal_id: str
+    payload: msgspec.Raw
+
+
 SagaEvent = (
     SagaStarted
     | StepStarted
@@ -274,6 +305,9 @@ SagaEvent = (
     | SagaDead
     | SagaRevived
     | EventDispatched
+    | SleepStarted
+    | WaitStarted
+    | SignalReceived
 )
 # By stored name (the tag), which is the class name except for StepAbandoned ("StepFailed").
 SAGA_EVENTS: dict[str, type[Any]] = {
@@ -300,6 +334,9 @@ SAGA_EVENTS: dict[str, type[Any]] = {
         SagaDead,
         SagaRevived,
         EventDispatched,
+        SleepStarted,
+        WaitStarted,
+        SignalReceived,
     )
 }
 
