@@ -21,6 +21,7 @@ __all__ = [
     "SagaQuarantined",
     "SagaTimeout",
     "SagactorError",
+    "SignalRefused",
     "StepFailed",
     "StreamConflict",
     "UnknownParticipant",

@@ -17,7 +17,7 @@ are in :mod:`sagactor.names`.
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any
+from typing import Any, get_args
 
 import msgspec
 
@@ -256,8 +256,7 @@ class EventDispatched(_Event, frozen=True):
 
 
 class SleepStarted(_Event, frozen=True):
-    """A ``Sleep`` step was reached: it ends at ``due`` (wall clock), journaled so that a
-    restart re-arms the same due time rather than restart the clock."""
+    """A ``Sleep`` step was reached; it ends at ``due`` (wall clock: a restart re-arms it)."""
 
     step: str
     attempt: int
@@ -265,8 +264,7 @@ class SleepStarted(_Event, frozen=True):
 
 
 class WaitStarted(_Event, frozen=True):
-    """A ``WaitFor`` step was reached with no ``signal`` kept for it: it waits, and fails at
-    ``due`` (wall clock; 0: it waits for ever)."""
+    """A ``WaitFor`` waits for ``signal`` (none was kept); it times out at ``due`` (0: never)."""
 
     step: str
     attempt: int
@@ -275,8 +273,7 @@ class WaitStarted(_Event, frozen=True):
 
 
 class SignalReceived(_Event, frozen=True):
-    """``Runtime.signal`` delivered signal ``name`` (id ``signal_id``, unique per saga) with
-    ``payload`` (msgpack). A wait for ``name`` consumes it, now or when the saga gets there."""
+    """``Runtime.signal`` delivered ``name`` (msgpack ``payload``), kept until a wait takes it."""
 
     name: str
     signal_id: str
@@ -311,33 +308,7 @@ SagaEvent = (
 )
 # By stored name (the tag), which is the class name except for StepAbandoned ("StepFailed").
 SAGA_EVENTS: dict[str, type[Any]] = {
-    str(cls.__struct_config__.tag): cls
-    for cls in (
-        SagaStarted,
-        StepStarted,
-        StepSucceeded,
-        StepAbandoned,
-        StepRetrying,
-        StepTimedOut,
-        CompensationStarted,
-        CompensationFailed,
-        StepCompensated,
-        StepFenced,
-        SagaCompleted,
-        SagaCompensated,
-        SagaStuck,
-        SagaCancelled,
-        SagaOverdue,
-        SagaResumed,
-        StepResolved,
-        RecoveryAttempted,
-        SagaDead,
-        SagaRevived,
-        EventDispatched,
-        SleepStarted,
-        WaitStarted,
-        SignalReceived,
-    )
+    str(cls.__struct_config__.tag): cls for cls in get_args(SagaEvent)
 }
 
 

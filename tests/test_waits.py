@@ -113,10 +113,12 @@ def test_a_sleep_waits_its_time_then_the_saga_goes_on(mode: sa.Mode) -> None:
         assert status.reason.startswith("sleeping until "), status.reason
         outcome = run.result(5)
         took = time.time() - began
-        assert outcome.ok and outcome.results["cool_off"] is None
+        assert outcome.ok
+        assert outcome.results["cool_off"] is None
         assert 0.4 <= took < 1.5, took
         sleeps = [e.event for e in rt.history("s1") if isinstance(e.event, SleepStarted)]
-        assert len(sleeps) == 1 and sleeps[0].due - began == pytest.approx(0.4, abs=0.2)
+        assert len(sleeps) == 1
+        assert sleeps[0].due - began == pytest.approx(0.4, abs=0.2)
 
 
 def test_sleep_until_a_wall_clock_time() -> None:
@@ -181,7 +183,8 @@ def test_a_signal_after_the_wait_is_reached_moves_the_saga_on(mode: sa.Mode) -> 
         _until(lambda: rt.status("s1").reason == "waiting for 'approval'")
         assert rt.signal("s1", "approval", Approval("ann", 5), signal_id="a1") is True
         outcome = run.result(5)
-        assert outcome.ok and outcome.results["approval"] == Approval("ann", 5)
+        assert outcome.ok
+        assert outcome.results["approval"] == Approval("ann", 5)
         ledger: Ledger = rt.state("bank")
         assert ledger.approvals == ["ann:5"]
 
@@ -228,7 +231,8 @@ def test_a_wait_that_times_out_compensates(mode: sa.Mode) -> None:
         assert "no 'approval' signal within 0.3s" in outcome.reason
         assert outcome.compensated == ("hold",)
         ledger: Ledger = rt.state("bank")
-        assert ledger.released == ["o1"] and ledger.charged == []
+        assert ledger.released == ["o1"]
+        assert ledger.charged == []
         with pytest.raises(sa.SignalRefused, match="ended"):
             rt.signal("s1", "approval", Approval("ann", 1))
 
@@ -293,7 +297,8 @@ def test_asignal() -> None:
         async with _rt(approving()) as rt:
             run = await rt.astart("approving", "o1", saga_id="s1")
             assert await rt.asignal("s1", "approval", Approval("al", 4)) is True
-            return await run
+            outcome: sa.Outcome = await run
+            return outcome
 
     assert anyio.run(main).results["approval"] == Approval("al", 4)
 
