@@ -7,6 +7,7 @@ and kept until a wait for it is reached.
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from pathlib import Path
@@ -308,3 +309,57 @@ def _until(check: object, timeout: float = 5.0) -> None:
     while not check():  # type: ignore[operator]
         assert time.time() < deadline, "timed out"
         time.sleep(0.01)
+
+
+# -- the crash sweep ---------------------------------------------------------------------------
+
+
+def _sweep_saga() -> sa.Saga:
+    return sa.Saga(
+        "sweep",
+        [
+            sa.Step("hold", "bank", "hold"),
+            sa.Sleep("nap", 0.05),
+            sa.WaitFor("approval", type=Approval),
+            sa.Step("charge", "bank", "charge"),
+        ],
+        input_type=str,
+    )
+
+
+def _sweep_workload(rt: sa.Runtime, mode: sa.Mode) -> list[str]:
+    started = []
+    try:
+        rt.start(_sweep_saga(), "o1", saga_id="w1", mode=mode)
+        started.append("w1")
+        rt.signal("w1", "approval", Approval("sam", 1), signal_id="sig")
+    except sa.RuntimeCrashed:
+        pass
+    return started
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_crash_anywhere_around_a_sleep_and_a_wait(mode: sa.Mode) -> None:
+    """Crash at every pass of every point; after recovery (and the signal sent again with the
+    same id) the saga completes, charged once, with the one approval."""
+    from sagactor.persistence.memory import MemoryJournal
+    from sagactor.testing import crash_and_recover, crash_cases
+
+    def runtime(journal: MemoryJournal) -> sa.Runtime:
+        return sa.Runtime(journal, participants=[Bank()], sagas=[_sweep_saga()])
+
+    workload = functools.partial(_sweep_workload, mode=mode)
+    points = [sa.CrashPoint.AFTER_COMMIT, sa.CrashPoint.BEFORE_REPLY]
+    cases = crash_cases(lambda: runtime(MemoryJournal()), workload, points)
+    assert cases
+    for case in cases:
+        memory = MemoryJournal()
+        started, rt = crash_and_recover(lambda memory=memory: runtime(memory), workload, case)
+        with rt:
+            for saga_id in started:
+                rt.signal(saga_id, "approval", Approval("sam", 1), signal_id="sig")
+                outcome = rt.run(saga_id).result(5)
+                assert outcome.ok, (case, outcome)
+                assert outcome.results["approval"] == Approval("sam", 1)
+            ledger: Ledger = rt.state("bank")
+            assert ledger.charged == ["o1"] * len(started), case
