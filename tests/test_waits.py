@@ -354,7 +354,7 @@ def test_a_crash_anywhere_around_a_sleep_and_a_wait(mode: sa.Mode) -> None:
     assert cases
     for case in cases:
         memory = MemoryJournal()
-        started, rt = crash_and_recover(lambda memory=memory: runtime(memory), workload, case)
+        started, rt = crash_and_recover(functools.partial(runtime, memory), workload, case)
         with rt:
             for saga_id in started:
                 rt.signal(saga_id, "approval", Approval("sam", 1), signal_id="sig")
