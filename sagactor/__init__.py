@@ -30,6 +30,7 @@ from .errors import (
     SagaIdConflict,
     SagaQuarantined,
     SagaTimeout,
+    SignalRefused,
     StepFailed,
     StreamConflict,
     UnknownParticipant,
@@ -44,7 +45,7 @@ from .persistence.journal import JournalStats
 from .persistence.summaries import SagaRow
 from .retention import PruneReport, Retention
 from .runtime import Footprint, HistoryEntry, Mode, Runtime, SagaRun
-from .sagas.definition import Choreography, Parallel, RetryPolicy, Saga, Step
+from .sagas.definition import Choreography, Parallel, RetryPolicy, Saga, Sleep, Step, WaitFor
 from .sagas.versions import Definitions
 
 __all__ = [
@@ -89,7 +90,9 @@ __all__ = [
     "SagaStatus",
     "SagaTimeout",
     "SagactorError",
+    "SignalRefused",
     "SimulatedCrash",
+    "Sleep",
     "Step",
     "StepContext",
     "StepFailed",
@@ -99,6 +102,7 @@ __all__ = [
     "UnknownSaga",
     "UnknownSagaType",
     "UnrecordedChange",
+    "WaitFor",
     "action",
     "compensation",
     "evolve",

@@ -45,6 +45,7 @@ __all__ = [
     "Resolve",
     "Resume",
     "SagaEnded",
+    "Signal",
     "StartSaga",
     "Timeout",
     "Wake",
@@ -175,6 +176,17 @@ class DeadlinePassed(msgspec.Struct, frozen=True):
 class Cancel(msgspec.Struct, frozen=True):
     saga_id: str
     reason: str = "cancelled"
+
+
+class Signal(msgspec.Struct, frozen=True):
+    """Deliver signal ``name`` to a saga (see ``Runtime.signal``); ``delivered`` is set to the
+    saga's id once it is journaled, to "" for a signal id already journaled (nothing changes)."""
+
+    saga_id: str
+    name: str
+    signal_id: str
+    payload: msgspec.Raw
+    delivered: Future[str]
 
 
 class Resume(msgspec.Struct, frozen=True):

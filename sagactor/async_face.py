@@ -6,7 +6,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any, Self, cast
 
-from . import aio
+from . import aio, signals
+from .cluster.view import require_active
 from .engine import Engine
 from .handles import SagaRun
 from .history import HistoryEntry
@@ -34,6 +35,13 @@ class AsyncFace:
         definition = self._engine.catalog.definition(saga)
         accepted = await aio.start_saga(self._engine, definition, input, saga_id=saga_id, mode=mode)
         return SagaRun(cast(Any, self), accepted)
+
+    async def asignal(
+        self, saga_id: str, name: str, payload: Any = None, *, signal_id: str | None = None
+    ) -> bool:
+        """:meth:`signal` for async callers: awaits the journaling without blocking the loop."""
+        require_active(self._engine, "signal")
+        return await signals.asignal(self._engine, saga_id, name, payload, signal_id)
 
     async def astatus(self, saga_id: str) -> Outcome:
         """:meth:`status` for async callers: the journal is read in a worker thread."""

@@ -110,6 +110,8 @@ class Catalog:
         if not isinstance(saga, Saga):
             raise DefinitionError(repr(saga), "is not a sagactor Saga or Choreography")
         for step in saga.steps:
+            if step.pause is not None:
+                continue  # a Sleep or WaitFor: the saga itself waits, no participant
             host = self.hosts.get(step.participant)
             if host is None:
                 raise UnknownParticipant(saga.name, step.name, step.participant, list(self.refs))

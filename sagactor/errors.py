@@ -23,6 +23,7 @@ __all__ = [
     "SagaQuarantined",
     "SagaTimeout",
     "SagactorError",
+    "SignalRefused",
     "StepFailed",
     "StreamConflict",
     "UnknownParticipant",
@@ -121,6 +122,16 @@ class UnknownSaga(SagactorError, KeyError):  # noqa: N818
 
     def __str__(self) -> str:
         return str(self.args[0])
+
+
+class SignalRefused(SagactorError):  # noqa: N818
+    """``Runtime.signal`` could not deliver: the saga ended (or is compensating, so no step
+    will wait any more), it waits for no signal of that name, or the payload does not fit the
+    type its ``WaitFor`` declares."""
+
+    def __init__(self, saga_id: str, name: str, why: str) -> None:
+        super().__init__(f"signal {name!r} to saga {saga_id!r} refused: {why}")
+        self.saga_id, self.name, self.why = saga_id, name, why
 
 
 class UnknownSagaType(SagactorError):  # noqa: N818

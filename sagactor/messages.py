@@ -17,7 +17,7 @@ are in :mod:`sagactor.names`.
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any
+from typing import Any, get_args
 
 import msgspec
 
@@ -45,6 +45,8 @@ __all__ = [
     "SagaStarted",
     "SagaStatus",
     "SagaStuck",
+    "SignalReceived",
+    "SleepStarted",
     "StepAbandoned",
     "StepCompensated",
     "StepFenced",
@@ -53,6 +55,7 @@ __all__ = [
     "StepStarted",
     "StepSucceeded",
     "StepTimedOut",
+    "WaitStarted",
     "event_name",
 ]
 
@@ -252,6 +255,31 @@ class EventDispatched(_Event, frozen=True):
     source: str
 
 
+class SleepStarted(_Event, frozen=True):
+    """A ``Sleep`` step was reached; it ends at ``due`` (wall clock: a restart re-arms it)."""
+
+    step: str
+    attempt: int
+    due: float
+
+
+class WaitStarted(_Event, frozen=True):
+    """A ``WaitFor`` waits for ``signal`` (none was kept); it times out at ``due`` (0: never)."""
+
+    step: str
+    attempt: int
+    signal: str
+    due: float = 0.0
+
+
+class SignalReceived(_Event, frozen=True):
+    """``Runtime.signal`` delivered ``name`` (msgpack ``payload``), kept until a wait takes it."""
+
+    name: str
+    signal_id: str
+    payload: msgspec.Raw
+
+
 SagaEvent = (
     SagaStarted
     | StepStarted
@@ -274,33 +302,13 @@ SagaEvent = (
     | SagaDead
     | SagaRevived
     | EventDispatched
+    | SleepStarted
+    | WaitStarted
+    | SignalReceived
 )
 # By stored name (the tag), which is the class name except for StepAbandoned ("StepFailed").
 SAGA_EVENTS: dict[str, type[Any]] = {
-    str(cls.__struct_config__.tag): cls
-    for cls in (
-        SagaStarted,
-        StepStarted,
-        StepSucceeded,
-        StepAbandoned,
-        StepRetrying,
-        StepTimedOut,
-        CompensationStarted,
-        CompensationFailed,
-        StepCompensated,
-        StepFenced,
-        SagaCompleted,
-        SagaCompensated,
-        SagaStuck,
-        SagaCancelled,
-        SagaOverdue,
-        SagaResumed,
-        StepResolved,
-        RecoveryAttempted,
-        SagaDead,
-        SagaRevived,
-        EventDispatched,
-    )
+    str(cls.__struct_config__.tag): cls for cls in get_args(SagaEvent)
 }
 
 

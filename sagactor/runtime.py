@@ -11,7 +11,7 @@ import os
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Literal
 
-from . import cluster, inspection
+from . import cluster, inspection, signals
 from .actors import garbage
 from .actors.participant import Participant
 from .async_face import AsyncFace
@@ -272,6 +272,23 @@ class Runtime(Operations, Drills, cluster.Clustered, AsyncFace):
         """
         cluster.require_active(self._engine, "cancel")
         self._engine.cancel(saga_id, reason)
+
+    def signal(
+        self, saga_id: str, name: str, payload: Any = None, *, signal_id: str | None = None
+    ) -> bool:
+        """Deliver signal ``name`` with ``payload`` to a saga, for its ``WaitFor(name)`` step;
+        returns once it is journaled (durable), whether or not the saga waits for it yet: one
+        sent before the saga reaches the wait is kept for it. The payload becomes the step's
+        result (``ctx.results[name]``).
+
+        ``signal_id`` (default: a fresh one) makes it idempotent: a signal id the saga
+        already journaled is ignored and reported by returning False (True: delivered).
+        Raises :class:`UnknownSaga` for an unknown id, and :class:`SignalRefused` when the
+        saga has ended or is compensating, waits for no signal of that name, or the payload
+        does not fit the ``type`` its ``WaitFor`` declares.
+        """
+        cluster.require_active(self._engine, "signal")
+        return signals.signal(self._engine, saga_id, name, payload, signal_id)
 
     def resume(self, saga_id: str) -> None:
         """Retry what left a saga stuck (after fixing its cause): the failed compensation, or

@@ -63,6 +63,7 @@ LAYERS: list[tuple[str, ...]] = [
         "sagactor.handles",
         "sagactor.retention",
         "sagactor.operations",
+        "sagactor.signals",
         "sagactor.runtime",
         "sagactor.cluster",
     ),

@@ -31,6 +31,7 @@ from ..actor_messages import (
     Reply,
     Resolve,
     Resume,
+    Signal,
     StartSaga,
     Timeout,
     Wake,
@@ -41,6 +42,7 @@ from ..sagas.choreography import react
 from ..sagas.effects import Effect, Send, Timer
 from ..sagas.machine import (
     SagaState,
+    advance,
     begin,
     deadline_timer,
     decide,
@@ -49,6 +51,7 @@ from ..sagas.machine import (
     start,
 )
 from ..sagas.outcomes import earlier_results
+from ..sagas.waits import on_signal, refusal
 from .saga_actor import SagaActor
 
 __all__ = ["Coordinator"]
@@ -73,6 +76,8 @@ class Coordinator(SagaActor):
             message, Reply | Timeout | Wake | DeadlinePassed | Cancel | Resume | Resolve
         ):
             self._advance(message)
+        elif isinstance(message, Signal):
+            self._signal(message)
         elif isinstance(message, StartSaga):
             self._start(message)
         elif isinstance(message, Recover):
@@ -110,6 +115,20 @@ class Coordinator(SagaActor):
             )
         if events:
             self._commit(state, events)
+
+    def _signal(self, message: Signal) -> None:
+        state = self.sagas.get(message.saga_id) or self.load(message.saga_id)
+        problem = refusal(state, message)
+        if state is not None and message.signal_id in state.signal_ids:
+            message.delivered.set_result("")  # a duplicate: journaled once already
+        elif problem is not None:
+            message.delivered.set_exception(problem)
+        elif state is not None:
+            self.sagas[message.saga_id] = state
+            events: list[SagaEvent] = []
+            if on_signal(state, message, events):
+                advance(state, events, time.time())
+            self._commit(state, events, accepted=message.delivered)
 
     def _began(self, message: Began) -> None:
         state = self.sagas.get(message.saga_id)

@@ -14,9 +14,9 @@ import msgspec
 
 from ..errors import DefinitionError
 from ..messages import SagaStatus
-from .steps import Parallel, RetryPolicy, Step, check_groups, stages_of
+from .steps import Parallel, RetryPolicy, Sleep, Step, WaitFor, check_groups, stages_of
 
-__all__ = ["Choreography", "Parallel", "RetryPolicy", "Saga", "Step"]
+__all__ = ["Choreography", "Parallel", "RetryPolicy", "Saga", "Sleep", "Step", "WaitFor"]
 
 
 @dataclass(frozen=True, slots=True, init=False)
@@ -123,6 +123,8 @@ def _check_kinds(saga: str, steps: tuple[Step, ...]) -> str:
     pivot, then retriable steps only."""
     pivot = ""
     for step in steps:
+        if step.pause is not None:
+            continue  # a sleep or a wait has nothing to undo: it may come anywhere
         if step.pivot and step.retriable:
             raise DefinitionError(saga, "a step cannot be both pivot and retriable", step=step.name)
         if step.pivot and pivot:

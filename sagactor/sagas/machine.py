@@ -52,6 +52,7 @@ from ..messages import (
     StepTimedOut,
 )
 from ..names import ACTION, COMPENSATION, RUN, SCHEDULE
+from . import waits
 from .definition import Saga
 from .effects import Effect, Finish, Send, Timer
 from .state import Attempt, SagaState, emit, evolve
@@ -105,8 +106,12 @@ def decide(state: SagaState, message: Any, now: float) -> list[SagaEvent]:
         if message.kind == ACTION:
             member = _member(state, message)
             if member is not None and member.retry_due and state.status is SagaStatus.RUNNING:
-                index = state.definition.index(message.step)
-                emit(state, events, step_started(state, index, message.attempt + 1, now))
+                _reach(
+                    state, state.definition.index(message.step), message.attempt + 1, now, events
+                )
+        elif message.kind == waits.PAUSE:
+            if waits.on_wake(state, message, now, events):
+                advance(state, events, now)
         elif _is_compensating(state, message) and state.retry_due:
             emit(state, events, _start_compensation(state, message.attempt + 1))
     elif isinstance(message, Cancel):
@@ -147,8 +152,10 @@ def pending(state: SagaState) -> list[Effect]:
             wake = Wake(state.saga_id, state.step, state.kind, state.attempt)
             return [Timer(state.retry_due, wake)]
         return [Send(state.step, COMPENSATION, state.attempt, attempt_base=state.attempt_base)]
-    effects: list[Effect] = []
+    effects: list[Effect] = [*waits.timers(state)]
     for name, member in state.running.items():
+        if member.waiting and not member.retry_due:
+            continue  # a sleep or a wait: its timer is among waits.timers
         if member.retry_due:
             wake = Wake(state.saga_id, name, ACTION, member.attempt)
             effects.append(Timer(member.retry_due, wake))
@@ -165,7 +172,7 @@ def follow_up(state: SagaState, events: list[SagaEvent]) -> list[Effect]:
         (event.step, ACTION if isinstance(event, StepStarted | StepRetrying) else COMPENSATION)
         for event in events
         if isinstance(event, StepStarted | StepRetrying | CompensationStarted | CompensationFailed)
-    }
+    } | waits.touched(events)
     return [
         effect
         for effect in pending(state)
@@ -239,7 +246,14 @@ def advance(state: SagaState, events: list[SagaEvent], now: float) -> None:
 
 def _start_stage(state: SagaState, stage: int, now: float, events: list[SagaEvent]) -> None:
     for step in state.definition.stages[stage]:
-        emit(state, events, step_started(state, state.definition.index(step.name), 1, now))
+        _reach(state, state.definition.index(step.name), 1, now, events)
+
+
+def _reach(state: SagaState, index: int, attempt: int, now: float, events: list[SagaEvent]) -> None:
+    """Start attempt ``attempt`` of step ``index``: its command, or its sleep or wait."""
+    emit(state, events, step_started(state, index, attempt, now))
+    if waits.arrive(state, state.definition.steps[index], now, events):
+        advance(state, events, now)
 
 
 def _member(state: SagaState, message: Timeout | Wake | Reply) -> Attempt | None:
@@ -376,18 +390,10 @@ def _compensation_error(
 ) -> None:
     policy = state.definition.step(state.step).compensation_retry
     tries = state.attempt - state.attempt_base
-    if retryable and tries < policy.max_attempts:
-        due = now + policy.delay(tries)
-        emit(
-            state,
-            events,
-            CompensationFailed(step=state.step, attempt=state.attempt, error=error, due=due),
-        )
-        return
-    emit(
-        state,
-        events,
-        CompensationFailed(step=state.step, attempt=state.attempt, error=error, due=0.0),
-    )
-    reason = f"compensation of {state.step!r} failed after {tries} attempt(s): {error}"
-    emit(state, events, SagaStuck(reason=reason))
+    retries = retryable and tries < policy.max_attempts
+    due = now + policy.delay(tries) if retries else 0.0  # 0: given up
+    failed = CompensationFailed(step=state.step, attempt=state.attempt, error=error, due=due)
+    emit(state, events, failed)
+    if not retries:
+        reason = f"compensation of {state.step!r} failed after {tries} attempt(s): {error}"
+        emit(state, events, SagaStuck(reason=reason))

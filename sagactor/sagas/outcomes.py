@@ -15,6 +15,7 @@ from ..names import COMPENSATION
 from .definition import Saga
 from .machine import SagaState
 from .native import NativeState
+from .waits import describe
 
 __all__ = ["ResultTypes", "decode_result", "earlier_results", "outcome_of", "result_type"]
 
@@ -36,6 +37,8 @@ def result_type(types: ResultTypes, definition: Saga, step: str) -> Any:
         known = definition.step(step)
     except KeyError:
         return Any
+    if known.pause is not None:  # a WaitFor's payload, as it declares it; a Sleep's None
+        return known.pause.type if known.pause.type is not None else Any
     return types.get((known.participant, known.action), Any)
 
 
@@ -68,7 +71,7 @@ def outcome_of(state: SagaState | NativeState, types: ResultTypes | None = None)
         else value
         for step, value in state.results.items()
     }
-    reason = state.reason
+    reason = state.reason or describe(state)
     if state.retrying and not state.status.terminal:  # visible while it waits to retry
         retrying = f"retrying {state.last_error}"
         reason = f"{reason}; {retrying}" if reason else retrying

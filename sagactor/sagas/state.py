@@ -22,6 +22,8 @@ from ..messages import (
     SagaResumed,
     SagaStarted,
     SagaStatus,
+    SignalReceived,
+    SleepStarted,
     StepAbandoned,
     StepCompensated,
     StepFenced,
@@ -30,6 +32,7 @@ from ..messages import (
     StepStarted,
     StepSucceeded,
     StepTimedOut,
+    WaitStarted,
 )
 from ..names import ACTION, COMPENSATION
 from .definition import Saga
@@ -49,11 +52,13 @@ class Attempt:
     deadline: float = 0.0  # its schedule deadline (journaled with its StepStarted)
     retry_due: float = 0.0
     began: float = 0.0  # runtime only, never journaled: when its handler began
+    waiting: bool = False  # a Sleep or WaitFor step: no command, the saga itself waits
+    wake_due: float = 0.0  # when its sleep ends or its wait times out (0: not set, or never)
 
     @property
     def in_flight(self) -> bool:
         """Its command is out and unanswered (so its effect is unknown)."""
-        return self.retry_due == 0.0
+        return self.retry_due == 0.0 and not self.waiting
 
 
 @dataclass(slots=True)
@@ -91,6 +96,8 @@ class SagaState:
     reason: str = ""
     failure: str = ""  # the reason a stuck saga had before, given back by a resume
     last_error: str = ""
+    signals: dict[str, list[msgspec.Raw]] = field(default_factory=dict)  # kept, unconsumed
+    signal_ids: set[str] = field(default_factory=set)  # every signal id journaled
     seq: int = 0
     started_at: float = 0.0
     ended_at: float = 0.0
@@ -130,7 +137,8 @@ def evolve(state: SagaState, event: SagaEvent) -> None:
     if isinstance(event, SagaStarted):
         state.due_by = event.deadline
     elif isinstance(event, StepStarted):
-        state.running[event.step] = Attempt(event.attempt, event.deadline)
+        waiting = state.definition.step(event.step).pause is not None
+        state.running[event.step] = Attempt(event.attempt, event.deadline, waiting=waiting)
         state.step, state.kind, state.attempt = event.step, ACTION, event.attempt
     elif isinstance(event, StepSucceeded):
         state.running.pop(event.step, None)
@@ -138,7 +146,16 @@ def evolve(state: SagaState, event: SagaEvent) -> None:
         state.results.setdefault(event.step, event.result)
         state.raws.setdefault(event.step, event.result)
         state.past_pivot = state.past_pivot or event.step == state.definition.pivot
+        pause = state.definition.step(event.step).pause
+        if pause is not None and state.signals.get(pause.signal):
+            state.signals[pause.signal].pop(0)  # the wait consumed the first one kept
         _drained(state)
+    elif isinstance(event, SleepStarted | WaitStarted):
+        if event.step in state.running:
+            state.running[event.step].wake_due = event.due
+    elif isinstance(event, SignalReceived):
+        state.signal_ids.add(event.signal_id)
+        state.signals.setdefault(event.name, []).append(event.payload)
     elif isinstance(event, StepAbandoned):
         # A business failure is recorded in the participant's inbox, so no copy of the command
         # can ever apply. After a technical error nothing is recorded, and a copy still on its
@@ -202,7 +219,11 @@ def stack_for_compensation(state: SagaState, in_doubt: str | Sequence[str] | Non
     state.status = SagaStatus.COMPENSATING
     done = [name for name in state.done if state.definition.step(name).compensable]
     doubt = sorted(
-        {name for name in doubtful if name and name not in state.done},
+        {
+            name
+            for name in doubtful
+            if name and name not in state.done and state.definition.step(name).pause is None
+        },
         key=state.definition.index,
     )
     state.stack = [*done, *doubt]

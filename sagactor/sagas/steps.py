@@ -4,12 +4,27 @@ group of steps that run at once; and how a saga's elements become its stages."""
 from __future__ import annotations
 
 import dataclasses
+import datetime
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..errors import DefinitionError
 
-__all__ = ["Parallel", "RetryPolicy", "Step", "check_groups", "stages_of"]
+__all__ = [
+    "PAUSE_PARTICIPANT",
+    "Parallel",
+    "Pause",
+    "RetryPolicy",
+    "Sleep",
+    "Step",
+    "WaitFor",
+    "check_groups",
+    "stages_of",
+]
+
+PAUSE_PARTICIPANT = "sagactor"  # the participant a Sleep or WaitFor step names: none runs it
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +58,26 @@ class RetryPolicy:
     def delay(self, attempt: int) -> float:
         """Seconds to wait before attempt ``attempt + 1``."""
         return min(self.backoff * self.multiplier ** (attempt - 1), self.max_backoff)
+
+
+@dataclass(frozen=True, slots=True)
+class Pause:
+    """What a :func:`Sleep` or :func:`WaitFor` step waits for: a time (``seconds`` after the
+    step is reached, or the wall-clock ``until``), or the signal ``signal`` (at most
+    ``timeout`` seconds; its payload decodes as ``type``)."""
+
+    seconds: float | None = None
+    until: float | None = None
+    signal: str = ""
+    timeout: float | None = None
+    type: Any = None
+
+    def due(self, now: float) -> float:
+        """When a sleep reached at ``now`` ends, or a wait reached then times out (0: never)."""
+        if self.until is not None:
+            return self.until
+        span = self.timeout if self.signal else self.seconds
+        return now + span if span else 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +129,7 @@ class Step:
     pivot: bool = False
     retriable: bool = False
     group: int = 0
+    pause: Pause | None = None  # set by Sleep and WaitFor: the saga waits, no participant runs
 
     def limit(self, kind: str) -> float:
         """The start-to-close limit of an ``"action"`` or ``"compensation"`` attempt (0: none)."""
@@ -132,6 +168,12 @@ class Parallel:
                 )
             if not isinstance(member, Step):
                 raise DefinitionError("Parallel", f"steps[{position}] is {member!r}, not a Step")
+            if member.pause is not None:
+                raise DefinitionError(
+                    "Parallel",
+                    "a Sleep or WaitFor cannot run in a parallel group: put it before or after",
+                    step=member.name,
+                )
             if member.pivot:
                 raise DefinitionError(
                     "Parallel",
@@ -188,3 +230,45 @@ def check_groups(saga: str, stages: tuple[tuple[Step, ...], ...]) -> None:
                     "the group is the saga's last stage (a sibling's failure could not undo it)",
                     step=step.name,
                 )
+
+
+def Sleep(  # noqa: N802 - a step kind, spelled like the other step types
+    name: str, seconds: float | None = None, *, until: float | datetime.datetime | None = None
+) -> Step:
+    """A step that sleeps ``seconds`` from when the saga reaches it, or until the wall-clock
+    time ``until`` (a POSIX timestamp or an aware datetime). The due time is journaled when
+    the step is reached (``SleepStarted``), so a restart does not restart the clock; a saga
+    asleep holds a timer entry, not a thread. Nothing to compensate; its result is None."""
+    if isinstance(until, datetime.datetime):
+        if until.tzinfo is None:
+            raise DefinitionError(name, "Sleep(until=) needs an aware datetime (with tzinfo)")
+        until = until.timestamp()
+    if (seconds is None) == (until is None):
+        raise DefinitionError(str(name), "Sleep needs either seconds= or until=, not both")
+    if not _finite(seconds if until is None else until, allow_zero=True):
+        raise DefinitionError(str(name), "Sleep's seconds/until must be a finite number >= 0")
+    return Step(name, PAUSE_PARTICIPANT, "sleep", compensable=False, pause=Pause(seconds, until))
+
+
+def WaitFor(  # noqa: N802 - a step kind, spelled like the other step types
+    name: str, *, timeout: float | None = None, type: Any = None, signal: str | None = None
+) -> Step:
+    """A step that waits for the signal ``signal`` (by default its own ``name``), sent with
+    ``Runtime.signal``; its payload becomes the step's result (``ctx.results[name]``, decoded
+    as ``type`` if given). A signal sent before the saga gets here is kept for it. Past
+    ``timeout`` seconds (from when the step is reached; journaled) the step fails and the
+    saga compensates; after the pivot it waits again instead (the timeout is reported as a
+    retry in the saga's status). Nothing to compensate."""
+    if timeout is not None and not _finite(timeout, allow_zero=False):
+        raise DefinitionError(str(name), "WaitFor's timeout must be a positive number")
+    wanted = signal if signal is not None else name
+    if not isinstance(wanted, str) or not wanted.strip():
+        raise DefinitionError(str(name), "WaitFor needs a non-empty signal name")
+    pause = Pause(signal=wanted, timeout=timeout, type=type)
+    return Step(name, PAUSE_PARTICIPANT, "wait", compensable=False, pause=pause)
+
+
+def _finite(value: object, *, allow_zero: bool) -> bool:
+    if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value):
+        return False
+    return value >= 0 if allow_zero else value > 0
