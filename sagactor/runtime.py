@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from . import inspection
 from .actors import garbage
+from .actors.kinds import ActorKinds
 from .actors.participant import Participant
 from .async_face import AsyncFace
 from .crashpoints import CrashPlan
@@ -55,6 +56,7 @@ class Runtime(Operations, Drills, AsyncFace):
         listeners: Iterable[Listener] = (),
         max_recovery_attempts: int | None = DEFAULT_MAX_RECOVERY_ATTEMPTS,
         durability: Durability = "full",
+        kinds: ActorKinds | None = None,
     ) -> None:
         self._engine = Engine(
             journal,
@@ -63,6 +65,7 @@ class Runtime(Operations, Drills, AsyncFace):
             listeners=listeners,
             max_recovery_attempts=max_recovery_attempts,
             durability=durability,
+            kinds=kinds,
         )
         try:
             self.register(*participants)
@@ -146,10 +149,13 @@ class Runtime(Operations, Drills, AsyncFace):
         check_state: bool | None = None,
         listeners: Iterable[Listener] = (),
         max_recovery_attempts: int | None = DEFAULT_MAX_RECOVERY_ATTEMPTS,
+        kinds: ActorKinds | None = None,
     ) -> Runtime:
         """A runtime whose journal lives in memory: fast, gone with the process.
 
         Pass the ``journal`` of a crashed in-memory runtime to recover from it.
+        ``kinds=ActorKinds.deterministic(seed)`` runs it as a simulation (see
+        :func:`sagactor.testing.simulate`).
         """
         return cls(
             journal if journal is not None else MemoryJournal(),
@@ -160,6 +166,7 @@ class Runtime(Operations, Drills, AsyncFace):
             check_state=check_state,
             listeners=listeners,
             max_recovery_attempts=max_recovery_attempts,
+            kinds=kinds,
         )
 
     @property

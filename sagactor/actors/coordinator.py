@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import functools
 import logging
-import time
 from typing import Any
 
+from .. import clock
 from ..actor_messages import (
     Began,
     Cancel,
@@ -78,7 +78,7 @@ class Coordinator(SagaActor):
         if self.already_started(msg):
             return
         state, events = start(
-            msg.definition, msg.saga_id, msg.mode, msg.input, msg.raw, msg.digest, time.time()
+            msg.definition, msg.saga_id, msg.mode, msg.input, msg.raw, msg.digest, clock.now()
         )
         self.sagas[msg.saga_id] = state
         self._commit(state, events, accepted=msg.accepted, timers=deadline_timer(state))
@@ -93,7 +93,7 @@ class Coordinator(SagaActor):
                 self.sagas[message.saga_id] = state
         if state is None:
             return  # finished, or a late message for a saga this runtime no longer drives
-        events = decide(state, message, time.time())
+        events = decide(state, message, clock.now())
         if isinstance(message, Cancel) and state.past_pivot and not state.status.terminal:
             logger.warning(
                 "saga %s: the cancel is dropped: its pivot %r succeeded, so it completes",
@@ -112,7 +112,7 @@ class Coordinator(SagaActor):
         state = self.sagas.get(message.saga_id)
         if state is None:
             return
-        events = react(state, message.event, time.time())
+        events = react(state, message.event, clock.now())
         if events:
             if isinstance(message.event, StepSucceeded):
                 state.results[message.event.step] = message.result
@@ -174,6 +174,6 @@ class Coordinator(SagaActor):
                 results=earlier_results(state, step.name, effect.kind, self.outcomes.result_types),
             ),
         )
-        timer = effect.schedule_timer(state.saga_id, time.time())
+        timer = effect.schedule_timer(state.saga_id, clock.now())
         if timer is not None:
             self._perform(state, [timer])

@@ -9,7 +9,8 @@ actor's messages are handled:
   dispatcher: a ready queue of actors with mail, each run for a bounded batch of messages.
   Waking an actor costs a deque append instead of a thread switch.
 
-A later deterministic kind (one thread, a seeded choice of the next actor) plugs in here too.
+The deterministic kind (:mod:`sagactor.actors.deterministic`: no thread, a seeded choice of
+the next actor, virtual time) plugs in here too, through :meth:`ActorKinds.deterministic`.
 An actor of any kind must not block its thread for long: a scheduler thread serves every actor
 of its runtime, so slow user code runs elsewhere and comes back as a message.
 
@@ -28,11 +29,16 @@ import sys
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pykka
 from pykka import messages as pykka_messages
 from pykka._envelope import Envelope
+
+from .timers import TimerService
+
+if TYPE_CHECKING:
+    from .deterministic import SimulatedKinds
 
 __all__ = ["ActorKind", "ActorKinds", "Callback", "KindActor", "SchedulerKind", "ThreadKind"]
 
@@ -328,9 +334,32 @@ class ActorKinds:
       which saves two thread hand-offs per step: for fast handlers that never block.
     """
 
+    allows_async = True  # async handlers run on the portal's event loop thread
+
     def __init__(self) -> None:
         self.scheduler = SchedulerKind()
         self.threads = ThreadKind()
+
+    @staticmethod
+    def deterministic(seed: int) -> SimulatedKinds:
+        """Every actor on the caller's thread in an order chosen by ``seed``, on virtual time
+        (see :mod:`sagactor.actors.deterministic`): for simulations."""
+        from .deterministic import SimulatedKinds
+
+        return SimulatedKinds(seed)
+
+    def timers(self) -> TimerService:
+        """The runtime's timer service (a thread on the wall clock)."""
+        return TimerService()
+
+    @property
+    def on_scheduler(self) -> bool:
+        """True on the drivers' own thread (where blocking would stall every actor)."""
+        return self.scheduler.on_scheduler
+
+    def settle(self, until: Callable[[], bool]) -> None:
+        """Before a caller blocks for the actors: threads need nothing (a simulation drives
+        its actors here, on the caller's thread, until ``until()`` holds)."""
 
     @property
     def drivers(self) -> ActorKind:
