@@ -154,7 +154,7 @@ class Runtime(Operations, Drills, AsyncFace):
         """A runtime whose journal lives in memory: fast, gone with the process.
 
         Pass the ``journal`` of a crashed in-memory runtime to recover from it.
-        ``kinds=ActorKinds.deterministic(seed)`` runs it as a simulation (see
+        ``kinds=SimulatedKinds(seed)`` (``sagactor.testing``) runs it as a simulation (see
         :func:`sagactor.testing.simulate`).
         """
         return cls(

@@ -169,7 +169,7 @@ class DeterministicKind(ActorKind):
 
 class SimulatedKinds(ActorKinds):
     """:class:`ActorKinds` for a simulation: drivers and hosts on one :class:`DeterministicKind`,
-    timers on a :class:`VirtualTimers`; made by :meth:`ActorKinds.deterministic`."""
+    timers on a :class:`VirtualTimers`: ``Runtime.in_memory(kinds=SimulatedKinds(seed))``."""
 
     allows_async = False
 

@@ -10,7 +10,7 @@ actor's messages are handled:
   Waking an actor costs a deque append instead of a thread switch.
 
 The deterministic kind (:mod:`sagactor.actors.deterministic`: no thread, a seeded choice of
-the next actor, virtual time) plugs in here too, through :meth:`ActorKinds.deterministic`.
+the next actor, virtual time) plugs in here too, as a subclass of :class:`ActorKinds`.
 An actor of any kind must not block its thread for long: a scheduler thread serves every actor
 of its runtime, so slow user code runs elsewhere and comes back as a message.
 
@@ -29,16 +29,13 @@ import sys
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pykka
 from pykka import messages as pykka_messages
 from pykka._envelope import Envelope
 
 from .timers import TimerService
-
-if TYPE_CHECKING:
-    from .deterministic import SimulatedKinds
 
 __all__ = ["ActorKind", "ActorKinds", "Callback", "KindActor", "SchedulerKind", "ThreadKind"]
 
@@ -339,14 +336,6 @@ class ActorKinds:
     def __init__(self) -> None:
         self.scheduler = SchedulerKind()
         self.threads = ThreadKind()
-
-    @staticmethod
-    def deterministic(seed: int) -> SimulatedKinds:
-        """Every actor on the caller's thread in an order chosen by ``seed``, on virtual time
-        (see :mod:`sagactor.actors.deterministic`): for simulations."""
-        from .deterministic import SimulatedKinds
-
-        return SimulatedKinds(seed)
 
     def timers(self) -> TimerService:
         """The runtime's timer service (a thread on the wall clock)."""
