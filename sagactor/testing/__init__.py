@@ -10,7 +10,7 @@ from ..crashpoints import CrashPlan, CrashPoint, SimulatedCrash
 from ..persistence.memory import MemoryJournal
 from .crashes import CrashCase, crash_and_recover, crash_cases
 from .ledger import CountingLedger, LedgerState
-from .simulation import Faults, SimJournal, SimulationFailed, SimulationReport, simulate
+from .simulation import Faults, SimJournal, SimulationError, SimulationReport, simulate
 from .statecheck import check_state
 from .upgrade import UpgradeReport, check_upgrade
 
@@ -25,7 +25,7 @@ __all__ = [
     "SimJournal",
     "SimulatedCrash",
     "SimulatedKinds",
-    "SimulationFailed",
+    "SimulationError",
     "SimulationReport",
     "UpgradeReport",
     "VirtualClock",

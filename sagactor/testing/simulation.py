@@ -26,7 +26,7 @@ from ..persistence.memory import MemoryJournal
 from ..runtime import Runtime
 from ..sagas.definition import Choreography, Saga
 
-__all__ = ["Faults", "SimJournal", "SimulationFailed", "SimulationReport", "simulate"]
+__all__ = ["Faults", "SimJournal", "SimulationError", "SimulationReport", "simulate"]
 
 Workload = Sequence[tuple[Saga | Choreography | str, Any]] | Callable[[random.Random], Any]
 Check = Callable[[dict[str, Any]], list[str]]
@@ -79,7 +79,7 @@ class Faults:
         return Faults(participant=0.0, crash=0.0, write_error=0.0)
 
 
-class SimulationFailed(SagactorError):
+class SimulationError(SagactorError):
     """An invariant broke under a seed; the message says which and how to replay it."""
 
     def __init__(self, seed: int, problems: list[str]) -> None:
@@ -117,7 +117,7 @@ def simulate(
     saga whose start was journaled ended, that no participant applied an effect twice (states
     with an ``applied`` map of key -> count, as :class:`CountingLedger`'s and the shop's), that
     a compensated saga's ledger effects net zero, and ``check(states)`` (a list of problems).
-    Raises :class:`SimulationFailed` (its message has ``seed=...``) on any violation."""
+    Raises :class:`SimulationError` (its message has ``seed=...``) on any violation."""
     faults = Faults() if faults is None else faults
     rng = random.Random(seed)
     kinds = SimulatedKinds(rng.getrandbits(64))
@@ -144,7 +144,7 @@ def simulate(
         finally:
             rt.close()
     if problems:
-        raise SimulationFailed(seed, problems)
+        raise SimulationError(seed, problems)
     return report
 
 
@@ -225,7 +225,7 @@ def _problems(rt: Runtime, report: SimulationReport, check: Check | None) -> lis
     for name, state in states.items():
         applied: dict[str, int] = getattr(state, "applied", {})
         undone: dict[str, int] = getattr(state, "undone", {})
-        for key, count in sorted({**applied, **undone}.items()):
+        for key in sorted({**applied, **undone}):
             if applied.get(key, 0) > 1 or undone.get(key, 0) > 1:
                 problems.append(f"{name} applied or undid {key} more than once")
             saga_id = key.partition("/")[0]
