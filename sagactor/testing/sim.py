@@ -16,6 +16,8 @@ from ..sagas.definition import Saga, Step
 from .ledger import CountingLedger
 from .simulation import SimulationError, simulate
 
+__all__ = ["main"]
+
 STOCK = {"sku-1": 40, "sku-2": 40}
 BALANCES = {"alice": 300, "bob": 3_000}
 
