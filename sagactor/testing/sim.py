@@ -16,7 +16,7 @@ from ..sagas.definition import Saga, Step
 from .ledger import CountingLedger
 from .simulation import SimulationError, simulate
 
-__all__ = ["main"]
+__all__ = ["Job", "main"]
 
 STOCK = {"sku-1": 40, "sku-2": 40}
 BALANCES = {"alice": 300, "bob": 3_000}
