@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.bench-installed
 
-.PHONY: demo test lint typecheck docs pytest bench bench-quick bench-long soak clean
+.PHONY: demo test lint typecheck docs pytest bench bench-quick bench-long soak sim clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -56,6 +56,11 @@ bench-long: $(BENCH_STAMP)
 
 soak: $(STAMP)
 	$(BIN)/python -m tests.soak --kills 1000
+
+# SEEDS=500 make sim: fewer seeds (the default is the issue's 10,000).
+SEEDS ?= 10000
+sim: $(STAMP)
+	$(BIN)/python -m sagactor.testing.sim --seeds $(SEEDS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis site

@@ -61,6 +61,13 @@ class Catalog:
                 raise DefinitionError(name, "is already registered", kind="participant")
             inline = type(participant).inline
             if has_async_handlers(participant):
+                if not self.kinds.allows_async:
+                    raise DefinitionError(
+                        name,
+                        "has async handlers, which a simulation cannot run (no event "
+                        "loop thread under the deterministic kind)",
+                        kind="participant",
+                    )
                 self.env.portal.start()  # the event loop its async handlers run on
                 inline = False  # it waits for the loop: never on the scheduler
             host = ParticipantHost.launch(self.kinds.host(inline), participant, self.env)

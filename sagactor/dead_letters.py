@@ -25,10 +25,10 @@ the poison runs again; ``retry_dead`` brings back one that was parked all the sa
 from __future__ import annotations
 
 import logging
-import time
 
 import msgspec
 
+from . import clock
 from .errors import SagaQuarantined, UnknownSaga
 from .messages import (
     FINAL_EVENTS,
@@ -79,7 +79,7 @@ class DeadLetters:
         resume: list[State] = []
         parked: list[str] = []
         records: list[Record] = []
-        now = time.time()
+        now = clock.now()
         for state in sorted(states, key=lambda s: stalled.get(s.saga_id, 0)):
             if not _has_work_out(state):
                 resume.append(state)
@@ -118,7 +118,7 @@ class DeadLetters:
             raise error.cause from error
         dead = decode_saga_events(journal, records[-1:])[0]
         assert isinstance(dead, SagaDead)
-        journal.append_and_wait([_record(state, SagaRevived(status=dead.was), time.time())])
+        journal.append_and_wait([_record(state, SagaRevived(status=dead.was), clock.now())])
         logger.warning("dead letter %s revived by an operator", saga_id)
         return state
 

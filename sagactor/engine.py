@@ -19,6 +19,7 @@ from typing import Any
 
 import pykka
 
+from . import clock
 from .actor_messages import Cancel, CancelNative, Recover, Resume, StartSaga
 from .actors import statecheck
 from .actors.coordinator import Coordinator
@@ -26,7 +27,6 @@ from .actors.dispatcher import NativeDispatcher
 from .actors.environment import Environment
 from .actors.kinds import ActorKinds
 from .actors.outcomes import OutcomeBoard, Submitted
-from .actors.timers import TimerService
 from .catalog import Catalog
 from .crashpoints import CrashPlan, CrashPoint, SimulatedCrash
 from .dead_letters import DEFAULT_MAX_RECOVERY_ATTEMPTS, DeadLetters
@@ -64,6 +64,7 @@ class Engine:
         listeners: Iterable[Listener] = (),
         max_recovery_attempts: int | None = DEFAULT_MAX_RECOVERY_ATTEMPTS,
         durability: Durability = "full",
+        kinds: ActorKinds | None = None,
     ) -> None:
         if durability not in DURABILITIES:
             raise DefinitionError("durability", f"must be one of {DURABILITIES}", kind="setting")
@@ -71,7 +72,9 @@ class Engine:
         self.crash_plan = CrashPlan()
         # Check mode: a handler changing self.state without ctx.record fails its step.
         checking = statecheck.default() if check_state is None else check_state
-        self.env = Environment(journal, TimerService(), crash=self.crash_plan)
+        # How this runtime's actors run: decided there, once (threads, or a simulation's loop).
+        self.kinds = ActorKinds() if kinds is None else kinds
+        self.env = Environment(journal, self.kinds.timers(), crash=self.crash_plan)
         self.env.snapshot_every, self.env.check_state = snapshot_every, checking
         self.env.listeners = Listeners(list(listeners))
         self.env.relaxed = durability == "relaxed"
@@ -79,7 +82,6 @@ class Engine:
         self._lock = threading.Lock()
         self._accepting: set[Future[Any]] = set()
         self._resumed: dict[str, int] = {}  # saga id -> its stream's last seq when resumed
-        self.kinds = ActorKinds()  # how this runtime's actors run: decided there, once
         self.catalog = Catalog(self.env, self.kinds, on_change=self._publish_catalog)
         self.directory = self.catalog.directory()  # the catalog as the actors see it
         self.outcomes = OutcomeBoard(self.directory.result_types)
@@ -252,7 +254,7 @@ class Engine:
     def recover(self) -> list[str]:
         """Resume every in-flight saga of the journal (quarantine those that cannot load)."""
         self.check_open()
-        started = time.time()
+        started = clock.now()
         found = find_in_flight(self.journal, self.catalog.definitions)
         for error in found.quarantined:
             self.quarantine.add(error)
@@ -262,7 +264,7 @@ class Engine:
         states, _parked = self.dead_letters.screen(self.journal, found.states, found.stalled)
         resumed = self._take_over(states)
         quarantined = tuple(error.saga_id for error in found.quarantined)
-        notice = RecoveryNotice(tuple(resumed), quarantined, started, time.time())
+        notice = RecoveryNotice(tuple(resumed), quarantined, started, clock.now())
         self.env.listeners.recovery(notice)
         return resumed
 
@@ -300,8 +302,10 @@ class Engine:
         others = [st for st in states if not isinstance(st, NativeState)]
         try:
             self.tell(self._dispatcher, Recover(natives, native_done))
+            self.kinds.settle(native_done.done)
             resumed = native_done.result()
             self.tell(self._coordinator, Recover(others, done))
+            self.kinds.settle(done.done)
             return [*resumed, *done.result()]
         finally:
             with self._lock:
@@ -345,7 +349,7 @@ class Engine:
     def shutdown(self, grace: float | None) -> None:
         """Stop the actors and close the journal, waiting at most ``grace`` seconds for the
         actors to finish their current handlers (None: as long as they run)."""
-        if self.kinds.scheduler.on_scheduler:  # a callback closes: its actors stop elsewhere
+        if self.kinds.on_scheduler:  # a callback closes: its actors stop elsewhere
             threading.Thread(target=self.shutdown, args=(grace,), daemon=True).start()
             return
         OPEN.discard(self)
@@ -359,6 +363,7 @@ class Engine:
         self.env.portal.close()  # cancels running async handlers, so their actors stop soon
         refs: list[pykka.ActorRef[Any]] = [self._coordinator, self._dispatcher]
         stopping = [ref.stop(block=False) for ref in [*refs, *self.catalog.refs.values()]]
+        self.kinds.settle(lambda: False)  # a simulation: its actors stop on this thread
         deadline = None if grace is None else time.monotonic() + grace
         for future in stopping:
             left = None if deadline is None else max(0.0, deadline - time.monotonic())

@@ -37,7 +37,9 @@ def participant_state(engine: Engine, participant: str) -> Any:
     """A copy of a participant's current state."""
     ref = engine.catalog.ref(participant)
     try:
-        return ref.ask(GetState())
+        answer = ref.ask(GetState(), block=False)
+        engine.kinds.settle(lambda: answer._result is not None)  # type: ignore[attr-defined]
+        return answer.get()
     except pykka.ActorDeadError as error:
         raise engine.actors_gone() from error
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal, cast
 import anyio.to_thread
 import msgspec
 
+from . import clock
 from .actor_messages import Resolve
 from .cluster.view import require_active
 from .errors import OperationRefused, UnknownSaga
@@ -263,7 +263,7 @@ class Operations:
         if keep < 0:
             raise OperationRefused("prune", f"keep must be 0 or more, not {keep}")
         before = _moment("ended_before", ended_before)
-        moment = time.time() if before is None else before
+        moment = clock.now() if before is None else before
         return prune_journal(self._engine.journal, moment, keep, keep_summary, progress)
 
 
@@ -362,13 +362,13 @@ def resolve_offline(
         raise OperationRefused("resolve", f"saga {saga_id!r} is a native choreography")
     if state.status != "stuck":
         raise OperationRefused("resolve", f"saga {saga_id!r} is {state.status}, not stuck")
-    events = decide(state, Resolve(saga_id, step, how, note, by), time.time())
+    events = decide(state, Resolve(saga_id, step, how, note, by), clock.now())
     if not events:
         failing = state.stack[-1] if state.stack else "none"
         raise OperationRefused(
             "resolve", f"saga {saga_id!r} is stuck compensating {failing!r}, not {step!r}"
         )
-    now, first, cause = time.time(), len(records) + 1, f"{saga_id}/resolve"
+    now, first, cause = clock.now(), len(records) + 1, f"{saga_id}/resolve"
     names = [event_name(e) for e in events]
     journal.append_and_wait(
         [

@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from . import cluster, inspection, signals
 from .actors import garbage
+from .actors.kinds import ActorKinds
 from .actors.participant import Participant
 from .async_face import AsyncFace
 from .crashpoints import CrashPlan
@@ -55,6 +56,7 @@ class Runtime(Operations, Drills, cluster.Clustered, AsyncFace):
         listeners: Iterable[Listener] = (),
         max_recovery_attempts: int | None = DEFAULT_MAX_RECOVERY_ATTEMPTS,
         durability: Durability = "full",
+        kinds: ActorKinds | None = None,
     ) -> None:
         self._engine = Engine(
             journal,
@@ -63,6 +65,7 @@ class Runtime(Operations, Drills, cluster.Clustered, AsyncFace):
             listeners=listeners,
             max_recovery_attempts=max_recovery_attempts,
             durability=durability,
+            kinds=kinds,
         )
         try:
             self.register(*participants)
@@ -150,10 +153,13 @@ class Runtime(Operations, Drills, cluster.Clustered, AsyncFace):
         check_state: bool | None = None,
         listeners: Iterable[Listener] = (),
         max_recovery_attempts: int | None = DEFAULT_MAX_RECOVERY_ATTEMPTS,
+        kinds: ActorKinds | None = None,
     ) -> Runtime:
         """A runtime whose journal lives in memory: fast, gone with the process.
 
         Pass the ``journal`` of a crashed in-memory runtime to recover from it.
+        ``kinds=SimulatedKinds(seed)`` (``sagactor.testing``) runs it as a simulation (see
+        :func:`sagactor.testing.simulate`).
         """
         return cls(
             journal if journal is not None else MemoryJournal(),
@@ -164,6 +170,7 @@ class Runtime(Operations, Drills, cluster.Clustered, AsyncFace):
             check_state=check_state,
             listeners=listeners,
             max_recovery_attempts=max_recovery_attempts,
+            kinds=kinds,
         )
 
     @property
@@ -276,16 +283,11 @@ class Runtime(Operations, Drills, cluster.Clustered, AsyncFace):
     def signal(
         self, saga_id: str, name: str, payload: Any = None, *, signal_id: str | None = None
     ) -> bool:
-        """Deliver signal ``name`` with ``payload`` to a saga, for its ``WaitFor(name)`` step;
-        returns once it is journaled (durable), whether or not the saga waits for it yet: one
-        sent before the saga reaches the wait is kept for it. The payload becomes the step's
-        result (``ctx.results[name]``).
-
-        ``signal_id`` (default: a fresh one) makes it idempotent: a signal id the saga
-        already journaled is ignored and reported by returning False (True: delivered).
-        Raises :class:`UnknownSaga` for an unknown id, and :class:`SignalRefused` when the
-        saga has ended or is compensating, waits for no signal of that name, or the payload
-        does not fit the ``type`` its ``WaitFor`` declares.
+        """Deliver signal ``name`` (``payload`` becomes ``ctx.results[name]``) to a saga's
+        ``WaitFor(name)`` step, durably: one sent before the saga reaches the wait is kept.
+        A ``signal_id`` the saga already journaled is ignored: returns False (True: delivered).
+        Raises :class:`UnknownSaga`, or :class:`SignalRefused` when the saga has ended or is
+        compensating, waits for no such signal, or the payload does not fit ``WaitFor(type=)``.
         """
         cluster.require_active(self._engine, "signal")
         return signals.signal(self._engine, saga_id, name, payload, signal_id)

@@ -45,6 +45,7 @@ LAYERS: list[tuple[str, ...]] = [
         "sagactor.crashpoints",
         "sagactor.names",
         "sagactor.observe",
+        "sagactor.clock",
     ),
     ("sagactor.sagas",),
     ("sagactor.persistence",),

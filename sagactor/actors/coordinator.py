@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import functools
 import logging
-import time
 from typing import Any
 
+from .. import clock
 from ..actor_messages import (
     Began,
     Cancel,
@@ -91,7 +91,7 @@ class Coordinator(SagaActor):
         if self.already_started(msg):
             return
         state, events = start(
-            msg.definition, msg.saga_id, msg.mode, msg.input, msg.raw, msg.digest, time.time()
+            msg.definition, msg.saga_id, msg.mode, msg.input, msg.raw, msg.digest, clock.now()
         )
         self.sagas[msg.saga_id] = state
         self._commit(state, events, accepted=msg.accepted, timers=deadline_timer(state))
@@ -106,7 +106,7 @@ class Coordinator(SagaActor):
                 self.sagas[message.saga_id] = state
         if state is None:
             return  # finished, or a late message for a saga this runtime no longer drives
-        events = decide(state, message, time.time())
+        events = decide(state, message, clock.now())
         if isinstance(message, Cancel) and state.past_pivot and not state.status.terminal:
             logger.warning(
                 "saga %s: the cancel is dropped: its pivot %r succeeded, so it completes",
@@ -127,7 +127,7 @@ class Coordinator(SagaActor):
             self.sagas[message.saga_id] = state
             events: list[SagaEvent] = []
             if on_signal(state, message, events):
-                advance(state, events, time.time())
+                advance(state, events, clock.now())
             self._commit(state, events, accepted=message.delivered)
 
     def _began(self, message: Began) -> None:
@@ -139,7 +139,7 @@ class Coordinator(SagaActor):
         state = self.sagas.get(message.saga_id)
         if state is None:
             return
-        events = react(state, message.event, time.time())
+        events = react(state, message.event, clock.now())
         if events:
             if isinstance(message.event, StepSucceeded):
                 state.results[message.event.step] = message.result
@@ -201,6 +201,6 @@ class Coordinator(SagaActor):
                 results=earlier_results(state, step.name, effect.kind, self.outcomes.result_types),
             ),
         )
-        timer = effect.schedule_timer(state.saga_id, time.time())
+        timer = effect.schedule_timer(state.saga_id, clock.now())
         if timer is not None:
             self._perform(state, [timer])

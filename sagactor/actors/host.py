@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import copy
 import logging
-import time
 from typing import Any
 
 import msgspec
 import pykka
 
+from .. import clock
 from ..actor_messages import (
     Began,
     Command,
@@ -165,7 +165,7 @@ class ParticipantHost(ReactingInbox):
         if not cmd.delayed and self._faulted(cmd):
             return
         if cmd.report_start:  # its time limit counts from now, not from when it was sent
-            cmd.reply_to(Began(cmd.saga_id, cmd.step, cmd.kind, cmd.attempt, time.time()))
+            cmd.reply_to(Began(cmd.saga_id, cmd.step, cmd.kind, cmd.attempt, clock.now()))
         self._run(cmd)
 
     def _faulted(self, cmd: Command) -> bool:
@@ -174,7 +174,7 @@ class ParticipantHost(ReactingInbox):
             return False
         if fault.kind == "delay":
             late = msgspec.structs.replace(cmd, delayed=True)
-            self._later(cmd.saga_id, time.time() + fault.seconds, late)
+            self._later(cmd.saga_id, clock.now() + fault.seconds, late)
         elif fault.kind == "fail" and cmd.kind == ACTION and not cmd.retriable:
             self._commit(
                 cmd, [], self._handled(cmd, HandledOutcome.FAILED, reason="injected failure")
@@ -333,7 +333,7 @@ class ParticipantHost(ReactingInbox):
         tries = cmd.attempt - cmd.attempt_base
         retry = retryable or cmd.kind == COMPENSATION or cmd.retriable
         if outcome == "error" and retry and (tries < cmd.policy.max_attempts or cmd.retriable):
-            due = time.time() + cmd.policy.delay(tries)
+            due = clock.now() + cmd.policy.delay(tries)
             if cmd.kind == ACTION:
                 event = StepRetrying(step=cmd.step, attempt=cmd.attempt, error=reason, due=due)
             else:

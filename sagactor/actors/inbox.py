@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import functools
 import logging
-import time
 from collections.abc import Callable
 from typing import Any
 
 import msgspec
 
+from .. import clock
 from ..actor_messages import Later
 from ..crashpoints import CrashPoint
 from ..errors import JournalCorrupt
@@ -175,7 +175,7 @@ class ParticipantInbox(KindActor):
 
     def _record(self, type_name: str, data: bytes, *, key: str, final: bool = False) -> Record:
         self.seq += 1
-        return Record(self.stream, self.seq, type_name, data, time.time(), key, final)
+        return Record(self.stream, self.seq, type_name, data, clock.now(), key, final)
 
     def _journal(
         self,

@@ -9,7 +9,8 @@ actor's messages are handled:
   dispatcher: a ready queue of actors with mail, each run for a bounded batch of messages.
   Waking an actor costs a deque append instead of a thread switch.
 
-A later deterministic kind (one thread, a seeded choice of the next actor) plugs in here too.
+The deterministic kind (:mod:`sagactor.actors.deterministic`: no thread, a seeded choice of
+the next actor, virtual time) plugs in here too, as a subclass of :class:`ActorKinds`.
 An actor of any kind must not block its thread for long: a scheduler thread serves every actor
 of its runtime, so slow user code runs elsewhere and comes back as a message.
 
@@ -33,6 +34,8 @@ from typing import Any
 import pykka
 from pykka import messages as pykka_messages
 from pykka._envelope import Envelope
+
+from .timers import TimerService
 
 __all__ = ["ActorKind", "ActorKinds", "Callback", "KindActor", "SchedulerKind", "ThreadKind"]
 
@@ -328,9 +331,24 @@ class ActorKinds:
       which saves two thread hand-offs per step: for fast handlers that never block.
     """
 
+    allows_async = True  # async handlers run on the portal's event loop thread
+
     def __init__(self) -> None:
         self.scheduler = SchedulerKind()
         self.threads = ThreadKind()
+
+    def timers(self) -> TimerService:
+        """The runtime's timer service (a thread on the wall clock)."""
+        return TimerService()
+
+    @property
+    def on_scheduler(self) -> bool:
+        """True on the drivers' own thread (where blocking would stall every actor)."""
+        return self.scheduler.on_scheduler
+
+    def settle(self, until: Callable[[], bool]) -> None:
+        """Before a caller blocks for the actors: threads need nothing (a simulation drives
+        its actors here, on the caller's thread, until ``until()`` holds)."""
 
     @property
     def drivers(self) -> ActorKind:

@@ -7,11 +7,11 @@ is retried a few times, then reported (the saga is stuck until resumed).
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import msgspec
 
+from .. import clock
 from ..actor_messages import Deliver, NativePublished
 from ..crashpoints import CrashPoint
 from ..errors import DefinitionError, UnrecordedChange
@@ -106,7 +106,7 @@ class ReactingInbox(ParticipantInbox):
         """Technical trouble: try the delivery again a few times, then report it (stuck)."""
         if msg.attempt < _REACTION_ATTEMPTS:
             again = msgspec.structs.replace(msg, attempt=msg.attempt + 1)
-            self._later(msg.saga_id, time.time() + 0.01 * 2 ** (msg.attempt - 1), again)
+            self._later(msg.saga_id, clock.now() + 0.01 * 2 ** (msg.attempt - 1), again)
             return
         msg.reply_to(
             NativePublished(msg.saga_id, self.name, [], None, error=problem, cause=msg.event_id)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from typing import Any
@@ -24,6 +23,7 @@ from typing import Any
 import msgspec
 import pykka
 
+from .. import clock
 from ..actor_messages import CountSagas, Directory, Rebuild, Recover, SagaEnded, StartSaga
 from ..crashpoints import CrashPoint, SimulatedCrash
 from ..errors import JournalCorrupt, SagaIdConflict
@@ -143,7 +143,7 @@ class SagaActor(KindActor):
         accepted: Future[str] | None = None,
     ) -> None:
         """Journal ``events`` (already applied to ``state``); once durable, run ``then``."""
-        now = time.time()
+        now = clock.now()
         first = state.seq - len(events) + 1
         stream = saga_stream(state.saga_id)
         records = [
@@ -168,7 +168,7 @@ class SagaActor(KindActor):
                 else:
                     # Not at once: while the disk is full, an immediate retry would spin.
                     retry = functools.partial(self.env.tell, me, Rebuild(saga_id))
-                    self.env.timers.schedule(time.time() + REBUILD_DELAY, retry)
+                    self.env.timers.schedule(clock.now() + REBUILD_DELAY, retry)
                 return
             self.env.crash.hit(CrashPoint.AFTER_COMMIT)
             if accepted is not None:

@@ -1,6 +1,6 @@
 """One thread that turns due times into callbacks: step timeouts and retry back-off.
 
-Due times are wall-clock (``time.time()``) because they are journaled: a deadline recorded
+Due times are wall-clock (``clock.now()``) because they are journaled: a deadline recorded
 before a restart is still the deadline after it.
 """
 
@@ -10,8 +10,9 @@ import heapq
 import itertools
 import logging
 import threading
-import time
 from collections.abc import Callable
+
+from .. import clock
 
 __all__ = ["TimerService"]
 
@@ -54,7 +55,7 @@ class TimerService:
         while True:
             with self._wake:
                 while not self._stopped:
-                    now = time.time()
+                    now = clock.now()
                     if self._heap and self._heap[0][0] <= now:
                         break
                     self._wake.wait(self._heap[0][0] - now if self._heap else None)

@@ -7,11 +7,11 @@ crash tests run without a disk.
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 
 import msgspec
 
+from .. import clock
 from ..errors import JournalWriteError, StreamConflict
 from .journal import DoneCallback, Journal, JournalStats, Record, Snapshot
 from .summaries import SagaQuery, SagaRow, SummaryKeeper, select, to_prune
@@ -55,7 +55,7 @@ class MemoryJournal(Journal):
             except OSError as io_error:
                 error = JournalWriteError(str(io_error))
             else:
-                now = time.time()
+                now = clock.now()
                 for record in records:
                     stored = Record(
                         record.stream,

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import re
-import uuid
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 import msgspec
 
+from .. import clock
 from ..errors import DefinitionError, PayloadError
 from .definition import Choreography, Saga
 
@@ -55,7 +55,7 @@ def prepare_starts(
     starts = []
     for index, given in enumerate(inputs):
         value, raw = prepare_input(saga, given)
-        saga_id = saga_ids[index] if saga_ids is not None else uuid.uuid4().hex[:16]
+        saga_id = saga_ids[index] if saga_ids is not None else clock.fresh_id()
         _check_saga_id(saga.name, saga_id)
         starts.append(Start(value, raw, saga_id, hashlib.blake2b(raw, digest_size=16).hexdigest()))
     return starts

@@ -1,13 +1,16 @@
 """What users' own tests need: crash points, crash helpers, state checks, a counting ledger,
-and the journal contract suite.
+the deterministic simulation (:func:`simulate`) and the journal contract suite.
 
 ``JournalContract`` needs pytest: import it from ``sagactor.testing.journal_contract``.
 """
 
+from ..actors.deterministic import SimulatedKinds
+from ..clock import VirtualClock, use_clock, use_ids
 from ..crashpoints import CrashPlan, CrashPoint, SimulatedCrash
 from ..persistence.memory import MemoryJournal
 from .crashes import CrashCase, crash_and_recover, crash_cases
 from .ledger import CountingLedger, LedgerState
+from .simulation import Faults, SimJournal, SimulationError, SimulationReport, simulate
 from .statecheck import check_state
 from .upgrade import UpgradeReport, check_upgrade
 
@@ -16,12 +19,21 @@ __all__ = [
     "CrashCase",
     "CrashPlan",
     "CrashPoint",
+    "Faults",
     "LedgerState",
     "MemoryJournal",
+    "SimJournal",
     "SimulatedCrash",
+    "SimulatedKinds",
+    "SimulationError",
+    "SimulationReport",
     "UpgradeReport",
+    "VirtualClock",
     "check_state",
     "check_upgrade",
     "crash_and_recover",
     "crash_cases",
+    "simulate",
+    "use_clock",
+    "use_ids",
 ]
