@@ -152,7 +152,6 @@ def test_a_restart_does_not_restart_the_sleep(mode: sa.Mode, tmp_path: Path) -> 
 def test_many_sleeping_sagas_cost_no_thread_each() -> None:
     with _rt(sleepy(2.0)) as rt:  # long enough that the first are still asleep under load
         threads = threading.active_count()
-        began = time.time()
         runs = rt.start_many("sleepy", [f"o{i}" for i in range(1000)])
         _until(lambda: rt.status(runs[-1].id).reason.startswith("sleeping"))
         asleep = sum(rt.status(r.id).reason.startswith("sleeping") for r in runs[::50])
@@ -160,7 +159,6 @@ def test_many_sleeping_sagas_cost_no_thread_each() -> None:
         assert threading.active_count() <= threads + 2
         for run in runs:
             assert run.result(20).ok
-        assert time.time() - began < 15
 
 
 @pytest.mark.parametrize("bad", [{}, {"seconds": 1, "until": 2}, {"seconds": -1}])
