@@ -251,6 +251,7 @@ class StartSaga(msgspec.Struct, frozen=True, kw_only=True):
     digest: str
     fresh: bool
     accepted: Future[str]
+    fork: Any = None  # a sagas.forks.Fork: the saga begins part-way (Runtime.restart)
 
 
 class Recover(msgspec.Struct, frozen=True):

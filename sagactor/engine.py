@@ -114,12 +114,13 @@ class Engine:
         inputs: Sequence[Any],
         saga_ids: Sequence[str] | None,
         mode: Mode,
+        fork: Any = None,
     ) -> list[Submitted]:
         """Ask the drivers to start each saga; each future gives its id once journaled.
 
         Never blocks (the async face calls it on the event loop). Pair with :meth:`settle`.
-        Fresh ids (no ``saga_ids``) are tracked on the outcome board until their sagas end.
-        """
+        Fresh ids (no ``saga_ids``) are tracked on the outcome board until their sagas end;
+        ``fork`` (a ``sagas.forks.Fork``) starts them part-way (``Runtime.restart``)."""
         self.check_open()
         saga = self.catalog.definition(saga)
         if mode not in MODES:
@@ -127,15 +128,13 @@ class Engine:
         native = isinstance(saga, Choreography)
         if self.catalog.definitions.exact(saga.name, saga.version) is not saga:
             self.catalog.define(saga)  # a version of its own: new starts by name keep the latest
-        starts = prepare_starts(saga, inputs, saga_ids)
-        fresh = saga_ids is None
+        starts, fresh = prepare_starts(saga, inputs, saga_ids), saga_ids is None
         submitted: list[Submitted] = []
         driver = self._dispatcher if native else self._coordinator
         for value, raw, saga_id, digest in starts:
             future: Future[str] = Future()
-            completion = None
+            completion = self.outcomes.track(saga_id) if fresh else None
             if fresh:
-                completion = self.outcomes.track(saga_id)
                 future.add_done_callback(functools.partial(self.outcomes.start_failed, saga_id))
             with self._lock:
                 self._accepting.add(future)
@@ -150,6 +149,7 @@ class Engine:
                     digest=digest,
                     fresh=fresh,
                     accepted=future,
+                    fork=fork,
                 ),
             )
             submitted.append(Submitted(saga_id, future, completion))

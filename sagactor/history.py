@@ -118,11 +118,15 @@ class Timeline:
                 wanted = definition.input_type or Any
             elif isinstance(definition, Choreography):
                 wanted = definition.start
-            return msgspec.structs.replace(event, input=_decode(event.input, wanted))
+            carried = {  # a fork's results from its origin, typed as the steps declare them
+                step: _decode(raw, self._result_type(definition, step))
+                for step, raw in event.carried.items()
+            }
+            return msgspec.structs.replace(
+                event, input=_decode(event.input, wanted), carried=carried
+            )
         if isinstance(event, StepSucceeded):
-            wanted = Any
-            if isinstance(definition, Saga):
-                wanted = result_type(self.result_types, definition, event.step)
+            wanted = self._result_type(definition, event.step)
             return msgspec.structs.replace(event, result=_decode(event.result, wanted))
         if isinstance(event, EventDispatched):
             known = self.event_types.get(event.event_type)
@@ -130,6 +134,11 @@ class Timeline:
                 return _decode(event.data, known)
             return msgspec.structs.replace(event, data=_decode(event.data, Any))
         return event
+
+    def _result_type(self, definition: Saga | Choreography | None, step: str) -> Any:
+        if isinstance(definition, Saga):
+            return result_type(self.result_types, definition, step)
+        return Any
 
     def _participant_event(
         self, name: str, record: Record, definition: Saga | Choreography | None

@@ -89,10 +89,13 @@ class _Event(msgspec.Struct, tag=True, frozen=True, kw_only=True):
     pass
 
 
-class SagaStarted(_Event, frozen=True):
+class SagaStarted(_Event, frozen=True, omit_defaults=True):
     """A saga was accepted. ``input`` is the msgpack of the caller's input. ``deadline``
     (wall clock, 0 for none) is when the saga's ``deadline`` passes: journaled once, so a
-    restart does not restart the clock."""
+    restart does not restart the clock. A fork (``Runtime.restart``) names the saga it was
+    forked from (``origin``), the step it began at (``from_step``) and the results of the
+    steps before it, carried over from the origin (``carried``, never compensated by the
+    fork: see :mod:`sagactor.forks`)."""
 
     saga: str
     version: int
@@ -100,6 +103,9 @@ class SagaStarted(_Event, frozen=True):
     input: msgspec.Raw
     digest: str
     deadline: float = 0.0
+    origin: str = ""
+    from_step: str = ""
+    carried: dict[str, msgspec.Raw] = {}
 
 
 class StepStarted(_Event, frozen=True):

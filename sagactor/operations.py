@@ -19,16 +19,15 @@ from typing import TYPE_CHECKING, Any, Final, Literal, cast
 import anyio.to_thread
 import msgspec
 
-from . import clock
+from . import clock, forks
 from .actor_messages import Resolve
 from .cluster.view import require_active
 from .errors import OperationRefused, UnknownSaga
-from .messages import FINAL_EVENTS, SagaStarted, event_name
-from .names import NATIVE, saga_stream
+from .messages import FINAL_EVENTS, event_name
+from .names import saga_stream
 from .persistence.journal import Journal, Record
 from .persistence.recovery import load_saga
 from .persistence.summaries import (
-    ENDED_STATUSES,
     ROW_STATUSES,
     SagaQuery,
     SagaRow,
@@ -188,48 +187,27 @@ class Operations:
         engine.drive(saga_id, Resolve(saga_id, step, how, note, by))
 
     def restart(self, saga_id: str, *, from_step: str | None = None) -> SagaRun:
-        """Run an ended (completed, compensated or cancelled) saga again, as a new saga with
-        the original input and mode, whose id is ``<saga_id>~<n>`` (the first free ``n``).
+        """Fork an ended (completed, compensated or cancelled) saga: a new saga with the
+        original input and mode, whose id is ``<saga_id>~<n>`` (the first free ``n``).
 
-        ``from_step`` may only name the first step (or be ``None``): starting a fork part-way,
-        with the earlier steps' results carried over, needs the machine to start at a step,
-        which it does not yet.
+        ``from_step=None`` runs it from its first step. ``from_step="x"`` begins it at step
+        ``x`` with the results of the steps before ``x`` carried over (``ctx.results``,
+        ``Outcome.results``): each must still stand in the old saga (succeeded, not
+        compensated). If the fork fails it compensates only the steps it ran itself; the
+        carried ones stay as the old saga left them (see :mod:`sagactor.sagas.forks`). The
+        fork's ``SagaStarted`` names its origin (``history``). It runs under the latest
+        registered version of the saga's definition.
 
         Raises:
             UnknownSaga: No such saga.
-            OperationRefused: The saga has not ended, its events were pruned, or ``from_step``
-                is not its first step.
+            OperationRefused: The saga has not ended, its events were pruned, ``from_step`` is
+                not one of its steps, is in a parallel group, or a step before it does not
+                stand (or names a step of a native choreography).
             NotActive: This runtime is a standby.
         """
         from .handles import SagaRun
 
-        require_active(self._engine, "restart")
-
-        engine = self._engine
-        engine.check_open()
-        row = engine.journal.saga_row(saga_id)
-        if row is None:
-            raise UnknownSaga(saga_id)
-        if row.status not in ENDED_STATUSES:
-            raise OperationRefused("restart", f"saga {saga_id!r} is {row.status}, not ended")
-        records = engine.journal.read(saga_stream(saga_id), limit=1)
-        if not records:
-            raise OperationRefused("restart", f"saga {saga_id!r} was pruned: its input is gone")
-        started = msgspec.msgpack.decode(records[0].data, type=SagaStarted)
-        definition = engine.catalog.definition(row.type)
-        first = definition.steps[0].name if not isinstance(definition, Choreography) else None
-        if from_step is not None and from_step != first:
-            raise OperationRefused(
-                "restart", f"from_step can only be the first step ({first!r}), not {from_step!r}"
-            )
-        value: Any = msgspec.msgpack.decode(started.input)
-        mode: Any = "orchestration" if started.mode == NATIVE else started.mode
-        (start,) = engine.submit(definition, [value], [_fork_id(engine.journal, saga_id)], mode)
-        try:
-            fork = start.accepted.result()
-        finally:
-            engine.settle([start.accepted])
-        return SagaRun(cast(Any, self), fork)
+        return SagaRun(cast(Any, self), forks.restart(self._engine, saga_id, from_step))
 
     # -- forget ----------------------------------------------------------------------------------
 
@@ -269,15 +247,6 @@ class Operations:
 
 def _rows(journal: Journal, ids: list[str]) -> list[SagaRow]:
     return journal.sagas(SagaQuery(ids=tuple(ids), limit=len(ids)))
-
-
-def _fork_id(journal: Journal, saga_id: str) -> str:
-    n = 1
-    while journal.saga_row(f"{saga_id}~{n}") is not None or journal.last_seq(
-        saga_stream(f"{saga_id}~{n}")
-    ):
-        n += 1
-    return f"{saga_id}~{n}"
 
 
 def _list(

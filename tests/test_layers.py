@@ -64,6 +64,7 @@ LAYERS: list[tuple[str, ...]] = [
         "sagactor.handles",
         "sagactor.retention",
         "sagactor.operations",
+        "sagactor.forks",
         "sagactor.signals",
         "sagactor.runtime",
         "sagactor.cluster",

@@ -40,6 +40,7 @@ from ..messages import SagaEvent, StepSucceeded
 from ..names import ACTION
 from ..sagas.choreography import react
 from ..sagas.effects import Effect, Send, Timer
+from ..sagas.forks import start_fork
 from ..sagas.machine import (
     SagaState,
     advance,
@@ -90,7 +91,8 @@ class Coordinator(SagaActor):
     def _start(self, msg: StartSaga) -> None:
         if self.already_started(msg):
             return
-        state, events = start(
+        begin = start if msg.fork is None else functools.partial(start_fork, fork=msg.fork)
+        state, events = begin(
             msg.definition, msg.saga_id, msg.mode, msg.input, msg.raw, msg.digest, clock.now()
         )
         self.sagas[msg.saga_id] = state

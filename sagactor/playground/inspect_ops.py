@@ -1,6 +1,7 @@
-"""``sagactor inspect DB list|show|resolve|prune``: operating a journal from the shell, with
-``--json`` for scripts. Reads need no participant; ``resolve`` needs the sagas' definitions
-(``--module``), and the runtime that next opens the journal carries the saga on."""
+"""``sagactor inspect DB list|show|resolve|restart|prune``: operating a journal from the shell,
+with ``--json`` for scripts. Reads need no participant; ``resolve`` and ``restart`` need the
+sagas' definitions (``--module``), and the runtime that next opens the journal carries the saga
+on (a restart's fork: recovery runs it)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Any
 import msgspec
 
 from ..errors import SagactorError
+from ..forks import fork_offline
 from ..messages import SagaEvent
 from ..operations import STATUSES, resolve_offline
 from ..persistence.journal import Journal
@@ -49,6 +51,10 @@ def add_actions(inspect: argparse.ArgumentParser) -> None:
     resolve.add_argument("--note", default="")
     resolve.add_argument("--by", default="operator")
     resolve.add_argument("--module", "-m", metavar="MODULE", help="where the sagas are defined")
+    restart = action("restart", "fork an ended saga (from its first step or --from-step)")
+    restart.add_argument("id")
+    restart.add_argument("--from-step", metavar="STEP", help="begin at STEP, carrying the rest")
+    restart.add_argument("--module", "-m", metavar="MODULE", help="where the sagas are defined")
     prune = action("prune", "delete the events of ended sagas")
     prune.add_argument("--older-than", type=float, default=0.0, metavar="DAYS")
     prune.add_argument("--keep", type=int, default=0, help="spare the N that ended last")
@@ -124,6 +130,17 @@ def _resolve(journal: Journal, options: argparse.Namespace) -> int:
     return 0
 
 
+def _restart(journal: Journal, options: argparse.Namespace) -> int:
+    domain = load_domain(options.module)
+    definitions = {saga.name: saga for saga in domain.sagas}
+    fork, written = fork_offline(journal, definitions, options.id, options.from_step)
+    if options.json:
+        _print_json({"saga": options.id, "fork": fork, "written": written})
+    else:
+        print(f"saga {options.id}: forked as {fork} (a runtime opening the journal runs it)")
+    return 0
+
+
 def _prune(journal: Journal, options: argparse.Namespace) -> int:
     before = dt.datetime.now().timestamp() - options.older_than * 86400
 
@@ -161,4 +178,10 @@ def _print_json(value: Any) -> None:
     print(msgspec.json.encode(value).decode())
 
 
-_ACTIONS = {"list": _list, "show": _show, "resolve": _resolve, "prune": _prune}
+_ACTIONS = {
+    "list": _list,
+    "show": _show,
+    "resolve": _resolve,
+    "restart": _restart,
+    "prune": _prune,
+}

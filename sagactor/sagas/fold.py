@@ -100,6 +100,7 @@ class Summary:
         if isinstance(event, SagaStarted):
             self.saga, self.version, self.mode = event.saga, event.version, event.mode
             self.digest = event.digest
+            self.results.update(event.carried)  # a fork's, from its origin
         elif isinstance(event, StepStarted | CompensationStarted):
             self.kind = ACTION if isinstance(event, StepStarted) else COMPENSATION
             self.step, self.attempt, self.retry_due = event.step, event.attempt, 0.0

@@ -136,6 +136,10 @@ def evolve(state: SagaState, event: SagaEvent) -> None:
     """Apply one journal event to ``state`` (in place)."""
     if isinstance(event, SagaStarted):
         state.due_by = event.deadline
+        # A fork's carried results: read by its steps, never in ``done`` (never compensated).
+        state.results.update(event.carried)
+        state.raws.update(event.carried)
+        state.past_pivot = state.definition.pivot in event.carried
     elif isinstance(event, StepStarted):
         waiting = state.definition.step(event.step).pause is not None
         state.running[event.step] = Attempt(event.attempt, event.deadline, waiting=waiting)
