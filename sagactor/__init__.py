@@ -39,7 +39,7 @@ from .errors import (
     UnrecordedChange,
 )
 from .messages import Outcome, SagaStatus
-from .observe import Listener, Metrics, Notice, RecoveryNotice, SagaNotice
+from .observe import Listener, Metrics, Notice, RecoveryNotice, RecoveryProgress, SagaNotice
 from .operations import SagaPage
 from .persistence.journal import JournalStats
 from .persistence.summaries import SagaRow
@@ -75,6 +75,7 @@ __all__ = [
     "PayloadError",
     "PruneReport",
     "RecoveryNotice",
+    "RecoveryProgress",
     "Retention",
     "RetryPolicy",
     "Runtime",

@@ -35,7 +35,7 @@ from .forgotten import OPEN
 from .history import HistoryEntry, Timeline
 from .messages import Outcome
 from .names import DURABILITIES, MODES, NATIVE, Durability, Mode, saga_stream
-from .observe import Listener, Listeners, RecoveryNotice
+from .observe import Listener, Listeners, RecoveryCallback, RecoveryNotice, report_loading
 from .persistence.journal import Journal
 from .persistence.recovery import find_in_flight, load_saga
 from .quarantine import Quarantine
@@ -251,11 +251,11 @@ class Engine:
 
     # -- recovery --------------------------------------------------------------------------------
 
-    def recover(self) -> list[str]:
+    def recover(self, progress: RecoveryCallback | None = None) -> list[str]:
         """Resume every in-flight saga of the journal (quarantine those that cannot load)."""
         self.check_open()
         started = clock.now()
-        found = find_in_flight(self.journal, self.catalog.definitions)
+        found = find_in_flight(self.journal, self.catalog.definitions, report_loading(progress))
         for error in found.quarantined:
             self.quarantine.add(error)
             logger.warning("%s", error, extra={"saga_id": error.saga_id})
@@ -265,7 +265,7 @@ class Engine:
         resumed = self._take_over(states)
         quarantined = tuple(error.saga_id for error in found.quarantined)
         notice = RecoveryNotice(tuple(resumed), quarantined, started, clock.now())
-        self.env.listeners.recovery(notice)
+        self.env.listeners.recovery(notice, progress)
         return resumed
 
     def listen(self, listener: Listener) -> Callable[[], None]:

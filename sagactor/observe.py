@@ -26,14 +26,18 @@ from .errors import DefinitionError
 from .messages import SagaEvent, SagaStatus, event_name
 
 __all__ = [
+    "PROGRESS_EVERY",
     "Footprint",
     "Listener",
     "Listeners",
     "Metrics",
     "Notice",
+    "RecoveryCallback",
     "RecoveryNotice",
+    "RecoveryProgress",
     "SagaNotice",
     "log_level",
+    "report_loading",
 ]
 
 logger = logging.getLogger("sagactor")
@@ -71,6 +75,48 @@ class RecoveryNotice:
     quarantined: tuple[str, ...]
     started: float
     ended: float
+
+
+@dataclass(frozen=True, slots=True)
+class RecoveryProgress:
+    """How far a recovery has come (``Runtime.open(..., recover=callback)``): ``loaded``
+    in-flight sagas read and rebuilt so far, ``quarantined`` of them set aside; once ``done``,
+    ``resumed`` of them were handed back to their actors."""
+
+    loaded: int
+    quarantined: int
+    resumed: int = 0
+    done: bool = False
+
+
+RecoveryCallback: TypeAlias = Callable[[RecoveryProgress], Any]
+PROGRESS_EVERY = 1000
+"""A recovery reports (and logs at INFO) each time this many more sagas are loaded."""
+
+
+def report_loading(progress: RecoveryCallback | None) -> Callable[[int, int], None]:
+    """What recovery's load calls every :data:`PROGRESS_EVERY` sagas: an INFO line on the
+    ``sagactor`` logger with the counts, and ``progress`` if given (a failing one is logged,
+    never allowed to stop the recovery)."""
+
+    def loading(loaded: int, quarantined: int) -> None:
+        logger.info(
+            "recovery: %d in-flight saga(s) loaded so far, %d quarantined",
+            loaded,
+            quarantined,
+            extra={"loaded": loaded, "quarantined": quarantined},
+        )
+        _progress(progress, RecoveryProgress(loaded, quarantined))
+
+    return loading
+
+
+def _progress(progress: RecoveryCallback | None, report: RecoveryProgress) -> None:
+    if progress is not None:
+        try:
+            progress(report)
+        except Exception:  # a progress bar's bug must not stop a recovery
+            logger.exception("recovery progress callback %r failed on %r", progress, report)
 
 
 Notice: TypeAlias = SagaNotice | RecoveryNotice
@@ -166,7 +212,12 @@ class Listeners:
                 _log(notice)
             self._publish(listeners, notice)
 
-    def recovery(self, notice: RecoveryNotice) -> None:
+    def recovery(self, notice: RecoveryNotice, progress: RecoveryCallback | None = None) -> None:
+        """Log and publish the end of a recovery (and tell its ``progress`` callback)."""
+        done = len(notice.resumed) + len(notice.quarantined)
+        _progress(
+            progress, RecoveryProgress(done, len(notice.quarantined), len(notice.resumed), True)
+        )
         logger.info(
             "recovery: %d in-flight saga(s) resumed, %d quarantined in %.3f s",
             len(notice.resumed),

@@ -25,7 +25,7 @@ from .handles import SagaRun, start_nowait, start_runs
 from .history import HistoryEntry
 from .messages import Outcome
 from .names import Durability, Mode
-from .observe import Footprint, Listener
+from .observe import Footprint, Listener, RecoveryCallback
 from .operations import Operations
 from .persistence.journal import Journal
 from .persistence.memory import MemoryJournal
@@ -50,7 +50,7 @@ class Runtime(Operations, Drills, cluster.Clustered, AsyncFace):
         *,
         participants: Iterable[Participant[Any]] = (),
         sagas: Iterable[Saga | Choreography] = (),
-        recover: bool = True,
+        recover: bool | RecoveryCallback = True,
         snapshot_every: int = 1000,
         check_state: bool | None = None,
         listeners: Iterable[Listener] = (),
@@ -71,7 +71,7 @@ class Runtime(Operations, Drills, cluster.Clustered, AsyncFace):
             self.register(*participants)
             self.define(*sagas)
             if recover:
-                self.recover()
+                self.recover(None if recover is True else recover)
         except BaseException:
             self.close()
             raise
@@ -88,7 +88,7 @@ class Runtime(Operations, Drills, cluster.Clustered, AsyncFace):
         create: bool = True,
         participants: Iterable[Participant[Any]] = (),
         sagas: Iterable[Saga | Choreography] = (),
-        recover: bool = True,
+        recover: bool | RecoveryCallback = True,
         snapshot_every: int = 1000,
         check_state: bool | None = None,
         listeners: Iterable[Listener] = (),
@@ -117,6 +117,7 @@ class Runtime(Operations, Drills, cluster.Clustered, AsyncFace):
         then lose the steps in between, and leave an external effect of a later step
         uncompensated (read "Durability" in the operations docs before choosing it).
         ``standby`` and ``lease``: several runtimes on one PostgreSQL journal, see :attr:`role`.
+        ``recover`` may be a callable: it is given a :class:`RecoveryProgress` as it goes.
         """
         participants, sagas, listeners = list(participants), list(sagas), list(listeners)
         journal = open_journal(
@@ -134,7 +135,7 @@ class Runtime(Operations, Drills, cluster.Clustered, AsyncFace):
                 member.engine_journal if member is not None else journal,
                 participants=participants,
                 sagas=sagas,
-                recover=recover and (member is None or not member.standby),
+                recover=recover if member is None or not member.standby else False,
                 listeners=listeners,
                 **options,
             )
@@ -148,7 +149,7 @@ class Runtime(Operations, Drills, cluster.Clustered, AsyncFace):
         journal: MemoryJournal | None = None,
         participants: Iterable[Participant[Any]] = (),
         sagas: Iterable[Saga | Choreography] = (),
-        recover: bool = True,
+        recover: bool | RecoveryCallback = True,
         snapshot_every: int = 1000,
         check_state: bool | None = None,
         listeners: Iterable[Listener] = (),
@@ -302,14 +303,15 @@ class Runtime(Operations, Drills, cluster.Clustered, AsyncFace):
         cluster.require_active(self._engine, "resume")
         self._engine.resume(saga_id)
 
-    def recover(self) -> list[str]:
-        """Resume every in-flight saga of the journal; returns their ids.
+    def recover(self, progress: RecoveryCallback | None = None) -> list[str]:
+        """Resume every in-flight saga of the journal; returns their ids. ``progress`` is
+        given a :class:`RecoveryProgress` each 1,000 sagas loaded, and at the end.
 
         A saga that cannot be loaded (its definition unknown or of another version, its input
         or events undecodable) is quarantined instead, never stopping the others: see
         :meth:`quarantined` and :meth:`retry_quarantined`.
         """
-        return self._engine.recover()
+        return self._engine.recover(progress)
 
     def listen(self, listener: Listener) -> Callable[[], None]:
         """Call ``listener`` with a :class:`SagaNotice` for every durable saga event (and a

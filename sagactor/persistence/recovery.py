@@ -12,7 +12,7 @@ others (see :mod:`sagactor.quarantine`).
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import msgspec
@@ -30,6 +30,7 @@ from ..messages import (
     SagaStarted,
 )
 from ..names import saga_stream
+from ..observe import PROGRESS_EVERY
 from ..sagas.definition import Choreography, Saga
 from ..sagas.fold import rebuild
 from ..sagas.inputs import describe
@@ -148,11 +149,17 @@ class InFlight:
     stalled: dict[str, int] = field(default_factory=dict)
 
 
-def find_in_flight(journal: Journal, definitions: Mapping[str, Saga | Choreography]) -> InFlight:
+def find_in_flight(
+    journal: Journal,
+    definitions: Mapping[str, Saga | Choreography],
+    progress: Callable[[int, int], object] | None = None,
+    every: int = PROGRESS_EVERY,
+) -> InFlight:
     """Every saga whose stream has no terminal event, rebuilt, or quarantined if it cannot be.
 
     A saga that cannot load never stops the others; an unreadable file (a damaged page, an I/O
-    error) stops recovery with the journal's error.
+    error) stops recovery with the journal's error. ``progress(loaded, quarantined)`` is
+    called each time ``every`` more sagas are loaded.
     """
     found = InFlight()
     for stream, records in journal.read_open("saga/"):  # a few range scans, not one per saga
@@ -161,10 +168,13 @@ def find_in_flight(journal: Journal, definitions: Mapping[str, Saga | Choreograp
             found.states.append(load_saga(journal, saga_id, records, definitions))
         except SagaQuarantined as error:
             found.quarantined.append(error)
-            continue
-        attempts = stalls(records)
-        if attempts:
-            found.stalled[saga_id] = attempts
+        else:
+            attempts = stalls(records)
+            if attempts:
+                found.stalled[saga_id] = attempts
+        loaded = len(found.states) + len(found.quarantined)
+        if progress is not None and loaded % every == 0:
+            progress(loaded, len(found.quarantined))
     return found
 
 
