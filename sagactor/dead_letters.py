@@ -26,9 +26,8 @@ from __future__ import annotations
 
 import logging
 
-import msgspec
-
 from . import clock
+from .codec import encode_event
 from .errors import SagaQuarantined, UnknownSaga
 from .messages import (
     FINAL_EVENTS,
@@ -158,5 +157,5 @@ def _record(state: State, event: SagaEvent, now: float) -> Record:
     else:
         evolve(state, event)
     name = event_name(event)
-    data = msgspec.msgpack.encode(event)
+    data = encode_event(event)
     return Record(saga_stream(state.saga_id), state.seq, name, data, now, "", name in FINAL_EVENTS)

@@ -16,6 +16,7 @@ import msgspec
 
 from . import clock
 from .cluster.view import require_active
+from .codec import encode_event
 from .errors import OperationRefused, UnknownSaga
 from .messages import FINAL_EVENTS, SagaEvent, SagaStarted, event_name
 from .names import NATIVE, saga_stream
@@ -29,8 +30,6 @@ if TYPE_CHECKING:
     from .engine import Engine
 
 __all__ = ["fork_id", "fork_offline", "plan_restart", "restart"]
-
-_encode = msgspec.msgpack.encode
 
 
 def plan_restart(
@@ -136,6 +135,6 @@ def _records(
 ) -> list[Record]:
     stream = saga_stream(saga_id)
     return [
-        Record(stream, seq, name, _encode(event), now, cause, name in FINAL_EVENTS)
+        Record(stream, seq, name, encode_event(event), now, cause, name in FINAL_EVENTS)
         for seq, (name, event) in enumerate(zip(names, events, strict=True), start=1)
     ]

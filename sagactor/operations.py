@@ -22,6 +22,7 @@ import msgspec
 from . import clock, forks
 from .actor_messages import Resolve
 from .cluster.view import require_active
+from .codec import encode_event
 from .errors import OperationRefused, UnknownSaga
 from .messages import FINAL_EVENTS, event_name
 from .names import saga_stream
@@ -53,7 +54,6 @@ STATUSES: Final = (*ROW_STATUSES, QUARANTINED)
 """What :meth:`Operations.list` filters on: the table's statuses, and ``quarantined``."""
 Moment = float | datetime
 log = logging.getLogger("sagactor")
-_encode = msgspec.msgpack.encode
 
 
 @dataclass(frozen=True, slots=True)
@@ -341,7 +341,7 @@ def resolve_offline(
     names = [event_name(e) for e in events]
     journal.append_and_wait(
         [
-            Record(stream, first + i, name, _encode(e), now, cause, name in FINAL_EVENTS)
+            Record(stream, first + i, name, encode_event(e), now, cause, name in FINAL_EVENTS)
             for i, (name, e) in enumerate(zip(names, events, strict=True))
         ]
     )

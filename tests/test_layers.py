@@ -46,6 +46,7 @@ LAYERS: list[tuple[str, ...]] = [
         "sagactor.names",
         "sagactor.observe",
         "sagactor.clock",
+        "sagactor.codec",
     ),
     ("sagactor.sagas",),
     ("sagactor.persistence",),

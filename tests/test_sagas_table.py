@@ -57,6 +57,27 @@ def test_what_happened_to_saga_42_in_plain_sql(tmp_path: Path) -> None:
     assert "StepFailed" in events
     assert events.count("StepCompensated") == 2
     assert row[-1] == len(events)
+    # Each event's payload is JSON: its fields, and the results the steps returned.
+    failed = conn.execute(
+        "SELECT json_extract(payload, '$.step'), json_extract(payload, '$.reason'), "
+        "json_extract(payload, '$.business') FROM saga_events "
+        "WHERE saga_id = '42' AND type = 'StepFailed'"
+    ).fetchone()
+    assert failed == ("charge", "charge refused b", 1)
+    shipped = conn.execute(
+        "SELECT payload ->> '$.result' FROM saga_events "
+        "WHERE saga_id = '42' AND payload ->> '$.step' = 'ship' AND type = 'StepSucceeded'"
+    ).fetchone()
+    assert shipped == ("parcel-b",)
+    undone = conn.execute(
+        "SELECT group_concat(payload ->> '$.step', ' then ') FROM saga_events "
+        "WHERE saga_id = '42' AND type = 'StepCompensated' ORDER BY seq"
+    ).fetchone()
+    assert undone == ("ship then reserve",)
+    amount = conn.execute(
+        "SELECT payload -> '$.input.amount' FROM saga_events WHERE saga_id = '42' AND seq = 1"
+    ).fetchone()
+    assert amount == ("7",)
     done = conn.execute("SELECT status, json(result) FROM saga_summaries WHERE id = '41'")
     status, result = done.fetchone()
     assert status == "completed"
@@ -115,8 +136,38 @@ def test_an_older_journal_opens_and_its_table_is_backfilled(tmp_path: Path) -> N
         assert rt.journal.saga_row("43") is not None
     conn = sqlite3.connect(path)
     version = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0]
-    assert version == SCHEMA_VERSION == 3
+    assert version == SCHEMA_VERSION == 4
     assert conn.execute("SELECT count(*) FROM sagas").fetchone()[0] == 3
+    # The view reads each saga's events as JSON (its first one: the start).
+    payloads = dict(
+        conn.execute(
+            "SELECT saga_id, json_extract(payload, '$.saga') FROM saga_events WHERE seq = 1"
+        )
+    )
+    assert payloads == {"41": "order", "42": "order", "43": "order"}
+    conn.close()
+
+
+def test_a_version_3_journal_gets_the_payload_column(tmp_path: Path) -> None:
+    path = tmp_path / "v3.db"
+    with sa.Runtime.open(path, participants=participants(), sagas=[ORDER]) as rt:
+        run_some(rt)
+    conn = sqlite3.connect(path)  # what sagactor wrote with schema version 3: no payload
+    conn.execute("DROP VIEW saga_events")
+    conn.execute(
+        "CREATE VIEW saga_events AS SELECT substr(stream, 6) AS saga_id, seq, type, ts, cause, "
+        "final, position FROM events WHERE stream >= 'saga/' AND stream < 'saga0'"
+    )
+    conn.execute("UPDATE meta SET value = 3 WHERE key = 'schema_version'")
+    conn.commit()
+    conn.close()
+    with sa.Runtime.open(path, participants=participants(), sagas=[ORDER]) as rt:
+        assert rt.status("42").status == "compensated"
+    conn = sqlite3.connect(path)
+    reason = conn.execute(
+        "SELECT payload ->> '$.reason' FROM saga_events WHERE saga_id = '42' AND type = 'StepFailed'"
+    ).fetchone()
+    assert reason == ("charge refused b",)
     conn.close()
 
 

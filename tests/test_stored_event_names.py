@@ -121,4 +121,4 @@ def test_the_event_is_still_stored_under_its_old_name() -> None:
         records = rt.journal.read(f"saga/{run.id}")
     failed = [r for r in records if r.type == "StepFailed"]
     assert len(failed) == 1
-    assert msgspec.msgpack.decode(failed[0].data)["type"] == "StepFailed"
+    assert msgspec.json.decode(failed[0].data)["type"] == "StepFailed"  # stored as JSON

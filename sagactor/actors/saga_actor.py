@@ -20,11 +20,11 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from typing import Any
 
-import msgspec
 import pykka
 
 from .. import clock
 from ..actor_messages import CountSagas, Directory, Rebuild, Recover, SagaEnded, StartSaga
+from ..codec import encode_event
 from ..crashpoints import CrashPoint, SimulatedCrash
 from ..errors import JournalCorrupt, SagaIdConflict
 from ..messages import FINAL_EVENTS, Outcome, SagaEvent, SagaStatus, event_name
@@ -40,7 +40,6 @@ from .outcomes import OutcomeBoard
 __all__ = ["SagaActor", "SagaLoader"]
 
 logger = logging.getLogger("sagactor")
-_encode = msgspec.msgpack.encode
 
 SagaLoader = Callable[[str], Any]
 _ENDED = (SagaStatus.COMPLETED, SagaStatus.COMPENSATED)
@@ -147,7 +146,7 @@ class SagaActor(KindActor):
         first = state.seq - len(events) + 1
         stream = saga_stream(state.saga_id)
         records = [
-            Record(stream, first + i, name, _encode(e), now, cause, name in FINAL_EVENTS)
+            Record(stream, first + i, name, encode_event(e), now, cause, name in FINAL_EVENTS)
             for i, e in enumerate(events)
             for name in (event_name(e),)
         ]

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 import msgspec
 
+from ..codec import decode_event
 from ..errors import (
     IncompatibleDefinition,
     JournalCorrupt,
@@ -50,14 +51,12 @@ __all__ = [
 
 logger = logging.getLogger("sagactor")
 
-_decoder = msgspec.msgpack.Decoder(SagaEvent)
-
 
 def decode_saga_events(journal: Journal, records: list[Record]) -> list[SagaEvent]:
     events: list[SagaEvent] = []
     for record in records:
         try:
-            events.append(_decoder.decode(record.data))
+            events.append(decode_event(record.data))
         except msgspec.DecodeError as error:
             raise JournalCorrupt(
                 journal.path, f"{record.stream} record {record.seq} ({record.type}): {error}"
@@ -102,7 +101,7 @@ def load_saga(
 def saga_name(records: list[Record]) -> str:
     """The saga's name from its first record, if that one decodes ("" if not)."""
     try:
-        started = _decoder.decode(records[0].data) if records else None
+        started = decode_event(records[0].data) if records else None
     except msgspec.DecodeError:
         return ""
     return started.saga if isinstance(started, SagaStarted) else ""

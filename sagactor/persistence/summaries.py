@@ -21,6 +21,7 @@ from typing import Any, Final, Protocol
 
 import msgspec
 
+from ..codec import decode_event
 from ..messages import SagaCancelled, SagaEvent, SagaStarted, SagaStatus
 from ..names import SAGA_PREFIX
 from ..sagas.fold import Summary
@@ -77,7 +78,6 @@ ENDED_STATUSES: Final = ("completed", "compensated", CANCELLED)
 _MAX_TRACKED: Final = 100_000  # sagas whose fold is kept; past it, start afresh (read again)
 
 log = logging.getLogger(__name__)
-_decoder = msgspec.msgpack.Decoder(SagaEvent)
 
 
 class SagaRow(msgspec.Struct, frozen=True, kw_only=True):
@@ -212,7 +212,7 @@ def _apply(tracked: _Tracked, record: StoredRecord, now: float) -> None:
     tracked.seq, tracked.updated = record.seq, ts
     summary = tracked.summary
     try:
-        event = _decoder.decode(record.data)
+        event: SagaEvent = decode_event(record.data)
     except msgspec.DecodeError as error:
         # Never fail a write for its summary: the row says the stream cannot be read.
         summary.reason = f"record {record.seq} ({record.type}) cannot be decoded: {error}"

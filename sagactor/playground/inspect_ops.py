@@ -12,9 +12,9 @@ from typing import Any
 
 import msgspec
 
+from ..codec import decode_event
 from ..errors import SagactorError
 from ..forks import fork_offline
-from ..messages import SagaEvent
 from ..operations import STATUSES, resolve_offline
 from ..persistence.journal import Journal
 from ..persistence.summaries import SagaQuery, SagaRow, parse_cursor
@@ -23,7 +23,7 @@ from .domain import DomainError, load_domain
 
 __all__ = ["add_actions", "run_action"]
 
-_decode = msgspec.msgpack.Decoder(SagaEvent).decode
+_decode = decode_event
 
 
 def add_actions(inspect: argparse.ArgumentParser) -> None:

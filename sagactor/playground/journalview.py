@@ -15,6 +15,7 @@ from typing import Any
 import msgspec
 
 from ..actors.inbox import HANDLED
+from ..codec import decode_event
 from ..errors import JournalCorrupt
 from ..history import HistoryEntry
 from ..messages import (
@@ -22,7 +23,6 @@ from ..messages import (
     Handled,
     SagaCompensated,
     SagaCompleted,
-    SagaEvent,
     SagaResumed,
     SagaStarted,
     SagaStatus,
@@ -47,7 +47,6 @@ __all__ = [
     "summarize_saga",
 ]
 
-_saga_decoder = msgspec.msgpack.Decoder(SagaEvent)
 _handled_decoder = msgspec.msgpack.Decoder(Handled)
 SAGA_EVENT_TYPES = tuple(SAGA_EVENTS.values())
 
@@ -222,7 +221,7 @@ def decode_record(record: Record) -> Any:
     """A record's event: typed for saga events and inbox records, plain data otherwise."""
     try:
         if saga_id_of(record.stream) is not None:
-            return _saga_decoder.decode(record.data)
+            return decode_event(record.data)
         if record.type == HANDLED:
             return _handled_decoder.decode(record.data)
         return msgspec.msgpack.decode(record.data)
