@@ -243,4 +243,4 @@ def test_version_2_journal_is_upgraded_to_leases(pg_url: str) -> None:
             )
     with psycopg.connect(pg_url) as conn:
         found = conn.execute("SELECT value FROM sagactor.meta WHERE key = 'schema_version'")
-        assert found.fetchone() == (str(SCHEMA_VERSION),) == ("3",)
+        assert found.fetchone() == (str(SCHEMA_VERSION),) == ("4",)

@@ -49,6 +49,16 @@ def test_postgres_keeps_the_rows_sqlite_keeps(pg_url: str, tmp_path: Path) -> No
     with psycopg.connect(pg_url) as conn:  # plain SQL answers too
         found = conn.execute("SELECT status, reason FROM sagactor.sagas WHERE id = '42'")
         assert found.fetchone() == ("compensated", "step 'charge' failed: charge refused b")
+        failed = conn.execute(  # each event's payload is jsonb
+            "SELECT payload ->> 'step', payload ->> 'reason' FROM sagactor.saga_events "
+            "WHERE saga_id = '42' AND type = 'StepFailed'"
+        )
+        assert failed.fetchone() == ("charge", "charge refused b")
+        shipped = conn.execute(
+            "SELECT payload -> 'result' FROM sagactor.saga_events WHERE saga_id = '42' "
+            "AND type = 'StepSucceeded' AND payload @> '{\"step\": \"ship\"}'"
+        )
+        assert shipped.fetchone() == ("parcel-b",)
 
 
 def test_a_version_1_journal_is_upgraded_and_backfilled(pg_url: str) -> None:

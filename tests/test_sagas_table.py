@@ -165,7 +165,8 @@ def test_a_version_3_journal_gets_the_payload_column(tmp_path: Path) -> None:
         assert rt.status("42").status == "compensated"
     conn = sqlite3.connect(path)
     reason = conn.execute(
-        "SELECT payload ->> '$.reason' FROM saga_events WHERE saga_id = '42' AND type = 'StepFailed'"
+        "SELECT payload ->> '$.reason' FROM saga_events "
+        "WHERE saga_id = '42' AND type = 'StepFailed'"
     ).fetchone()
     assert reason == ("charge refused b",)
     conn.close()

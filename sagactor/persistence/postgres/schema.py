@@ -26,11 +26,13 @@ log = logging.getLogger(__name__)
 
 Connection = psycopg.Connection[TupleRow]
 
-SCHEMA_VERSION: Final = 3
+SCHEMA_VERSION: Final = 4
 """1: events, streams (with the open-stream index), snapshots, the cause index, meta.
 2: the ``sagas`` table (one summary row per saga; see :mod:`.sagas`), backfilled from events.
 3: the ``leases`` table (the active runtime's lease: owner, fencing token, expiry; see
-:mod:`.lease`) and the ``starts`` table (sagas a standby asked the active runtime to start)."""
+:mod:`.lease`) and the ``starts`` table (sagas a standby asked the active runtime to start).
+4: saga events are written as JSON (:mod:`sagactor.codec`); the ``saga_events`` view shows
+each saga's events with their ``payload`` as ``jsonb`` (NULL for one written as msgpack)."""
 _APP_NAME: Final = "sagactor"
 _LOCK_CLASS: Final = 0x53414741  # "SAGA": the first key of the journal's advisory lock
 _NAME: Final = re.compile(r"[a-z_][a-z0-9_]{0,62}")
@@ -78,6 +80,13 @@ _LEASES_MIGRATION: Final = (  # version 3: several runtimes, one active (see .le
     )""",
     "CREATE INDEX starts_saga_id ON {s}.starts (saga_id)",
 )
+_SAGA_EVENTS_MIGRATION: Final = (  # version 4: a saga's events for SQL tools, payload as jsonb
+    """CREATE OR REPLACE VIEW {s}.saga_events AS SELECT substr(stream, 6) AS saga_id, seq, type,
+        to_timestamp(ts) AS at, ts, cause, final, position,
+        CASE WHEN substr(data, 1, 1) = '\\x7b'::bytea
+            THEN convert_from(data, 'UTF8')::jsonb END AS payload
+        FROM {s}.events WHERE stream >= 'saga/' AND stream < 'saga0'""",
+)
 _MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {
     1: (
         "CREATE SCHEMA IF NOT EXISTS {s}",
@@ -111,6 +120,7 @@ _MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {
     ),
     2: _SAGAS_MIGRATION,
     3: _LEASES_MIGRATION,
+    4: _SAGA_EVENTS_MIGRATION,
 }
 _EVENTS: Final = {
     "position": "bigint",
