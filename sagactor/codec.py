@@ -105,7 +105,10 @@ def _exact(raw: msgspec.Raw) -> msgspec.Raw:
     """The msgpack bytes a stored JSON payload stands for (see :func:`_readable`)."""
     value = _json_any(raw)
     if isinstance(value, dict) and list(value) == [MARK] and isinstance(value[MARK], str):
-        return msgspec.Raw(base64.b64decode(value[MARK]))
+        try:
+            return msgspec.Raw(base64.b64decode(value[MARK], validate=True))
+        except ValueError as error:  # a damaged record: say so as any undecodable one
+            raise msgspec.DecodeError(f"{MARK} is not base64: {error}") from error
     return msgspec.Raw(_msgpack_encode(value))
 
 

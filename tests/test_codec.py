@@ -9,6 +9,7 @@ import json
 from typing import Any
 
 import msgspec
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -101,3 +102,9 @@ def test_a_non_finite_time_keeps_its_event_exact() -> None:
     data = encode_event(forever)
     assert not is_json(data)  # JSON would have said null
     assert decode_event(data) == forever
+
+
+def test_a_damaged_payload_is_a_decode_error() -> None:
+    damaged = b'{"type":"StepSucceeded","step":"s","result":{"$msgpack":"not base64!"}}'
+    with pytest.raises(msgspec.DecodeError):
+        decode_event(damaged)

@@ -5,8 +5,9 @@ Why the journal derives it (and not the saga actor, which knows the state): ever
 saga stream (the coordinator, the native dispatcher, an operator's resolve, a test appending
 records by hand) keeps the row right without knowing it exists, the upgrade of an old file
 backfills the table with the very same fold, and no backend depends on the machine's state
-classes. The price is a msgpack decode per saga event on the writing thread (about a
-microsecond) and, for a saga the journal has not seen since it opened, one read of its stream.
+classes. The price is a decode per saga event on the writing thread (a few microseconds: see
+``bench/bench_codec.py``) and, for a saga the journal has not seen since it opened, one read
+of its stream.
 
 The fold is :class:`~sagactor.sagas.fold.Summary`, the definition-free reader every other view
 of a saga uses, so the row says what ``status``, ``history`` and the playground say.
