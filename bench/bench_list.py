@@ -19,6 +19,7 @@ from typing import Any
 import msgspec
 
 import sagactor as sa
+from sagactor.codec import encode_event
 from sagactor.messages import (
     FINAL_EVENTS,
     SagaCompensated,
@@ -54,13 +55,15 @@ def fill(path: Path, sagas: int) -> float:
             stream = f"saga/s{n:08d}"
             ts = 1_700_000_000.0 + n
             batch.extend(
-                Record(stream, i + 1, name, _encode(e), ts, "", name in FINAL_EVENTS)
+                Record(stream, i + 1, name, encode_event(e), ts, "", name in FINAL_EVENTS)
                 for i, e in enumerate(events)
                 for name in (event_name(e),)
             )
             if len(batch) >= 3000:
                 journal.append(batch, lambda error: None)
                 batch = []
+            if (n + 1) % 100_000 == 0:  # a million takes minutes: say how far it is
+                print(f"  {n + 1:,} sagas written", file=sys.stderr, flush=True)
         journal.append_and_wait(batch)
     return time.perf_counter() - began
 
