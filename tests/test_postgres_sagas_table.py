@@ -73,3 +73,18 @@ def test_a_version_1_journal_is_upgraded_and_backfilled(pg_url: str) -> None:
     with psycopg.connect(pg_url) as conn:
         version = conn.execute("SELECT value FROM sagactor.meta WHERE key = 'schema_version'")
         assert version.fetchone() == (str(SCHEMA_VERSION),)
+
+
+def test_a_fork_part_way_on_postgres(pg_url: str) -> None:
+    with sa.Runtime.open(pg_url, participants=participants(), sagas=[ORDER]) as rt:
+        assert rt.start(ORDER, Order("a", 5), saga_id="41").result(WAIT).ok
+        outcome = rt.restart("41", from_step="charge").result(WAIT)
+        assert outcome.ok
+        assert outcome.results == {"reserve": 5, "ship": "parcel-a", "charge": 5}
+        assert rt.state("ledger").held == {"41/reserve": 5, "41/charge": 5, "41~1/charge": 5}
+    with psycopg.connect(pg_url) as conn:
+        started = conn.execute(
+            "SELECT payload ->> 'origin', payload ->> 'from_step', payload -> 'carried' "
+            "FROM sagactor.saga_events WHERE saga_id = '41~1' AND seq = 1"
+        )
+        assert started.fetchone() == ("41", "charge", {"reserve": 5, "ship": "parcel-a"})
