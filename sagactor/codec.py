@@ -7,10 +7,10 @@ An event's nested payloads (a saga's ``input``, a step's ``result``, a fork's ``
 results, a dispatched event's ``data``, a signal's ``payload``) are msgpack in memory
 (``msgspec.Raw``) and stay so: :func:`encode_event` writes each as the JSON of its value when
 that JSON turns back into the very same msgpack bytes, and as ``{"$msgpack": "<base64>"}``
-when it would not (bytes, datetimes, non-string keys, NaN: what JSON cannot say exactly), so
-decoding gives back byte-identical events and nothing a handler reads changes. An event that
-JSON cannot hold exactly at all (a non-finite time) is stored as msgpack, which every reader
-also takes. Participant records (inbox, state changes, snapshots) stay msgpack.
+when it would not (bytes, time-zoned datetimes, non-string keys, NaN: what JSON cannot say
+exactly), so decoding gives back byte-identical events and nothing a handler reads changes. An
+event that JSON cannot hold exactly at all (a non-finite time) is stored as msgpack, which
+every reader also takes. Participant records (inbox, state changes, snapshots) stay msgpack.
 """
 
 from __future__ import annotations
