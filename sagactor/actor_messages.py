@@ -251,6 +251,7 @@ class StartSaga(msgspec.Struct, frozen=True, kw_only=True):
     digest: str
     fresh: bool
     accepted: Future[str]
+    priority: int = 0  # its place in its saga's queue, if max_in_flight makes it wait
 
 
 class Recover(msgspec.Struct, frozen=True):
