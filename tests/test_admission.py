@@ -133,7 +133,7 @@ def test_queued_sagas_are_visible_and_admitted_by_priority_then_order(mode: sa.M
             assert status.status == sa.SagaStatus.QUEUED
             assert f"position {place} of 6" in status.reason, status.reason
         assert rt.counts().get("queued") == 6
-        listed = {row.id for row in rt.list(status="queued")}
+        listed = {row.id for row in rt.list(status="queued").rows}
         assert listed == set(expected)
         for name in ["blocker", *expected]:  # kept until each reaches its wait
             rt.signal(name, "go", None)
@@ -142,7 +142,8 @@ def test_queued_sagas_are_visible_and_admitted_by_priority_then_order(mode: sa.M
             assert rt.run(name).result(10).ok
         assert rt.state("turnstile").entered == ["blocker", *expected]
         kinds = [type(entry.event).__name__ for entry in rt.history("c")]
-        assert kinds[:3] == ["SagaStarted", "SagaQueued", "SagaAdmitted"]
+        # queued, its signal kept while it waited, then admitted and run
+        assert kinds[:4] == ["SagaStarted", "SagaQueued", "SignalReceived", "SagaAdmitted"]
 
 
 def test_a_cancelled_queued_saga_leaves_the_queue_and_never_runs() -> None:
