@@ -115,7 +115,8 @@ def test_never_more_than_the_limit_in_flight(mode: sa.Mode) -> None:
             assert run.result(30).ok
         gate: Gate = rt.state("turnstile")
         assert gate.most == 4
-        assert sorted(gate.left) == sorted(gate.entered) and len(gate.entered) == 60
+        assert sorted(gate.left) == sorted(gate.entered)
+        assert len(gate.entered) == 60
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -153,7 +154,8 @@ def test_a_cancelled_queued_saga_leaves_the_queue_and_never_runs() -> None:
         rt.start("gated", "y", saga_id="y")
         rt.cancel("x", "not needed")
         outcome = rt.run("x").result(5)
-        assert outcome.status == sa.SagaStatus.COMPENSATED and outcome.reason == "not needed"
+        assert outcome.status == sa.SagaStatus.COMPENSATED
+        assert outcome.reason == "not needed"
         assert "position 1 of 1" in rt.status("y").reason
         for name in ("blocker", "y"):
             rt.signal(name, "go", None)
@@ -199,7 +201,8 @@ def test_the_queue_and_its_order_survive_a_restart(mode: sa.Mode, tmp_path: Path
         for name in ("r2", "q3", "q1", "q2"):
             assert rt.run(name).result(10).ok
         gate: Gate = rt.state("turnstile")
-        assert gate.entered[2:] == ["q3", "q1", "q2"] and gate.most == 2
+        assert gate.entered[2:] == ["q3", "q1", "q2"]
+        assert gate.most == 2
         assert sorted(gate.entered) == sorted(["r1", "r2", "q1", "q2", "q3"])  # once each
         for name in ("q1", "q2", "q3"):
             events = [entry.event for entry in rt.history(name)]
