@@ -33,7 +33,7 @@ import msgspec
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import sagactor as sa  # noqa: E402 - after the path, when run as a script
+import sagactor as sa
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
 BATCH = 10_000
@@ -135,9 +135,9 @@ def wake(path: str, until: float) -> dict[str, Any]:
 
 
 def _child(phase: str, path: str, sagas: int, until: float) -> dict[str, Any]:
+    argv = ["--phase", phase, path, str(sagas), str(until)]
     done = subprocess.run(
-        [sys.executable, "-m", "bench.bench_sleepers", "--phase", phase, path, str(sagas)]
-        + [str(until)],
+        [sys.executable, "-m", "bench.bench_sleepers", *argv],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -160,8 +160,10 @@ def main() -> None:
     args = parser.parse_args()
     if args.phase:
         phase, path, sagas, until = args.phase
-        run = {"asleep": asleep, "reopen": reopen, "wake": wake}[phase]
-        figures = run(path, int(sagas), float(until)) if phase == "asleep" else run(path, float(until))  # type: ignore[operator]
+        if phase == "asleep":
+            figures = asleep(path, int(sagas), float(until))
+        else:
+            figures = (reopen if phase == "reopen" else wake)(path, float(until))
         print(json.dumps(figures))
         return
     with tempfile.TemporaryDirectory() as directory:
