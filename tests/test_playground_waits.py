@@ -62,7 +62,8 @@ def test_a_queued_sleeping_signalled_saga_reads_plainly() -> None:
         done = timeline("b", rt.history("b"), saga)
         assert _has(done, "saga admitted", "got a slot after")
         assert _has(done, "signal received", "'go' (id b-1) {by: ann}")
-        assert "SleepStarted" not in done and "SagaQueued" not in done
+        assert "SleepStarted" not in done
+        assert "SagaQueued" not in done
 
 
 def test_dead_letters_and_recoveries_read_plainly() -> None:
