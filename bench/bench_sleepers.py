@@ -90,6 +90,8 @@ def asleep(path: str, sagas: int, until: float) -> dict[str, Any]:
         last = rt.start_many("napping", list(range(first, min(sagas, first + BATCH))))
     started = time.perf_counter() - began
     while not rt.status(last[-1].id).reason.startswith("sleeping"):
+        if rt.status(last[-1].id).status.terminal or time.time() > until:
+            raise RuntimeError("the naps ended before all sagas were asleep: give them longer")
         time.sleep(0.01)
     time.sleep(0.3)
     after = rss()
@@ -169,7 +171,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as directory:
         path = str(Path(directory) / "sleepers.db")
         # Far enough ahead for the starts and the reopen; with --wake, a few seconds after.
-        until = time.time() + (3600.0 if not args.wake else 30.0 + args.sagas / 5_000)
+        until = time.time() + (3600.0 if not args.wake else 60.0 + args.sagas / 1_000)
         found = _child("asleep", path, args.sagas, until)
         found.update(_child("reopen", path, args.sagas, until))
         if args.wake:
