@@ -210,6 +210,26 @@ def test_the_queue_and_its_order_survive_a_restart(mode: sa.Mode, tmp_path: Path
             assert sum(isinstance(e, SagaQueued) for e in events) == 1
 
 
+def test_inspect_shows_a_queued_saga_and_its_position(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """From the journal alone (no runtime): the same order the runtime admits in."""
+    from sagactor.playground.cli import main
+
+    path = tmp_path / "q.db"
+    _queued_on_disk(path, "orchestration")
+    capsys.readouterr()
+    assert main(["inspect", str(path), "list", "--status", "queued"]) == 0
+    listed = capsys.readouterr().out
+    assert sorted(line.split()[0] for line in listed.splitlines()) == ["q1", "q2", "q3"]
+    assert main(["inspect", str(path), "show", "q1"]) == 0
+    shown = capsys.readouterr().out
+    assert "queued: position 2 of 3 for a slot of 'gated'" in shown
+    assert "SagaQueued priority=0 ticket=" in shown
+    assert main(["inspect", str(path), "--json", "show", "q3"]) == 0
+    assert msgspec.json.decode(capsys.readouterr().out)["queue"] == {"position": 1, "of": 3}
+
+
 def _sweep_workload(rt: sa.Runtime, mode: sa.Mode) -> list[str]:
     started: list[str] = []
     try:
