@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import msgspec
@@ -136,7 +137,7 @@ def test_queued_sagas_are_visible_and_admitted_by_priority_then_order(mode: sa.M
         assert rt.counts().get("queued") == 6
         listed = {row.id for row in rt.list(status="queued").rows}
         assert listed == set(expected)
-        for name in ["blocker", *expected]:  # kept until each reaches its wait
+        for name in [*expected, "blocker"]:  # kept (queued ones first) until each reaches its wait
             rt.signal(name, "go", None)
         assert blocker.result(10).ok
         for name in expected:
@@ -161,6 +162,35 @@ def test_a_cancelled_queued_saga_leaves_the_queue_and_never_runs() -> None:
             rt.signal(name, "go", None)
             assert rt.run(name).result(5).ok
         assert rt.state("turnstile").entered == ["blocker", "y"]
+
+
+def test_an_admission_that_cannot_be_journaled_is_admitted_again_once() -> None:
+    """The disk refuses the first ``SagaAdmitted``: the saga is reloaded, still queued, and
+    admitted again when the write succeeds; it runs once."""
+    from sagactor.persistence.journal import Record
+    from sagactor.persistence.memory import MemoryJournal
+
+    refused: list[str] = []
+
+    def fault(records: Sequence[Record]) -> None:
+        if not refused and any(r.type == "SagaAdmitted" for r in records):
+            refused.append(records[0].stream)
+            raise OSError(28, "disk full (once)")
+
+    journal = MemoryJournal()
+    journal.fault = fault
+    saga = gated(1, wait=True)
+    with sa.Runtime(journal, participants=[Turnstile()], sagas=[saga]) as rt:
+        rt.start("gated", "first", saga_id="first")
+        rt.start("gated", "second", saga_id="second")
+        for name in ("second", "first"):  # second's first: kept while it is queued
+            rt.signal(name, "go", None)
+        for name in ("first", "second"):
+            assert rt.run(name).result(10).ok
+        assert refused == ["saga/second"]
+        assert rt.state("turnstile").entered == ["first", "second"]
+        admitted = [e for e in rt.history("second") if isinstance(e.event, SagaAdmitted)]
+        assert len(admitted) == 1
 
 
 def test_limits_and_priorities_are_checked() -> None:

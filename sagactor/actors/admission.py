@@ -13,7 +13,7 @@ freed once the end of its saga is durable (an end lost in a crash never admits o
 taken before the admission is journaled (so a burst of ends admits each queued saga once).
 
 A stuck or dead saga gives its slot back (nothing of it runs); when an operator resumes or
-revives it, it runs beside the limit rather than wait behind sagas that never ran.
+revives it, it runs at once rather than wait behind sagas that never ran.
 """
 
 from __future__ import annotations

@@ -86,7 +86,7 @@ class Coordinator(SagaActor):
             for name in self.env.admission.names():  # running sagas took their slots first
                 self._admit_due(name)
         elif isinstance(message, Rebuild):
-            self.rebuild(message.saga_id, self._resume)
+            self.rebuild(message.saga_id, self._reloaded)
 
     # -- inputs --------------------------------------------------------------------------------
 
@@ -178,6 +178,12 @@ class Coordinator(SagaActor):
             if isinstance(message.event, StepSucceeded):
                 state.results[message.event.step] = message.result
             self._commit(state, events)
+
+    def _reloaded(self, state: SagaState) -> None:
+        """Reloaded after a failed commit: an admission that failed waits again, first in line."""
+        self._resume(state)
+        if state.status is SagaStatus.QUEUED:
+            self._admit_due(state.definition.name)
 
     def _resume(self, state: SagaState) -> None:
         limit = state.definition.max_in_flight
