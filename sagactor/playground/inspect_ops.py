@@ -94,7 +94,7 @@ def _show(journal: Journal, options: argparse.Namespace) -> int:
         event = msgspec.to_builtins(_decode(record.data), enc_hook=_raw)
         event.pop("input", None)  # the row carries it as JSON
         events.append({"seq": record.seq, "type": record.type, "ts": record.ts, **event})
-    place = queue_position(journal, row) if row.status == "queued" else None
+    place = _queue_position(journal, row) if row.status == "queued" else None
     if options.json:
         position = None if place is None else {"position": place[0], "of": place[1]}
         _print_json({"saga": row, "events": events, "queue": position})
@@ -115,7 +115,7 @@ def _show(journal: Journal, options: argparse.Namespace) -> int:
     return 0
 
 
-def queue_position(journal: Journal, row: SagaRow) -> tuple[int, int] | None:
+def _queue_position(journal: Journal, row: SagaRow) -> tuple[int, int] | None:
     """Where a queued saga stands among the queued sagas of its type, as the journal says:
     (its place, 1 = next; how many wait). The runtime admits in the same order: higher
     priority first, then the ticket each ``SagaQueued`` journaled."""
