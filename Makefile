@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.bench-installed
 
-.PHONY: demo test lint typecheck docs pytest bench bench-quick bench-long soak sim clean
+.PHONY: demo test lint typecheck docs pytest bench bench-quick bench-long bench-sleepers soak sim clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -53,6 +53,11 @@ bench-quick: $(BENCH_STAMP)
 
 bench-long: $(BENCH_STAMP)
 	$(BIN)/python bench/run.py --long
+
+# 100,000 sagas asleep at once: memory per sleeping saga, reopen time, then all woken (also
+# part of `make bench`, without the wake-up).
+bench-sleepers: $(STAMP)
+	$(BIN)/python bench/bench_sleepers.py --sagas 100000 --wake
 
 soak: $(STAMP)
 	$(BIN)/python -m tests.soak --kills 1000

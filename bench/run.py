@@ -6,7 +6,8 @@
   and memory targets then say n/a, their sizes not being the target's);
 - ``--long``: RSS over 1,000,000 sagas (default 100,000);
 - ``--json``: one JSON document on stdout (the extras' own output goes to stderr);
-- ``--no-extras``: skip DBOS and the extra benches (async handlers, footprint, journal).
+- ``--no-extras``: skip DBOS and the extra benches (async handlers, footprint, journal,
+  sleepers: 100,000 sagas asleep at once).
 
 DBOS runs in a child process with the interpreter named by ``BENCH_DBOS_PYTHON`` (default:
 this one); where that lacks the ``bench`` extra the table says "DBOS not installed".
@@ -31,7 +32,16 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import baselines, bench_async, bench_dbos, bench_footprint, counts, resources, workload
+from bench import (
+    baselines,
+    bench_async,
+    bench_dbos,
+    bench_footprint,
+    bench_sleepers,
+    counts,
+    resources,
+    workload,
+)
 from bench.report import Row, Target, counts_table, table
 
 IN_FLIGHT = (1, 10, 100)
@@ -173,6 +183,7 @@ def extras(quick: bool, long: bool) -> None:
     sections: list[tuple[str, Callable[[], None], list[str]]] = [
         ("async handlers vs sync handlers", bench_async.main, ["--sagas", "300"] if quick else []),
         ("footprint: memory, snapshots, history", bench_footprint.main, [] if long else footprint),
+        ("sleepers: asleep at once, reopen", bench_sleepers.main, ["--sagas", "10000"] * quick),
     ]  # fmt: skip
     if journal_bench is not None and hasattr(journal_bench, "main"):
         sections.insert(

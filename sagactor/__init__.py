@@ -16,6 +16,7 @@ from .crashpoints import CrashPoint, SimulatedCrash
 from .errors import (
     DefinitionError,
     IncompatibleDefinition,
+    InvalidPriority,
     JournalCorrupt,
     JournalError,
     JournalFenced,
@@ -57,6 +58,7 @@ __all__ = [
     "Footprint",
     "HistoryEntry",
     "IncompatibleDefinition",
+    "InvalidPriority",
     "JournalCorrupt",
     "JournalError",
     "JournalFenced",

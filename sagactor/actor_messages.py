@@ -252,6 +252,7 @@ class StartSaga(msgspec.Struct, frozen=True, kw_only=True):
     fresh: bool
     accepted: Future[str]
     fork: Any = None  # a sagas.forks.Fork: the saga begins part-way (Runtime.restart)
+    priority: int = 0  # its place in its saga's queue, if max_in_flight makes it wait
 
 
 class Recover(msgspec.Struct, frozen=True):

@@ -128,6 +128,7 @@ async def start_saga(
     *,
     saga_id: str | None = None,
     mode: Mode = "orchestration",
+    priority: int = 0,
 ) -> str:
     """``Runtime.start`` without blocking: submit, then await the journal's acceptance; the
     saga's id.
@@ -135,7 +136,8 @@ async def start_saga(
     If the caller is cancelled while it waits, the saga may still start (the request is out):
     pass a ``saga_id`` to find it again, starting the same id twice is harmless.
     """
-    submitted = engine.submit(saga, [input], None if saga_id is None else [saga_id], mode)
+    ids = None if saga_id is None else [saga_id]
+    submitted = engine.submit(saga, [input], ids, mode, priority)
     futures = [start.accepted for start in submitted]
     try:
         return await wait_future(futures[0])

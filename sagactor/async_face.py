@@ -30,10 +30,13 @@ class AsyncFace:
         *,
         saga_id: str | None = None,
         mode: Mode = "orchestration",
+        priority: int = 0,
     ) -> SagaRun:
         """:meth:`start` for async callers: awaits the journaling without blocking the loop."""
         definition = self._engine.catalog.definition(saga)
-        accepted = await aio.start_saga(self._engine, definition, input, saga_id=saga_id, mode=mode)
+        accepted = await aio.start_saga(
+            self._engine, definition, input, saga_id=saga_id, mode=mode, priority=priority
+        )
         return SagaRun(cast(Any, self), accepted)
 
     async def asignal(

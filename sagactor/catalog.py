@@ -17,6 +17,7 @@ from typing import Any
 import pykka
 
 from .actor_messages import Directory
+from .actors.concurrent import ConcurrentHost, concurrency_of
 from .actors.environment import Environment
 from .actors.host import ParticipantHost
 from .actors.kinds import ActorKinds
@@ -70,7 +71,10 @@ class Catalog:
                     )
                 self.env.portal.start()  # the event loop its async handlers run on
                 inline = False  # it waits for the loop: never on the scheduler
-            host = ParticipantHost.launch(self.kinds.host(inline), participant, self.env)
+            host_type = ParticipantHost
+            if concurrency_of(participant) > 1 and self.kinds.allows_async:  # not simulated
+                host_type, inline = ConcurrentHost, False  # its calls have threads of their own
+            host = host_type.launch(self.kinds.host(inline), participant, self.env)
             self.refs[name] = host.actor_ref
             self.hosts[name] = host
             for action_name, spec in type(participant)._actions.items():

@@ -21,7 +21,7 @@ import pykka
 
 from . import clock
 from .actor_messages import Cancel, CancelNative, Recover, Resume, StartSaga
-from .actors import statecheck
+from .actors import admission, statecheck
 from .actors.coordinator import Coordinator
 from .actors.dispatcher import NativeDispatcher
 from .actors.environment import Environment
@@ -84,7 +84,7 @@ class Engine:
         self._resumed: dict[str, int] = {}  # saga id -> its stream's last seq when resumed
         self.catalog = Catalog(self.env, self.kinds, on_change=self._publish_catalog)
         self.directory = self.catalog.directory()  # the catalog as the actors see it
-        self.outcomes = OutcomeBoard(self.directory.result_types)
+        self.outcomes = OutcomeBoard(self.directory.result_types, self.env.admission.position)
         self.quarantine = Quarantine(self.outcomes)
         self._closed = False
         self._crash: BaseException | None = None
@@ -114,14 +114,14 @@ class Engine:
         inputs: Sequence[Any],
         saga_ids: Sequence[str] | None,
         mode: Mode,
-        fork: Any = None,
+        fork: Any = None,  # a sagas.forks.Fork: they begin part-way (Runtime.restart)
+        priority: int = 0,
     ) -> list[Submitted]:
         """Ask the drivers to start each saga; each future gives its id once journaled.
-
         Never blocks (the async face calls it on the event loop). Pair with :meth:`settle`.
-        Fresh ids (no ``saga_ids``) are tracked on the outcome board until their sagas end;
-        ``fork`` (a ``sagas.forks.Fork``) starts them part-way (``Runtime.restart``)."""
+        Fresh ids (no ``saga_ids``) are tracked on the outcome board until their sagas end."""
         self.check_open()
+        priority = admission.check_priority(priority)  # its place in the queue, if it has to wait
         saga = self.catalog.definition(saga)
         if mode not in MODES:
             raise DefinitionError(saga.name, f"mode must be one of {MODES}, not {mode!r}")
@@ -150,6 +150,7 @@ class Engine:
                     fresh=fresh,
                     accepted=future,
                     fork=fork,
+                    priority=priority,
                 ),
             )
             submitted.append(Submitted(saga_id, future, completion))
@@ -361,8 +362,7 @@ class Engine:
             self.env.dead.set()
         self.env.timers.stop()
         self.env.portal.close()  # cancels running async handlers, so their actors stop soon
-        refs: list[pykka.ActorRef[Any]] = [self._coordinator, self._dispatcher]
-        stopping = [ref.stop(block=False) for ref in [*refs, *self.catalog.refs.values()]]
+        stopping = [r.stop(block=False) for r in [*self.drivers, *self.catalog.refs.values()]]
         self.kinds.settle(lambda: False)  # a simulation: its actors stop on this thread
         deadline = None if grace is None else time.monotonic() + grace
         for future in stopping:

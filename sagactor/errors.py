@@ -9,6 +9,7 @@ from __future__ import annotations
 __all__ = [
     "DefinitionError",
     "IncompatibleDefinition",
+    "InvalidPriority",
     "JournalCorrupt",
     "JournalError",
     "JournalFenced",
@@ -132,6 +133,16 @@ class SignalRefused(SagactorError):  # noqa: N818
     def __init__(self, saga_id: str, name: str, why: str) -> None:
         super().__init__(f"signal {name!r} to saga {saga_id!r} refused: {why}")
         self.saga_id, self.name, self.why = saga_id, name, why
+
+
+class InvalidPriority(SagactorError, TypeError):  # noqa: N818 - named after the condition
+    """A start's ``priority`` is not a whole number (``int``, not ``bool``): nothing started."""
+
+    def __init__(self, priority: object) -> None:
+        super().__init__(
+            f"priority must be an int (higher runs first, default 0), not {priority!r}"
+        )
+        self.priority = priority
 
 
 class UnknownSagaType(SagactorError):  # noqa: N818

@@ -143,10 +143,11 @@ def start_runs(
     inputs: Sequence[Any],
     saga_ids: Sequence[str] | None,
     mode: Mode,
+    priority: int = 0,
 ) -> list[SagaRun]:
     """Start sagas and wait once for all their starts to be journaled (``start_many``)."""
     engine = runtime.engine
-    submitted = engine.submit(saga, inputs, saga_ids, mode)
+    submitted = engine.submit(saga, inputs, saga_ids, mode, priority)
     accepted = [start.accepted for start in submitted]
     try:
         if len(accepted) > 1:

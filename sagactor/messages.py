@@ -34,12 +34,14 @@ __all__ = [
     "Outcome",
     "ParticipantSnapshot",
     "RecoveryAttempted",
+    "SagaAdmitted",
     "SagaCancelled",
     "SagaCompensated",
     "SagaCompleted",
     "SagaDead",
     "SagaEvent",
     "SagaOverdue",
+    "SagaQueued",
     "SagaResumed",
     "SagaRevived",
     "SagaStarted",
@@ -65,8 +67,10 @@ class SagaStatus(StrEnum):
     be resumed, ``dead`` retried). ``quarantined``: in flight, but it cannot be loaded (see
     ``SagaQuarantined``); it waits, set aside, for ``Runtime.retry_quarantined``. ``dead``: a
     dead letter, parked after ``max_recovery_attempts`` recoveries that saw it make no
-    progress (a poison saga that kills its process); ``Runtime.retry_dead`` brings it back."""
+    progress (a poison saga that kills its process); ``Runtime.retry_dead`` brings it back.
+    ``queued``: accepted (durable), waiting for a slot under its saga's ``max_in_flight``."""
 
+    QUEUED = "queued"
     RUNNING = "running"
     COMPENSATING = "compensating"
     COMPLETED = "completed"
@@ -286,6 +290,20 @@ class SignalReceived(_Event, frozen=True):
     payload: msgspec.Raw
 
 
+class SagaQueued(_Event, frozen=True):
+    """Its saga's ``max_in_flight`` was reached: the saga waits in the queue (higher
+    ``priority`` first, then by ``ticket``: the order it was queued in) for a slot."""
+
+    priority: int
+    ticket: int
+
+
+class SagaAdmitted(_Event, frozen=True):
+    """A queued saga got its slot: its first steps start now (``waited``: seconds queued)."""
+
+    waited: float = 0.0
+
+
 SagaEvent = (
     SagaStarted
     | StepStarted
@@ -311,6 +329,8 @@ SagaEvent = (
     | SleepStarted
     | WaitStarted
     | SignalReceived
+    | SagaQueued
+    | SagaAdmitted
 )
 # By stored name (the tag), which is the class name except for StepAbandoned ("StepFailed").
 SAGA_EVENTS: dict[str, type[Any]] = {

@@ -211,9 +211,10 @@ class Runtime(Operations, Drills, cluster.Clustered, AsyncFace):
         *,
         saga_id: str | None = None,
         mode: Mode = "orchestration",
+        priority: int = 0,
     ) -> SagaRun:
         """Start ``saga`` (a definition, or the name of a registered one) on ``input``; returns
-        once the start is durably journaled.
+        once the start is durably journaled (``priority``: see ``Saga(max_in_flight=)``).
 
         The input is first converted to the saga's ``input_type`` (a dict or a dataclass becomes
         that Struct); one that does not fit raises :class:`PayloadError` naming the field, and
@@ -224,9 +225,8 @@ class Runtime(Operations, Drills, cluster.Clustered, AsyncFace):
         existing run; with another input, or another saga or version, it raises
         :class:`SagaIdConflict`.
         """
-        return self.start_many(
-            saga, [input], saga_ids=None if saga_id is None else [saga_id], mode=mode
-        )[0]
+        ids = None if saga_id is None else [saga_id]
+        return self.start_many(saga, [input], saga_ids=ids, mode=mode, priority=priority)[0]
 
     def start_many(
         self,
@@ -235,12 +235,13 @@ class Runtime(Operations, Drills, cluster.Clustered, AsyncFace):
         *,
         saga_ids: Sequence[str] | None = None,
         mode: Mode = "orchestration",
+        priority: int = 0,
     ) -> list[SagaRun]:
         """Start many sagas at once; one run per input. Returns once every start is durable:
         the starts share group commits, and the caller waits once for the whole batch."""
         if self.role == "standby":
             return self.forward(saga, inputs, saga_ids, mode)
-        return start_runs(self, saga, inputs, saga_ids, mode)
+        return start_runs(self, saga, inputs, saga_ids, mode, priority)
 
     def start_nowait(
         self,

@@ -36,7 +36,7 @@ from ..actor_messages import (
     Timeout,
     Wake,
 )
-from ..messages import SagaEvent, StepSucceeded
+from ..messages import SagaEvent, SagaStatus, StepSucceeded
 from ..names import ACTION
 from ..sagas.choreography import react
 from ..sagas.effects import Effect, Send, Timer
@@ -52,6 +52,7 @@ from ..sagas.machine import (
     start,
 )
 from ..sagas.outcomes import earlier_results
+from ..sagas.queueing import admit, cancel_queued, start_queued
 from ..sagas.waits import on_signal, refusal
 from .saga_actor import SagaActor
 
@@ -83,20 +84,50 @@ class Coordinator(SagaActor):
             self._start(message)
         elif isinstance(message, Recover):
             self.recover(message, self._resume)
+            for name in self.env.admission.names():  # running sagas took their slots first
+                self._admit_due(name)
         elif isinstance(message, Rebuild):
-            self.rebuild(message.saga_id, self._resume)
+            self.rebuild(message.saga_id, self._reloaded)
 
     # -- inputs --------------------------------------------------------------------------------
 
     def _start(self, msg: StartSaga) -> None:
         if self.already_started(msg):
             return
-        begin = start if msg.fork is None else functools.partial(start_fork, fork=msg.fork)
-        state, events = begin(
-            msg.definition, msg.saga_id, msg.mode, msg.input, msg.raw, msg.digest, clock.now()
-        )
+        name, limit, slots = msg.definition.name, msg.definition.max_in_flight, self.env.admission
+        args = (msg.definition, msg.saga_id, msg.mode, msg.input, msg.raw, msg.digest, clock.now())
+        if msg.fork is None and slots.must_wait(name, limit):
+            ticket = slots.ticket()
+            state, events = start_queued(*args, priority=msg.priority, ticket=ticket)
+            slots.enqueue(name, msg.saga_id, msg.priority, ticket)
+        else:  # a fork is an operator's act: it runs at once, as a resumed saga does
+            begin = start if msg.fork is None else functools.partial(start_fork, fork=msg.fork)
+            state, events = begin(*args)
+            if limit is not None:
+                slots.take(name, msg.saga_id)
+        if limit is not None:  # a start that cannot be journaled gives its place back
+            msg.accepted.add_done_callback(functools.partial(self._unaccepted, state))
         self.sagas[msg.saga_id] = state
         self._commit(state, events, accepted=msg.accepted, timers=deadline_timer(state))
+
+    def _unaccepted(self, state: SagaState, accepted: Any) -> None:
+        if accepted.exception() is not None and not self.env.dead.is_set():
+            self.slot_freed(state)
+
+    def slot_freed(self, state: SagaState) -> None:
+        limit = state.definition.max_in_flight
+        if limit is not None:
+            self.env.admission.release(state.definition.name, state.saga_id)
+            self._admit_due(state.definition.name)
+
+    def _admit_due(self, name: str) -> None:
+        """Give the free slots of saga ``name`` to the queued sagas first in line."""
+        for saga_id in self.env.admission.due(name):
+            state = self.sagas.get(saga_id)
+            if state is None or state.status is not SagaStatus.QUEUED:
+                self.env.admission.release(name, saga_id)  # gone meanwhile (cancelled)
+                continue
+            self._commit(state, admit(state, clock.now()), timers=deadline_timer(state))
 
     def _advance(
         self, message: Reply | Timeout | Wake | DeadlinePassed | Cancel | Resume | Resolve
@@ -108,7 +139,10 @@ class Coordinator(SagaActor):
                 self.sagas[message.saga_id] = state
         if state is None:
             return  # finished, or a late message for a saga this runtime no longer drives
-        events = decide(state, message, clock.now())
+        if state.status is SagaStatus.QUEUED:  # nothing ran: only a cancel changes it
+            events = cancel_queued(state, message.reason) if isinstance(message, Cancel) else []
+        else:
+            events = decide(state, message, clock.now())
         if isinstance(message, Cancel) and state.past_pivot and not state.status.terminal:
             logger.warning(
                 "saga %s: the cancel is dropped: its pivot %r succeeded, so it completes",
@@ -147,7 +181,17 @@ class Coordinator(SagaActor):
                 state.results[message.event.step] = message.result
             self._commit(state, events)
 
+    def _reloaded(self, state: SagaState) -> None:
+        """Reloaded after a failed commit: an admission that failed waits again, first in line."""
+        self._resume(state)
+        if state.status is SagaStatus.QUEUED:
+            self._admit_due(state.definition.name)
+
     def _resume(self, state: SagaState) -> None:
+        limit = state.definition.max_in_flight
+        if limit is not None:
+            name, queue = state.definition.name, state.queue
+            self.env.admission.recovered(name, state.saga_id, state.status, queue, limit)
         self._perform(state, [*pending(state), *deadline_timer(state)])
 
     # -- journal, then act ---------------------------------------------------------------------

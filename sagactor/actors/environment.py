@@ -14,6 +14,7 @@ from ..crashpoints import CrashPlan
 from ..observe import Listeners
 from ..persistence.journal import DoneCallback, Journal, Record, Snapshot
 from .aborts import die_of
+from .admission import Admission
 from .faults import FaultPlan
 from .portal import CommitSignals, HandlerPortal
 from .timers import TimerService
@@ -35,6 +36,7 @@ class Environment:
     told: int = 0  # actor messages sent (here and by Engine.tell): the bench's per-saga count
     listeners: Listeners = field(default_factory=Listeners)  # notices of durable saga events
     relaxed: bool = False  # durability="relaxed": only a saga's start and end wait for the disk
+    admission: Admission = field(default_factory=Admission)  # max_in_flight's slots and queues
 
     def tell(self, ref: pykka.ActorRef[Any], message: Any) -> None:
         """Send unless the runtime is dead; an actor stopped by close() just misses it."""

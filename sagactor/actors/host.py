@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -184,15 +185,35 @@ class ParticipantHost(ReactingInbox):
         return True
 
     def _run(self, cmd: Command) -> None:
-        p = self.participant
-        table = p._actions if cmd.kind == ACTION else p._compensations
-        spec = table[cmd.name]
-        ctx = StepContext(
-            self.name, cmd.saga_id, cmd.step, cmd.kind, cmd.attempt, self._apply, cmd.results
-        )
+        spec, ctx = self._context(cmd, self._apply)
         try:
-            args = self._arguments(spec, cmd)
-            result = self._invoke(spec, ctx, args, cmd)
+            result, error = self._invoke(spec, ctx, self._arguments(spec, cmd), cmd), None
+        except Exception as caught:  # noqa: BLE001 - a user's handler may raise anything
+            result, error = None, caught
+        self._finish(cmd, spec, ctx, result, error)
+
+    def _context(
+        self, cmd: Command, apply: Callable[[Any], None]
+    ) -> tuple[HandlerSpec, StepContext]:
+        p = self.participant
+        spec = (p._actions if cmd.kind == ACTION else p._compensations)[cmd.name]
+        ctx = StepContext(
+            self.name, cmd.saga_id, cmd.step, cmd.kind, cmd.attempt, apply, cmd.results
+        )
+        return spec, ctx
+
+    def _finish(
+        self,
+        cmd: Command,
+        spec: HandlerSpec,
+        ctx: StepContext,
+        result: Any,
+        error: BaseException | None,
+    ) -> None:
+        """Journal and answer what the handler did (``error``: what it raised), on this turn."""
+        try:
+            if error is not None:
+                raise error
         except HandlerCancelled as cancelled:
             # An async handler outlived its step's timeout (or the runtime): none of it applies.
             # An action replies nothing: the coordinator's timer for the same limit, armed when
@@ -226,12 +247,12 @@ class ParticipantHost(ReactingInbox):
             # live, from a repeat's inbox record, and after a restart (and checked now).
             value = msgspec.msgpack.decode(raw, type=spec.returns) if cmd.kind == ACTION else None
             records = [self._encoded(c, cmd.key) for c in ctx.changes]
-        except (msgspec.EncodeError, msgspec.ValidationError, TypeError, OverflowError) as error:
+        except (msgspec.EncodeError, msgspec.ValidationError, TypeError, OverflowError) as bad:
             self._undo(ctx, force=True)
             what = f"the result of {spec.method!r}"
-            if isinstance(error, msgspec.ValidationError):
+            if isinstance(bad, msgspec.ValidationError):
                 what += f" as the {getattr(spec.returns, '__name__', spec.returns)} it declares"
-            problem = PayloadError(what, error, saga_id=cmd.saga_id, step=cmd.step)
+            problem = PayloadError(what, bad, saga_id=cmd.saga_id, step=cmd.step)
             # Nothing is recorded, so the step is in doubt like any technical failure: its
             # compensation leaves a tombstone against a copy of the command still on its way.
             self._send(cmd, "error", reason=str(problem), retryable=False)

@@ -17,7 +17,9 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any, NamedTuple
 
-from ..messages import Outcome
+import msgspec
+
+from ..messages import Outcome, SagaStatus
 from ..sagas.machine import SagaState
 from ..sagas.native import NativeState
 from ..sagas.outcomes import ResultTypes, outcome_of
@@ -107,7 +109,12 @@ class OutcomeBoard:
     """Completions per saga; ``result_types`` types the outcomes' results (an immutable
     snapshot, replaced as participants register)."""
 
-    def __init__(self, result_types: ResultTypes | None = None) -> None:
+    def __init__(
+        self,
+        result_types: ResultTypes | None = None,
+        positions: Callable[[str], tuple[int, int] | None] | None = None,
+    ) -> None:
+        self._positions = positions  # where a queued saga stands (see admission)
         self._lock = threading.Lock()
         self._sagas: dict[str, Completion] = {}
         self._waiting = 0
@@ -116,7 +123,14 @@ class OutcomeBoard:
         self.finished = 0
 
     def outcome(self, state: SagaState | NativeState) -> Outcome:
-        return outcome_of(state, self.result_types)
+        outcome = outcome_of(state, self.result_types)
+        if state.status is SagaStatus.QUEUED and self._positions is not None:
+            where = self._positions(state.saga_id)
+            priority = f"priority {state.queue[0]}" if isinstance(state, SagaState) else ""
+            place = f"position {where[0]} of {where[1]}, " if where is not None else ""
+            reason = f"waiting for a slot of {state.definition.name!r} ({place}{priority})"
+            outcome = msgspec.structs.replace(outcome, reason=reason)
+        return outcome
 
     def track(self, saga_id: str) -> Completion:
         """The completion of a saga this runtime is about to start: kept until it ends, so its

@@ -234,6 +234,13 @@ class Participant(Generic[S]):
     handler stalls every saga of the runtime, and so does, briefly, one that fails after
     ``ctx.record`` (the participant then reloads from the journal, waiting for pending
     writes). Ignored for a participant with ``async`` handlers: it has its own thread."""
+    max_concurrency: ClassVar[int] = 1
+    """How many of its action and compensation calls may run at once (a payment gateway that
+    takes 5 calls at once: 5). Past it, commands wait in its mailbox, first come first served.
+    Above 1 the calls run on threads of their own, one call per saga at a time, and each call's
+    ``ctx.record`` changes are applied to the state when it returns (in the order calls end),
+    so a handler does not see its own changes, nor others' made meanwhile: for handlers that
+    wait on the outside world and whose changes commute (see :mod:`sagactor.actors.concurrent`)."""
     state: S
 
     _actions: ClassVar[dict[str, HandlerSpec]]

@@ -96,6 +96,9 @@ class SagaActor(KindActor):
     def receive(self, message: Any) -> None:
         raise NotImplementedError
 
+    def slot_freed(self, state: Any) -> None:
+        """The end of ``state`` is durable: a slot of its saga's ``max_in_flight`` is free."""
+
     def already_started(self, msg: StartSaga) -> bool:
         """Answer a start whose id is taken: the same saga (name and version) and input are
         fine, anything else is a conflict. A saga found in the journal is judged by its own
@@ -179,6 +182,8 @@ class SagaActor(KindActor):
                 then()
                 if ended:
                     self._ended(state)
+                if outcome is not None:
+                    self.slot_freed(state)
             if outcome is not None:
                 self.outcomes.finish(outcome)
             self.env.commits.notify(saga_id)  # wake whoever watches this saga

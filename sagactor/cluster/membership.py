@@ -221,13 +221,17 @@ class Clustered:
         *,
         saga_id: str | None = None,
         mode: Mode = "orchestration",
+        priority: int = 0,
     ) -> SagaRun:
         """:meth:`~sagactor.Runtime.start` for async callers: awaits the journaling (on a
-        standby: the forwarding) without blocking the loop."""
+        standby: the forwarding, where ``priority`` is the active runtime's default) without
+        blocking the loop."""
         if self.role == "standby":
             return (await self.aforward(saga, [input], saga_id, mode))[0]
         face: Any = super()  # the async face, next in the runtime's bases
-        started: SagaRun = await face.astart(saga, input, saga_id=saga_id, mode=mode)
+        started: SagaRun = await face.astart(
+            saga, input, saga_id=saga_id, mode=mode, priority=priority
+        )
         return started
 
     def remote_run(self, saga_id: str) -> SagaRun:

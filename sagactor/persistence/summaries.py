@@ -64,6 +64,7 @@ SUMMARY_VERSION: Final = 1
 """The version of the ``sagas`` table's columns and meanings (see docs/operations.md)."""
 CANCELLED: Final = "cancelled"
 ROW_STATUSES: Final = (
+    "queued",
     "running",
     "compensating",
     "completed",
@@ -71,7 +72,8 @@ ROW_STATUSES: Final = (
     CANCELLED,
     "stuck",
 )
-"""What the ``status`` column holds. ``cancelled``: compensated after a cancel (its
+"""What the ``status`` column holds. ``queued``: waiting for a slot under its saga's
+``max_in_flight`` (its position: ``Runtime.status``). ``cancelled``: compensated after a cancel (its
 compensation was asked for, not caused by a failure); while compensating it shows
 ``compensating``, and ``stuck`` if that compensation gets stuck."""
 ENDED_STATUSES: Final = ("completed", "compensated", CANCELLED)

@@ -15,6 +15,7 @@ import msgspec
 from ..codec import decode_event
 from ..errors import SagactorError
 from ..forks import fork_offline
+from ..messages import SagaQueued
 from ..operations import STATUSES, resolve_offline
 from ..persistence.journal import Journal
 from ..persistence.summaries import SagaQuery, SagaRow, parse_cursor
@@ -100,10 +101,14 @@ def _show(journal: Journal, options: argparse.Namespace) -> int:
         event = msgspec.to_builtins(_decode(record.data), enc_hook=_raw)
         event.pop("input", None)  # the row carries it as JSON
         events.append({"seq": record.seq, "type": record.type, "ts": record.ts, **event})
+    place = _queue_position(journal, row) if row.status == "queued" else None
     if options.json:
-        _print_json({"saga": row, "events": events})
+        position = None if place is None else {"position": place[0], "of": place[1]}
+        _print_json({"saga": row, "events": events, "queue": position})
         return 0
     print(_line(row))
+    if place is not None:
+        print(f"  queued: position {place[0]} of {place[1]} for a slot of {row.type!r}")
     print(f"  input: {row.input}")
     if row.result is not None:
         print(f"  result: {row.result}")
@@ -115,6 +120,22 @@ def _show(journal: Journal, options: argparse.Namespace) -> int:
         detail = " ".join(f"{k}={v!r}" for k, v in event.items() if k not in ("type", "data"))
         print(f"  {seq:>4} {at} {kind} {detail}".rstrip())
     return 0
+
+
+def _queue_position(journal: Journal, row: SagaRow) -> tuple[int, int] | None:
+    """Where a queued saga stands among the queued sagas of its type, as the journal says:
+    (its place, 1 = next; how many wait). The runtime admits in the same order: higher
+    priority first, then the ticket each ``SagaQueued`` journaled."""
+    rows = journal.sagas(SagaQuery(statuses=("queued",), saga=row.type, limit=10**9))
+    keys: dict[str, tuple[int, int]] = {}
+    for other in rows:
+        for record in journal.read(f"saga/{other.id}"):
+            event = _decode(record.data)
+            if isinstance(event, SagaQueued):
+                keys[other.id] = (-event.priority, event.ticket)
+    if row.id not in keys:
+        return None
+    return sorted(keys.values()).index(keys[row.id]) + 1, len(keys)
 
 
 def _resolve(journal: Journal, options: argparse.Namespace) -> int:

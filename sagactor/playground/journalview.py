@@ -8,6 +8,7 @@ can list thousands of sagas without asking the actors.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,14 +22,21 @@ from ..history import HistoryEntry
 from ..messages import (
     SAGA_EVENTS,
     Handled,
+    SagaCancelled,
     SagaCompensated,
     SagaCompleted,
+    SagaDead,
+    SagaOverdue,
     SagaResumed,
+    SagaRevived,
     SagaStarted,
     SagaStatus,
     SagaStuck,
+    SleepStarted,
+    StepRetrying,
     StepStarted,
     StepSucceeded,
+    WaitStarted,
 )
 from ..names import SAGA_PREFIX, saga_id_of, saga_stream
 from ..persistence.journal import Journal, Record
@@ -77,6 +85,8 @@ class SagaSummary:
     """How long each succeeded step's action took (its last attempt's start to success)."""
     last_event: str = ""
     """Native choreography: the last event dispatched, and who published it."""
+    pause: str = ""
+    """What a running saga waits for at a ``Sleep`` or ``WaitFor`` step ("" otherwise)."""
 
     @property
     def finished(self) -> bool:
@@ -96,6 +106,10 @@ class SagaSummary:
             return f"stuck: {self.reason}{detail}"
         if self.status.terminal:
             return self.reason
+        if self.status is SagaStatus.QUEUED:
+            return "queued: waiting for a slot under its saga's max_in_flight"
+        if self.pause and self.status is SagaStatus.RUNNING:
+            return self.pause
         what = "compensation of" if self.kind == "compensation" else "step"
         if self.mode == "native":
             if not self.last_event:
@@ -133,10 +147,11 @@ def summarize_events(saga_id: str, timed: Iterable[tuple[float, Any]]) -> SagaSu
             step_started[event.step] = ts
         elif isinstance(event, StepSucceeded) and event.step in step_started:
             summary.step_seconds[event.step] = ts - step_started[event.step]
-        elif isinstance(event, SagaResumed):
+        elif isinstance(event, SagaResumed | SagaRevived):
             summary.ended = 0.0
-        elif isinstance(event, SagaCompleted | SagaCompensated | SagaStuck):
+        elif isinstance(event, SagaCompleted | SagaCompensated | SagaStuck | SagaDead):
             summary.ended = ts
+        summary.pause = _pause(event, summary.pause)
     if fold.saga:
         summary.saga, summary.version, summary.mode = fold.saga, fold.version, fold.mode
     summary.status, summary.reason, summary.last_error = fold.status, fold.reason, fold.last_error
@@ -144,6 +159,21 @@ def summarize_events(saga_id: str, timed: Iterable[tuple[float, Any]]) -> SagaSu
     summary.retry_due, summary.last_event = fold.retry_due, fold.last_event
     summary.done, summary.compensated = fold.done, fold.compensated
     return summary
+
+
+def _pause(event: Any, pause: str) -> str:
+    """What the saga waits for after ``event`` at a sleep or a wait, said the way its status
+    says it."""
+    if isinstance(event, SleepStarted | WaitStarted):
+        when = datetime.datetime.fromtimestamp(event.due, datetime.UTC).isoformat(
+            timespec="seconds"
+        )
+        if isinstance(event, SleepStarted):
+            return f"sleeping until {when}"
+        return f"waiting for {event.signal!r}" + (f" until {when}" if event.due else "")
+    if isinstance(event, StepSucceeded | StepRetrying | StepStarted | SagaCancelled | SagaOverdue):
+        return ""  # the step ended, or is retried, or the saga turned back
+    return pause
 
 
 @dataclass(frozen=True, slots=True)

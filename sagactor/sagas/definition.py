@@ -31,13 +31,20 @@ class Saga:
 
     An element of ``steps`` may be a :class:`Parallel` group. ``steps`` then reads back flat
     (every step, a group's members marked with its ``group`` number) and ``stages`` gives the
-    order they run in: one tuple per lone step or group."""
+    order they run in: one tuple per lone step or group.
+
+    ``max_in_flight`` bounds how many sagas of this name run at once (every version counts
+    toward one shared set of slots; each start is judged by its own version's limit). A start
+    past it is still acknowledged, durably, once journaled, and waits ``queued`` for a slot
+    (see :mod:`sagactor.actors.admission`): higher ``priority`` first, first come first
+    served within one priority."""
 
     name: str
     steps: tuple[Step, ...] | list[Step]  # a tuple, flat (see stages)
     version: int = 1
     input_type: type[Any] | None = None
     deadline: float | None = None
+    max_in_flight: int | None = None
     stages: tuple[tuple[Step, ...], ...] = field(init=False, repr=False)
     _index: dict[str, int] = field(init=False, repr=False, compare=False)
     _stage: dict[str, int] = field(init=False, repr=False, compare=False)
@@ -50,12 +57,14 @@ class Saga:
         version: int = 1,
         input_type: type[Any] | None = None,
         deadline: float | None = None,
+        max_in_flight: int | None = None,
     ) -> None:
         for attribute, value in (
             ("name", name),
             ("version", version),
             ("input_type", input_type),
             ("deadline", deadline),
+            ("max_in_flight", max_in_flight),
         ):
             object.__setattr__(self, attribute, value)
         if not isinstance(self.name, str) or not self.name.strip():
@@ -86,6 +95,13 @@ class Saga:
             raise DefinitionError(self.name, "version must be at least 1")
         if self.deadline is not None and not _positive(self.deadline):
             raise DefinitionError(self.name, "deadline must be a positive number of seconds")
+        limit = self.max_in_flight
+        if limit is not None and (
+            not isinstance(limit, int) or isinstance(limit, bool) or limit < 1
+        ):
+            raise DefinitionError(
+                self.name, f"max_in_flight must be a whole number of at least 1, not {limit!r}"
+            )
         object.__setattr__(self, "_index", index)
         order = {step.name: number for number, stage in enumerate(stages) for step in stage}
         object.__setattr__(self, "_stage", order)

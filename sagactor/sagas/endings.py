@@ -11,12 +11,14 @@ import time
 from typing import Protocol
 
 from ..messages import (
+    SagaAdmitted,
     SagaCancelled,
     SagaCompensated,
     SagaCompleted,
     SagaDead,
     SagaEvent,
     SagaOverdue,
+    SagaQueued,
     SagaResumed,
     SagaRevived,
     SagaStatus,
@@ -56,7 +58,8 @@ def failure_reason(event: StepAbandoned | StepTimedOut | SagaCancelled | SagaOve
 
 
 def fold_end(state: Ending, event: SagaEvent) -> bool:
-    """Apply an end (completed, compensated, stuck, dead), a resume or a revival to ``state``;
+    """Apply an end (completed, compensated, stuck, dead), a resume, a revival, or a queue's
+    wait for a slot under ``max_in_flight`` (queued, admitted) to ``state``;
     False for any other event. The one place that says what an end means, for every fold of a
     saga stream: a stuck or dead saga keeps the reason it had (``failure``), which its resume
     or revival gives back; a resumed native choreography runs again, a resumed step-list saga
@@ -76,6 +79,8 @@ def fold_end(state: Ending, event: SagaEvent) -> bool:
         state.status, state.failure, state.reason = SagaStatus.DEAD, state.reason, event.reason
     elif isinstance(event, SagaRevived):
         state.status, state.reason = SagaStatus(event.status), state.failure
+    elif isinstance(event, SagaQueued | SagaAdmitted):  # waits for a slot; got one
+        state.status = SagaStatus.QUEUED if isinstance(event, SagaQueued) else SagaStatus.RUNNING
     else:
         return False
     return True

@@ -19,6 +19,7 @@ from ..messages import (
     SagaCancelled,
     SagaEvent,
     SagaOverdue,
+    SagaQueued,
     SagaResumed,
     SagaStarted,
     SagaStatus,
@@ -98,6 +99,7 @@ class SagaState:
     last_error: str = ""
     signals: dict[str, list[msgspec.Raw]] = field(default_factory=dict)  # kept, unconsumed
     signal_ids: set[str] = field(default_factory=set)  # every signal id journaled
+    queue: tuple[int, int] = (0, 0)  # (priority, ticket) of its SagaQueued, if it had to wait
     seq: int = 0
     started_at: float = 0.0
     ended_at: float = 0.0
@@ -197,6 +199,9 @@ def evolve(state: SagaState, event: SagaEvent) -> None:
         state.attempt_base = 0
         what = FENCE_OUTCOMES.get(event.outcome, event.outcome)
         state.reason = f"{state.reason} ({event.step!r} was in flight: it {what})"
+    elif isinstance(event, SagaQueued):
+        state.queue = (event.priority, event.ticket)
+        fold_end(state, event)
     elif isinstance(event, StepResolved):  # an operator settled a failing compensation
         state.stack.remove(event.step)
         if event.how == "compensated":

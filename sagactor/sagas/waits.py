@@ -116,7 +116,7 @@ def refusal(state: SagaState | None, signal: Signal) -> SignalRefused | None:
     if state is None or state.status.terminal:
         status = f" ({state.status})" if state is not None else ""
         return SignalRefused(signal.saga_id, name, f"the saga has ended{status}")
-    if state.status is not SagaStatus.RUNNING:
+    if state.status not in (SagaStatus.RUNNING, SagaStatus.QUEUED):  # queued: kept for later
         return SignalRefused(
             signal.saga_id, name, f"the saga is {state.status}: no step will wait any more"
         )

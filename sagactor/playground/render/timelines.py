@@ -11,26 +11,35 @@ from ...messages import (
     CompensationStarted,
     EventDispatched,
     Handled,
+    RecoveryAttempted,
+    SagaAdmitted,
     SagaCancelled,
     SagaCompensated,
     SagaCompleted,
+    SagaDead,
     SagaOverdue,
+    SagaQueued,
     SagaResumed,
+    SagaRevived,
     SagaStarted,
     SagaStatus,
     SagaStuck,
+    SignalReceived,
+    SleepStarted,
     StepAbandoned,
     StepCompensated,
+    StepResolved,
     StepRetrying,
     StepStarted,
     StepSucceeded,
     StepTimedOut,
+    WaitStarted,
 )
 from ...runtime import HistoryEntry
 from ...sagas.definition import Saga
 from ...sagas.endings import failure_reason
 from ..journalview import SAGA_EVENT_TYPES, Dispatched, summarize_events
-from .basics import compact, duration, table
+from .basics import clock, compact, duration, table
 from .graphs import owner
 
 __all__ = ["DISPATCHER", "choreography_row", "describe", "native_row", "timeline"]
@@ -146,7 +155,35 @@ def describe(entry: HistoryEntry, definition: Saga | None = None) -> tuple[str, 
     if isinstance(event, Handled):
         reason = f": {event.reason}" if event.reason else ""
         return f"handled {event.kind}", f"{event.step} {event.outcome.value}{reason}"
-    return f"  {entry.type}", compact(event, 60)
+    return _waits_and_operations(entry) or (f"  {entry.type}", compact(event, 60))
+
+
+def _waits_and_operations(entry: HistoryEntry) -> tuple[str, str] | None:
+    """(what, detail) of a sleep, a wait, a signal, the queue, and what operators and
+    recovery journal; None for any other entry."""
+    event, ts = entry.event, entry.ts
+    if isinstance(event, SleepStarted):
+        return "sleep", f"{event.step} until {clock(event.due)} (for {duration(event.due - ts)})"
+    if isinstance(event, WaitStarted):
+        until = f"until {clock(event.due)}" if event.due else "no time limit"
+        return "wait", f"{event.step} for signal {event.signal!r}, {until}"
+    if isinstance(event, SignalReceived):
+        detail = f"{event.name!r} (id {event.signal_id}) {compact(event.payload, 50)}"
+        return "signal received", detail
+    if isinstance(event, SagaQueued):
+        return "saga QUEUED", f"waiting for a slot (priority {event.priority}, #{event.ticket})"
+    if isinstance(event, SagaAdmitted):
+        return "saga admitted", f"got a slot after {duration(event.waited)} queued"
+    if isinstance(event, RecoveryAttempted):
+        return "recovery", f"resumed it (attempt {event.attempt} in a row without progress)"
+    if isinstance(event, SagaDead):
+        return "saga DEAD", f"{event.reason} (was {event.was})"
+    if isinstance(event, SagaRevived):
+        return "saga revived", f"by {event.by}, {event.status} again"
+    if isinstance(event, StepResolved):
+        note = f": {event.note}" if event.note else ""
+        return "resolved by hand", f"{event.step} {event.how} by {event.by}{note}"
+    return None
 
 
 @dataclass(slots=True)
@@ -185,6 +222,10 @@ def _step_rows(entries: Sequence[HistoryEntry], definition: Saga | None) -> dict
             row.outcome, row.took = "timed out", ts - row.first
         elif isinstance(event, StepRetrying) and row.outcome == "running":
             row.outcome = "retrying"
+        elif isinstance(event, SleepStarted):
+            row.outcome = f"sleeping until {clock(event.due)}"
+        elif isinstance(event, WaitStarted):
+            row.outcome = f"waiting for {event.signal!r}"
         elif isinstance(event, CompensationStarted):
             row.undo_first = row.undo_first or ts
             row.undo_attempts = max(row.undo_attempts, event.attempt)
