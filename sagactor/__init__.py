@@ -14,6 +14,7 @@ from .actors.participant import (
 )
 from .crashpoints import CrashPoint, SimulatedCrash
 from .errors import (
+    ChildSagaCycle,
     DefinitionError,
     IncompatibleDefinition,
     JournalCorrupt,
@@ -33,6 +34,7 @@ from .errors import (
     SignalRefused,
     StepFailed,
     StreamConflict,
+    UnknownChildSaga,
     UnknownParticipant,
     UnknownSaga,
     UnknownSagaType,
@@ -45,10 +47,14 @@ from .persistence.journal import JournalStats
 from .persistence.summaries import SagaRow
 from .retention import PruneReport, Retention
 from .runtime import Footprint, HistoryEntry, Mode, Runtime, SagaRun
+from .sagas.children import Child, ChildInput
 from .sagas.definition import Choreography, Parallel, RetryPolicy, Saga, Sleep, Step, WaitFor
 from .sagas.versions import Definitions
 
 __all__ = [
+    "Child",
+    "ChildInput",
+    "ChildSagaCycle",
     "Choreography",
     "CrashPoint",
     "DefinitionError",
@@ -98,6 +104,7 @@ __all__ = [
     "StepFailed",
     "StepResults",
     "StreamConflict",
+    "UnknownChildSaga",
     "UnknownParticipant",
     "UnknownSaga",
     "UnknownSagaType",

@@ -26,7 +26,9 @@ from .errors import DefinitionError, UnknownParticipant
 from .messages import SagaStarted
 from .names import saga_stream
 from .persistence.recovery import decode_saga_events
+from .sagas.children import ChildSpec, check_children, result_key, result_step
 from .sagas.definition import Choreography, Saga
+from .sagas.outcomes import result_type
 from .sagas.versions import Definitions
 from .sagas.workflow import Reactions, check, event_types
 
@@ -110,6 +112,7 @@ class Catalog:
                 self.event_types.update(event_types(saga, reactions))
             else:
                 self._validate(saga)
+                self._define_children(saga)
             self.definitions.add(saga)  # beside its other versions; by name: the latest
             self.on_change()
 
@@ -117,8 +120,8 @@ class Catalog:
         if not isinstance(saga, Saga):
             raise DefinitionError(repr(saga), "is not a sagactor Saga or Choreography")
         for step in saga.steps:
-            if step.pause is not None:
-                continue  # a Sleep or WaitFor: the saga itself waits, no participant
+            if step.pause is not None or step.child is not None:
+                continue  # a Sleep, a WaitFor or a Child: no participant runs it
             host = self.hosts.get(step.participant)
             if host is None:
                 raise UnknownParticipant(saga.name, step.name, step.participant, list(self.refs))
@@ -138,6 +141,26 @@ class Catalog:
                     f"@compensation({step.action!r}); add one or mark the step compensable=False",
                     step=step.name,
                 )
+
+    def _define_children(self, saga: Saga) -> None:
+        """Check ``saga``'s child sagas (registered, no cycle), define those given as objects,
+        and learn the type of each child step's result (its child's result step's)."""
+
+        def registered(name: str) -> Saga | None:
+            known = self.definitions.get(name)
+            return known if isinstance(known, Saga) else None
+
+        for child in check_children(saga, registered):
+            if self.definitions.exact(child.name, child.version) is None:
+                self.define(child)
+        for parent in reversed((saga, *check_children(saga, registered))):  # bottom up
+            for step in parent.steps:
+                if isinstance(step.child, ChildSpec):
+                    given = step.child.saga
+                    known = given if isinstance(given, Saga) else registered(given)
+                    assert known is not None  # checked above
+                    wanted = result_type(self.result_types, known, result_step(step.child, known))
+                    self.result_types[result_key(step.child)] = wanted
 
     def definition(self, saga: Saga | Choreography | str) -> Saga | Choreography:
         """``saga`` itself, or the latest registered version of the definition it names."""

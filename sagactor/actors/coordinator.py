@@ -52,6 +52,7 @@ from ..sagas.machine import (
 )
 from ..sagas.outcomes import earlier_results
 from ..sagas.waits import on_signal, refusal
+from .children import ChildSteps, Release
 from .saga_actor import SagaActor
 
 __all__ = ["Coordinator"]
@@ -66,6 +67,10 @@ _DRIVING = (Reply, Timeout, Wake, DeadlinePassed, Cancel, Resume, Resolve)
 
 class Coordinator(SagaActor):
     role = "coordinator"
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.children = ChildSteps(self)
 
     def receive(self, message: Any) -> None:
         if isinstance(message, Published):
@@ -84,6 +89,8 @@ class Coordinator(SagaActor):
             self.recover(message, self._resume)
         elif isinstance(message, Rebuild):
             self.rebuild(message.saga_id, self._resume)
+        elif isinstance(message, Release):
+            self.children.release(message)
 
     # -- inputs --------------------------------------------------------------------------------
 
@@ -147,6 +154,15 @@ class Coordinator(SagaActor):
 
     def _resume(self, state: SagaState) -> None:
         self._perform(state, [*pending(state), *deadline_timer(state)])
+        self.children.resumed(state)
+
+    resume = _resume  # for ChildSteps
+
+    def commit_child(
+        self, state: SagaState, events: list[SagaEvent], timers: list[Effect] | None = None
+    ) -> None:
+        """Journal a child saga's ``events`` (see :class:`ChildSteps`)."""
+        self._commit(state, events, timers=timers)
 
     # -- journal, then act ---------------------------------------------------------------------
 
@@ -160,8 +176,12 @@ class Coordinator(SagaActor):
         effects = [*follow_up(state, events), *(timers or [])]
         cause = f"{state.saga_id}/{state.step}/{state.kind}"
         self.commit(
-            state, events, cause, functools.partial(self._perform, state, effects), accepted
+            state, events, cause, functools.partial(self._settled, state, effects, events), accepted
         )
+
+    def _settled(self, state: SagaState, effects: list[Effect], events: list[SagaEvent]) -> None:
+        self._perform(state, effects)
+        self.children.settled(state, events)
 
     def _perform(self, state: SagaState, effects: list[Effect]) -> None:
         """Issue what a committed transition calls for (on this actor's turn)."""
@@ -177,6 +197,9 @@ class Coordinator(SagaActor):
 
     def _send(self, state: SagaState, effect: Send) -> None:
         step = state.definition.step(effect.step)
+        if step.child is not None:  # no participant: the child saga runs here
+            self.children.send(state, effect)
+            return
         action = effect.kind == ACTION
         policy = step.retry if action else step.compensation_retry
         limit = step.limit(effect.kind)

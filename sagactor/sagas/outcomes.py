@@ -12,6 +12,7 @@ import msgspec
 
 from ..messages import Outcome
 from ..names import COMPENSATION
+from .children import result_key
 from .definition import Saga
 from .machine import SagaState
 from .native import NativeState
@@ -39,6 +40,8 @@ def result_type(types: ResultTypes, definition: Saga, step: str) -> Any:
         return Any
     if known.pause is not None:  # a WaitFor's payload, as it declares it; a Sleep's None
         return known.pause.type if known.pause.type is not None else Any
+    if known.child is not None:  # the type of the child's result step (see Catalog.define)
+        return types.get(result_key(known.child), Any)
     return types.get((known.participant, known.action), Any)
 
 

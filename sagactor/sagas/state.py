@@ -14,6 +14,7 @@ from typing import Any
 import msgspec
 
 from ..messages import (
+    ChildDone,
     CompensationFailed,
     CompensationStarted,
     SagaCancelled,
@@ -98,6 +99,8 @@ class SagaState:
     last_error: str = ""
     signals: dict[str, list[msgspec.Raw]] = field(default_factory=dict)  # kept, unconsumed
     signal_ids: set[str] = field(default_factory=set)  # every signal id journaled
+    parent: str = ""  # a child saga's parent (see sagas.children)
+    held: bool = False  # a child whose steps all succeeded, open until its parent ends
     seq: int = 0
     started_at: float = 0.0
     ended_at: float = 0.0
@@ -135,7 +138,9 @@ class SagaState:
 def evolve(state: SagaState, event: SagaEvent) -> None:
     """Apply one journal event to ``state`` (in place)."""
     if isinstance(event, SagaStarted):
-        state.due_by = event.deadline
+        state.due_by, state.parent = event.deadline, event.parent
+    elif isinstance(event, ChildDone):  # its work is done: its deadline no longer applies
+        state.held, state.due_by = True, 0.0
     elif isinstance(event, StepStarted):
         waiting = state.definition.step(event.step).pause is not None
         state.running[event.step] = Attempt(event.attempt, event.deadline, waiting=waiting)
