@@ -96,6 +96,8 @@ class Timeline:
                 name = participant
                 whose = _saga_of(r.cause, definitions)
                 event = self._participant_event(name, r, definitions[whose])
+            elif r.stream != own and not r.stream.startswith(f"{own}/"):
+                continue  # a parent's record: its cause ("<parent>/<step>/...") looks like ours
             else:
                 if r.stream == own:
                     event = next(events)

@@ -159,11 +159,11 @@ def check_children(saga: Saga, resolve: Callable[[str], Saga | None]) -> list[Sa
             spec = step.child
             if not isinstance(spec, ChildSpec):
                 continue
+            if spec.saga_name in path:
+                raise ChildSagaCycle(parent.name, step.name, [*path, spec.saga_name])
             child = spec.saga if isinstance(spec.saga, Saga) else resolve(spec.saga)
             if child is None:
                 raise UnknownChildSaga(parent.name, step.name, spec.saga_name)
-            if child.name in path:
-                raise ChildSagaCycle(parent.name, step.name, [*path, child.name])
             _check_spec(parent.name, step.name, spec, child, step.pivot)
             if child not in found:
                 found.append(child)
