@@ -51,10 +51,9 @@ def _check(rt: sa.Runtime, trip: Trip, saga_id: str) -> list[str]:
         if books[desk].did.get(key, 0) > 1 or books[desk].undid.get(key, 0) > 1
     ]
     standing = {step for step, (desk, key) in keys.items() if books[desk].net(key) > 0}
-    if trip.refuse:
-        want = (UNDONE, UNDONE, set())
-    else:
-        want = (DONE, DONE, set(keys))
+    want: tuple[sa.SagaStatus, sa.SagaStatus, set[str]] = (
+        (UNDONE, UNDONE, set()) if trip.refuse else (DONE, DONE, set(keys))
+    )
     got = (outcome.status, child.status, standing)
     if got != want:
         problems.append(f"{saga_id}: {got} != {want} ({outcome.reason}; child {child.reason})")
@@ -70,7 +69,8 @@ def test_a_child_runs_under_a_derived_id_and_its_result_flows_on(mode: sa.Mode) 
         assert _check(rt, Trip("a"), "t-a") == []
     assert outcome.status is DONE
     assert outcome.results["flight"] == Ticket("tkt-a", "hold-a")  # typed: the child's ticket
-    assert child.status is DONE and child.saga == "flight"
+    assert child.status is DONE
+    assert child.saga == "flight"
     # The child's input came from the parent's input and the hold's result; the invoice read
     # the child's result, typed.
     assert books["airline"].notes["t-a/flight/seat"] == "hold-a"
@@ -86,7 +86,8 @@ def test_a_later_failure_undoes_the_completed_child_in_reverse(mode: sa.Mode) ->
         assert _check(rt, Trip("b", refuse="room"), "t-b") == []
     assert outcome.status is UNDONE
     assert outcome.compensated == ("flight", "hold")
-    assert child.status is UNDONE and "compensated by its parent 't-b'" in child.reason
+    assert child.status is UNDONE
+    assert "compensated by its parent 't-b'" in child.reason
     assert child.compensated == ("ticket", "seat")
     assert airline.order == [
         "t-b/flight/seat",
@@ -105,9 +106,11 @@ def test_a_failing_child_fails_its_step_and_the_parent_compensates(mode: sa.Mode
         assert _check(rt, trip, "t-c") == []
         hotel = rt.state("hotel")
     assert outcome.status is UNDONE
-    assert "step 'flight' failed" in outcome.reason and "airline refuses" in outcome.reason
+    assert "step 'flight' failed" in outcome.reason
+    assert "airline refuses" in outcome.reason
     assert outcome.compensated == ("hold",)  # the child undid itself already
-    assert child.status is UNDONE and child.compensated == ("seat",)
+    assert child.status is UNDONE
+    assert child.compensated == ("seat",)
     assert hotel.did == {}
 
 
@@ -134,7 +137,8 @@ def test_cancelling_the_parent_while_the_child_runs_undoes_the_child(mode: sa.Mo
         outcome = run.result(5)
         child = rt.run("t-d/flight").result(5)
         books = _books(rt)
-    assert outcome.status is UNDONE and outcome.reason == "changed plans"
+    assert outcome.status is UNDONE
+    assert outcome.reason == "changed plans"
     assert outcome.compensated == ("flight", "hold")
     assert child.status is UNDONE
     assert books["airline"].net("t-d/flight/seat") == 0
@@ -153,7 +157,8 @@ def test_the_parents_history_shows_the_childs_timeline_nested(mode: sa.Mode) -> 
     first, last = whose.index("t-h/flight"), len(whose) - whose[::-1].index("t-h/flight")
     assert {e.saga_id for e in entries} == {"t-h", "t-h/flight"}
     child_types = [e.type for e in entries[first:last] if e.source == "coordinator"]
-    assert child_types[0] == "SagaStarted" and "ChildDone" in child_types
+    assert child_types[0] == "SagaStarted"
+    assert "ChildDone" in child_types
     assert child_types[-1] == "SagaCompensated"
     # The child's entries sit between the parent's start of the step and its compensation.
     flight = [e for e in entries if e.saga_id == "t-h" and getattr(e.event, "step", "") == "flight"]
@@ -183,7 +188,8 @@ def test_a_child_named_by_a_registered_saga_and_another_result_step(mode: sa.Mod
     )
     with sa.Runtime.in_memory(participants=desks(), sagas=[FLIGHT, saga]) as rt:
         outcome = rt.start(saga, Trip("n"), saga_id="n", mode=mode).result(5)
-    assert outcome.status is DONE and outcome.results["flight"] == "seat-n"
+    assert outcome.status is DONE
+    assert outcome.results["flight"] == "seat-n"
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -202,7 +208,8 @@ def test_a_child_in_a_parallel_group_is_undone_when_a_sibling_fails(mode: sa.Mod
         outcome = rt.start(saga, Trip("p", refuse="room"), saga_id="p", mode=mode).result(5)
         child = rt.run("p/flight").result(5)
         airline = rt.state("airline")
-    assert outcome.status is UNDONE and child.status is UNDONE
+    assert outcome.status is UNDONE
+    assert child.status is UNDONE
     assert airline.net("p/flight/seat") == airline.net("p/flight/ticket") == 0
 
 
@@ -222,7 +229,8 @@ def test_a_grandchild_nests_too() -> None:
         inner = rt.run("g/booking/flight").result(5)
         airline = rt.state("airline")
         whose = {e.saga_id for e in rt.history("g")}
-    assert outcome.status is UNDONE and inner.status is UNDONE
+    assert outcome.status is UNDONE
+    assert inner.status is UNDONE
     assert airline.order[-2:] == ["-g/booking/flight/ticket", "-g/booking/flight/seat"]
     assert whose == {"g", "g/booking", "g/booking/flight"}
 
@@ -234,7 +242,8 @@ def test_a_child_named_but_not_registered_is_refused() -> None:
     saga = sa.Saga("trip2", [sa.Child("flight", "no-such-saga")])
     with sa.Runtime.in_memory(participants=desks()) as rt, pytest.raises(sa.UnknownChildSaga) as e:
         rt.define(saga)
-    assert e.value.child == "no-such-saga" and e.value.step == "flight"
+    assert e.value.child == "no-such-saga"
+    assert e.value.step == "flight"
     assert isinstance(e.value, sa.DefinitionError)
 
 
@@ -273,9 +282,11 @@ def test_wrong_child_steps_are_refused_when_written() -> None:
 
 def test_a_child_id_cannot_be_taken_by_a_caller() -> None:
     """A caller's id cannot contain '/', so no saga started by hand takes a child's id."""
-    with sa.Runtime.in_memory(participants=desks(), sagas=[TRIP]) as rt:
-        with pytest.raises(sa.DefinitionError, match="without '/'"):
-            rt.start(FLIGHT, FlightOrder("x", "h"), saga_id="t-x/flight")
+    with (
+        sa.Runtime.in_memory(participants=desks(), sagas=[TRIP]) as rt,
+        pytest.raises(sa.DefinitionError, match="without '/'"),
+    ):
+        rt.start(FLIGHT, FlightOrder("x", "h"), saga_id="t-x/flight")
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -291,7 +302,8 @@ def test_a_child_input_that_cannot_be_built_fails_the_step(mode: sa.Mode) -> Non
     with sa.Runtime.in_memory(participants=desks(), sagas=[saga]) as rt:
         outcome = rt.start(saga, Trip("k"), saga_id="k", mode=mode).result(5)
         assert "k/flight" not in rt.saga_ids()
-    assert outcome.status is UNDONE and "the child saga's input: KeyError" in outcome.reason
+    assert outcome.status is UNDONE
+    assert "the child saga's input: KeyError" in outcome.reason
 
 
 # -- durable: a crash anywhere ---------------------------------------------------------------------

@@ -15,7 +15,7 @@ children are released; a held child found at recovery whose parent completed is 
 from __future__ import annotations
 
 import hashlib
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import msgspec
 
@@ -29,11 +29,9 @@ from ..sagas.effects import Send
 from ..sagas.inputs import prepare_input
 from ..sagas.machine import SagaState, deadline_timer, decide, emit, start
 from ..sagas.outcomes import decode_result, earlier_results, result_type
+from .saga_actor import SagaActor
 
-if TYPE_CHECKING:
-    from .coordinator import Coordinator
-
-__all__ = ["ChildSteps", "Release"]
+__all__ = ["ChildSteps", "Driver", "Release"]
 
 
 class Release(msgspec.Struct, frozen=True):
@@ -42,10 +40,25 @@ class Release(msgspec.Struct, frozen=True):
     saga_id: str
 
 
+class Driver(Protocol):
+    """What :class:`ChildSteps` needs of the coordinator beyond a :class:`SagaActor`."""
+
+    def resume(self, state: SagaState) -> None: ...
+
+    def commit_child(
+        self, state: SagaState, events: list[SagaEvent], timers: list[Any] | None = None
+    ) -> None: ...
+
+
+class _Coordinator(SagaActor, Driver):
+    pass
+
+
 class ChildSteps:
     """Runs the ``Child`` steps of the sagas one coordinator drives (on its turn)."""
 
-    def __init__(self, coordinator: Coordinator) -> None:
+    def __init__(self, coordinator: Any) -> None:
+        self.coordinator: _Coordinator = coordinator
         self.coordinator = coordinator
 
     # -- the parent's commands -----------------------------------------------------------------
