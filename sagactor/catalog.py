@@ -144,23 +144,30 @@ class Catalog:
 
     def _define_children(self, saga: Saga) -> None:
         """Check ``saga``'s child sagas (registered, no cycle), define those given as objects,
-        and learn the type of each child step's result (its child's result step's)."""
+        and learn the type of each child step's result (its child's result step's, or a
+        choreography's completed event)."""
 
-        def registered(name: str) -> Saga | None:
-            known = self.definitions.get(name)
-            return known if isinstance(known, Saga) else None
+        def registered(name: str) -> Saga | Choreography | None:
+            return self.definitions.get(name)
 
-        for child in check_children(saga, registered):
+        children = check_children(saga, registered)
+        for child in children:
             if self.definitions.exact(child.name, child.version) is None:
                 self.define(child)
-        for parent in reversed((saga, *check_children(saga, registered))):  # bottom up
-            for step in parent.steps:
+        for parent in reversed((saga, *children)):  # bottom up
+            for step in parent.steps if isinstance(parent, Saga) else ():
                 if isinstance(step.child, ChildSpec):
                     given = step.child.saga
-                    known = given if isinstance(given, Saga) else registered(given)
+                    known = registered(given) if isinstance(given, str) else given
                     assert known is not None  # checked above
-                    wanted = result_type(self.result_types, known, result_step(step.child, known))
-                    self.result_types[result_key(step.child)] = wanted
+                    self.result_types[result_key(step.child)] = self._child_result(
+                        step.child, known
+                    )
+
+    def _child_result(self, spec: ChildSpec, child: Saga | Choreography) -> Any:
+        if isinstance(child, Choreography):
+            return child.completed[0] if len(child.completed) == 1 else Any
+        return result_type(self.result_types, child, result_step(spec, child))
 
     def definition(self, saga: Saga | Choreography | str) -> Saga | Choreography:
         """``saga`` itself, or the latest registered version of the definition it names."""

@@ -84,15 +84,15 @@ class Engine:
         self._resumed: dict[str, int] = {}  # saga id -> its stream's last seq when resumed
         self.catalog = Catalog(self.env, self.kinds, on_change=self._publish_catalog)
         self.directory = self.catalog.directory()  # the catalog as the actors see it
-        self.outcomes = OutcomeBoard(self.directory.result_types)
+        self.outcomes = self.env.outcomes = OutcomeBoard(self.directory.result_types)
         self.quarantine = Quarantine(self.outcomes)
         self._closed = False
         self._crash: BaseException | None = None
         OPEN.add(self)
         self.timeline = Timeline(journal, self.catalog)
         wiring = (self.kinds.drivers, self.env, self.outcomes, self.load_saga)
-        self._dispatcher = NativeDispatcher.start(*wiring)
-        self._coordinator = Coordinator.start(*wiring)
+        self._dispatcher = self.env.native = NativeDispatcher.start(*wiring)
+        self._coordinator = self.env.coordinator = Coordinator.start(*wiring)
 
     def _publish_catalog(self) -> None:
         """The catalog changed: the drivers, the engine and the board get its new snapshot."""

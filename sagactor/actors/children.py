@@ -21,14 +21,18 @@ import msgspec
 
 from .. import clock
 from ..actor_messages import Cancel, Reply
+from ..errors import DefinitionError
 from ..messages import SagaCompleted, SagaEvent, SagaStatus
 from ..names import ACTION, COMPENSATION
 from ..sagas.children import ChildInput, ChildSpec, answer, child_id, result_step
 from ..sagas.definition import Saga
+from ..sagas.versions import Definitions
 from ..sagas.effects import Send
 from ..sagas.inputs import prepare_input
 from ..sagas.machine import SagaState, deadline_timer, decide, emit, start
 from ..sagas.outcomes import decode_result, earlier_results, result_type
+from .flows import FlowSteps, awaited_of
+from .nested import StartNested
 from .saga_actor import SagaActor
 
 __all__ = ["ChildSteps", "Driver", "Release"]
@@ -59,6 +63,7 @@ class ChildSteps:
 
     def __init__(self, coordinator: Any) -> None:
         self.coordinator: _Coordinator = coordinator
+        self.flows = FlowSteps(coordinator)  # children that are choreographies
         self.coordinator = coordinator
 
     # -- the parent's commands -----------------------------------------------------------------
@@ -68,6 +73,9 @@ class ChildSteps:
         (cancel the child, which undoes its steps; nothing if it never started)."""
         step = parent.definition.step(effect.step)
         spec: ChildSpec = step.child
+        if self._definition(spec) is None:  # a choreography (a hybrid flow), or unknown
+            self.flows.send(parent, step.name, effect.kind, effect.attempt)
+            return
         saga_id = child_id(parent.saga_id, step.name)
         child = self._find(saga_id)
         if effect.kind == ACTION:
@@ -133,13 +141,10 @@ class ChildSteps:
         if not isinstance(parent, SagaState) or parent.status.terminal:
             return
         step = child.saga_id.rsplit("/", 1)[1]
-        member = parent.running.get(step)
-        if member is not None and member.in_flight:
-            kind, attempt = ACTION, member.attempt
-        elif parent.kind == COMPENSATION and parent.step == step and parent.undoing:
-            kind, attempt = COMPENSATION, parent.attempt
-        else:
+        awaited = awaited_of(parent, step)
+        if awaited is None:
             return  # it awaits nothing of this child now
+        kind, attempt = awaited
         spec: ChildSpec = parent.definition.step(step).child
         reply = answer(child, kind, attempt, result_step(spec, child.definition))
         if reply is not None:
@@ -148,6 +153,20 @@ class ChildSteps:
                 wanted = result_type(types, parent.definition, step)
                 reply = msgspec.structs.replace(reply, result=decode_result(reply.raw, wanted))
             self._reply(reply)
+
+    def admits(self, message: StartNested) -> bool:
+        """A reaction may start a saga whose definition is registered (else a recovery could
+        not load it); the refusal goes to the reaction."""
+        start = message.start
+        definitions = self.coordinator.directory.definitions
+        known = None
+        if isinstance(definitions, Definitions):  # every version (a Directory's always is)
+            known = definitions.exact(start.definition.name, start.definition.version)
+        if known != start.definition:
+            problem = "is not registered: define it (rt.define) before a reaction runs it"
+            start.accepted.set_exception(DefinitionError(start.definition.name, problem))
+            return False
+        return True
 
     def release(self, message: Release) -> None:
         """The parent completed: a held child completes."""
@@ -179,8 +198,8 @@ class ChildSteps:
         return child if isinstance(child, SagaState) else None
 
     def _definition(self, spec: ChildSpec) -> Saga | None:
-        if isinstance(spec.saga, Saga):
-            return spec.saga
+        if not isinstance(spec.saga, str):
+            return spec.saga if isinstance(spec.saga, Saga) else None
         known = self.coordinator.directory.definitions.get(spec.saga)
         return known if isinstance(known, Saga) else None
 

@@ -53,6 +53,8 @@ from ..sagas.machine import (
 from ..sagas.outcomes import earlier_results
 from ..sagas.waits import on_signal, refusal
 from .children import ChildSteps, Release
+from .flows import FlowEnded
+from .nested import StartNested
 from .saga_actor import SagaActor
 
 __all__ = ["Coordinator"]
@@ -91,6 +93,10 @@ class Coordinator(SagaActor):
             self.rebuild(message.saga_id, self._resume)
         elif isinstance(message, Release):
             self.children.release(message)
+        elif isinstance(message, FlowEnded):
+            self.children.flows.ended(message)
+        elif isinstance(message, StartNested) and self.children.admits(message):
+            self._start(message.start)
 
     # -- inputs --------------------------------------------------------------------------------
 

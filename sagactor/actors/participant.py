@@ -39,7 +39,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 import msgspec
 
-from ..errors import DefinitionError
+from ..errors import DefinitionError, OperationRefused
 
 __all__ = [
     "HandlerSpec",
@@ -173,6 +173,7 @@ class StepContext:
         "participant",
         "published",
         "results",
+        "runner",
         "saga_id",
         "step",
     )
@@ -196,6 +197,7 @@ class StepContext:
         self.changes: list[Any] = []
         self.published: list[Any] = []
         self._apply = apply
+        self.runner: Callable[[str, Any, Any, float | None], Any] | None = None  # run_saga's
 
     @property
     def idempotency_key(self) -> str:
@@ -216,6 +218,22 @@ class StepContext:
     def publish(self, event: Any) -> None:
         """Choreography: emit ``event`` to its subscribers once this handler's changes commit."""
         self.published.append(event)
+
+    def run_saga(self, saga: Any, input: Any, *, timeout: float | None = None) -> Any:
+        """A native choreography's reaction runs the orchestrated ``saga`` (registered) to its
+        end and returns its :class:`~sagactor.Outcome` (a hybrid flow). Its id derives from
+        this reaction's, ``<saga id>/<participant>.<event>``, so a redelivered event finds the
+        run it started. The saga must not have a step at this participant (that step would
+        wait behind this reaction). Not from an inline participant (it would stall the
+        runtime's scheduler while it waits)."""
+        if self.runner is None:
+            raise OperationRefused(
+                "run_saga",
+                "only a native choreography's reaction, in a participant that is not inline, "
+                "can run a saga (a saga step runs a child saga with sa.Child)",
+            )
+        saga_id = f"{self.saga_id}/{self.participant}.{self.step}"
+        return self.runner(saga_id, saga, input, timeout)
 
 
 class Participant(Generic[S]):

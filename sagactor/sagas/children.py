@@ -23,7 +23,7 @@ from ..actor_messages import Reply
 from ..errors import ChildSagaCycle, DefinitionError, UnknownChildSaga
 from ..messages import ChildDone, SagaCompleted, SagaEvent, SagaStatus
 from ..names import ACTION
-from .definition import Saga
+from .definition import Choreography, Saga
 from .state import SagaState
 from .steps import Step
 
@@ -58,18 +58,18 @@ class ChildSpec:
     """The saga a :func:`Child` step runs (a :class:`Saga`, or a registered one's name), how
     its input is made, and which of its steps' results is the step's result ("": its last)."""
 
-    saga: Saga | str
+    saga: Saga | Choreography | str
     input: Callable[[ChildInput], Any] | None = None
     result: str = ""
 
     @property
     def saga_name(self) -> str:
-        return self.saga.name if isinstance(self.saga, Saga) else self.saga
+        return self.saga if isinstance(self.saga, str) else self.saga.name
 
 
 def Child(  # noqa: N802 - a step kind, spelled like the other step types
     name: str,
-    saga: Saga | str,
+    saga: Saga | Choreography | str,
     *,
     input: Callable[[ChildInput], Any] | None = None,
     result: str | None = None,
@@ -84,17 +84,26 @@ def Child(  # noqa: N802 - a step kind, spelled like the other step types
     Compensating the step compensates the child: its completed steps are undone in reverse by
     their own compensations (see the module docstring). A child saga that has a pivot can
     never be undone once past it, so it may run only as the parent's pivot (``pivot=True``).
+
+    A hybrid flow: ``saga`` may be a native :class:`Choreography` (choreography between
+    bounded contexts, orchestration within). The step then publishes its start event (what
+    ``input`` returns) as a choreography of id ``<parent id>/<name>``, and waits for its
+    terminal event: a completed one is the step's result, a failed one (the choreography
+    undid its own work) fails the step. A choreography cannot be undone from outside once it
+    completed, so such a step must be the parent's pivot (``pivot=True``).
     """
     if not isinstance(name, str) or "/" in name:
         raise DefinitionError(
             str(name), "a child step's name cannot contain '/' (it makes the child's id)"
         )
-    if not isinstance(saga, Saga | str) or not saga:
-        raise DefinitionError(name, f"Child needs a Saga or a saga's name, not {saga!r}")
+    if not isinstance(saga, Saga | Choreography | str) or not saga:
+        raise DefinitionError(
+            name, f"Child needs a Saga, a Choreography or a saga's name, not {saga!r}"
+        )
     if input is not None and not callable(input):
         raise DefinitionError(name, "Child's input must be a function of a ChildInput")
     spec = ChildSpec(saga, input, result or "")
-    if isinstance(saga, Saga):
+    if not isinstance(saga, str):
         _check_spec(name, name, spec, saga, pivot)
     return Step(name, CHILD_PARTICIPANT, spec.saga_name, pivot=pivot, child=spec)
 
@@ -104,8 +113,11 @@ def child_id(parent: str, step: str) -> str:
     return f"{parent}/{step}"
 
 
-def result_step(spec: ChildSpec, child: Saga) -> str:
-    """The child's step whose result is the :func:`Child` step's result."""
+def result_step(spec: ChildSpec, child: Saga | Choreography) -> str:
+    """The child's step whose result is the :func:`Child` step's result ("" for a
+    choreography: its terminal event is)."""
+    if isinstance(child, Choreography):
+        return ""
     return spec.result or child.steps[-1].name
 
 
@@ -143,7 +155,9 @@ def answer(child: SagaState, kind: str, attempt: int, result: str) -> Reply | No
     return None
 
 
-def check_children(saga: Saga, resolve: Callable[[str], Saga | None]) -> list[Saga]:
+def check_children(
+    saga: Saga, resolve: Callable[[str], Saga | Choreography | None]
+) -> list[Saga | Choreography]:
     """Check the child steps of ``saga`` and of its children, all the way down; the child
     definitions found (to register). ``resolve`` finds a registered saga by name.
 
@@ -152,7 +166,7 @@ def check_children(saga: Saga, resolve: Callable[[str], Saga | None]) -> list[Sa
         ChildSagaCycle: Children lead back to a saga on the way (it would start itself).
         DefinitionError: A child with a pivot not run as the pivot; an unknown result step.
     """
-    found: list[Saga] = []
+    found: list[Saga | Choreography] = []
 
     def visit(parent: Saga, path: tuple[str, ...]) -> None:
         for step in parent.steps:
@@ -161,19 +175,32 @@ def check_children(saga: Saga, resolve: Callable[[str], Saga | None]) -> list[Sa
                 continue
             if spec.saga_name in path:
                 raise ChildSagaCycle(parent.name, step.name, [*path, spec.saga_name])
-            child = spec.saga if isinstance(spec.saga, Saga) else resolve(spec.saga)
+            child = resolve(spec.saga) if isinstance(spec.saga, str) else spec.saga
             if child is None:
                 raise UnknownChildSaga(parent.name, step.name, spec.saga_name)
             _check_spec(parent.name, step.name, spec, child, step.pivot)
             if child not in found:
                 found.append(child)
-            visit(child, (*path, child.name))
+            if isinstance(child, Saga):
+                visit(child, (*path, child.name))
 
     visit(saga, (saga.name,))
     return found
 
 
-def _check_spec(saga: str, step: str, spec: ChildSpec, child: Saga, pivot: bool) -> None:
+def _check_spec(
+    saga: str, step: str, spec: ChildSpec, child: Saga | Choreography, pivot: bool
+) -> None:
+    if isinstance(child, Choreography):
+        if not pivot or spec.result:
+            raise DefinitionError(
+                saga,
+                f"a choreography ({child.name!r}) cannot be undone from outside once it "
+                "completed, so it runs only as the pivot (Child(..., pivot=True)); its "
+                "terminal event is the step's result (no result=)",
+                step=step,
+            )
+        return
     if child.pivot and not pivot:
         raise DefinitionError(
             saga,
