@@ -150,7 +150,12 @@ class FlowSteps:
         summary = summarize(saga_id, events)
         dispatched = [e for e in events if isinstance(e, EventDispatched)]
         last = dispatched[-1].data if dispatched else msgspec.Raw(msgspec.msgpack.encode(None))
-        return summary.status, summary.reason or summary.last_event, last
+        reason = summary.reason
+        said = decode_result(last, Any)  # a failed event's own reason says most
+        if isinstance(said, dict) and isinstance(said.get("reason"), str):
+            if said["reason"] not in reason:
+                reason = f"{reason}: {said['reason']}" if reason else said["reason"]
+        return summary.status, reason, last
 
     def _exists(self, saga_id: str) -> bool:
         return bool(self.coordinator.env.journal.read(saga_stream(saga_id), limit=1))
