@@ -26,11 +26,11 @@ from ..messages import SagaCompleted, SagaEvent, SagaStatus
 from ..names import ACTION, COMPENSATION
 from ..sagas.children import ChildInput, ChildSpec, answer, child_id, result_step
 from ..sagas.definition import Saga
-from ..sagas.versions import Definitions
 from ..sagas.effects import Send
 from ..sagas.inputs import prepare_input
 from ..sagas.machine import SagaState, deadline_timer, decide, emit, start
 from ..sagas.outcomes import decode_result, earlier_results, result_type
+from ..sagas.versions import Definitions
 from .flows import FlowSteps, awaited_of
 from .nested import StartNested
 from .saga_actor import SagaActor

@@ -152,9 +152,9 @@ class FlowSteps:
         last = dispatched[-1].data if dispatched else msgspec.Raw(msgspec.msgpack.encode(None))
         reason = summary.reason
         said = decode_result(last, Any)  # a failed event's own reason says most
-        if isinstance(said, dict) and isinstance(said.get("reason"), str):
-            if said["reason"] not in reason:
-                reason = f"{reason}: {said['reason']}" if reason else said["reason"]
+        told = said.get("reason") if isinstance(said, dict) else None
+        if isinstance(told, str) and told not in reason:
+            reason = f"{reason}: {told}" if reason else told
         return summary.status, reason, last
 
     def _exists(self, saga_id: str) -> bool:

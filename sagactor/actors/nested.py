@@ -12,13 +12,14 @@ reacting participant itself: its command would queue behind the waiting reaction
 from __future__ import annotations
 
 import hashlib
+import time
 from concurrent.futures import Future
 from typing import Any
 
 import msgspec
 
 from ..actor_messages import StartSaga
-from ..errors import DefinitionError
+from ..errors import DefinitionError, RuntimeCrashed
 from ..messages import Outcome
 from ..names import saga_stream
 from ..persistence.recovery import decode_saga_events
@@ -65,7 +66,7 @@ def run_saga(
             accepted=accepted,
         )
         env.tell(env.coordinator, StartNested(start))
-        accepted.result(timeout)  # a conflict, an unregistered definition: raised here
+        _settled(accepted, env, timeout)  # a conflict, an unregistered definition: raised here
         records = env.journal.read(saga_stream(saga_id))
         if records and records[-1].final:  # it ended before we waited
             return summarize(saga_id, decode_saga_events(env.journal, records)).outcome()
@@ -73,3 +74,23 @@ def run_saga(
         return outcome
     finally:
         outcomes.release(saga_id, completion)
+
+
+def _settled(accepted: Future[str], env: Environment, timeout: float | None) -> None:
+    """Wait for the start's answer, which a dead runtime never gives: then raise why."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        try:
+            accepted.result(_POLL)
+            return
+        except TimeoutError:
+            failure = env.outcomes.failure
+            if failure is not None:
+                raise failure from None
+            if env.dead.is_set():
+                raise RuntimeCrashed("the runtime died while a reaction waited") from None
+            if deadline is not None and time.monotonic() > deadline:
+                raise
+
+
+_POLL = 0.05  # seconds between looks at whether the runtime died

@@ -24,8 +24,20 @@ from typing import Any
 
 import msgspec
 
-from .. import Child, ChildInput, Choreography, Participant, Saga, Step, StepContext, StepFailed
-from .. import action, compensation, evolve, on
+from .. import (
+    Child,
+    ChildInput,
+    Choreography,
+    Participant,
+    Saga,
+    Step,
+    StepContext,
+    StepFailed,
+    action,
+    compensation,
+    evolve,
+    on,
+)
 
 __all__ = [
     "DELIVERY",
