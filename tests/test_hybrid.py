@@ -93,7 +93,8 @@ def test_the_sales_history_nests_every_level() -> None:
     # The delivery's timeline sits inside fulfilment's, which sits inside the sale's pivot.
     inner = [i for i, who in enumerate(levels) if who == "h/fulfilment/dispatch.Picked"]
     middle = [i for i, who in enumerate(levels) if who == "h/fulfilment"]
-    assert middle[0] < inner[0] and inner[-1] < middle[-1]
+    assert middle[0] < inner[0]
+    assert inner[-1] < middle[-1]
     kinds = [e.type for e in entries if e.saga_id == "h/fulfilment"]
     assert kinds[:2] == ["SagaStarted", "OrderPaid"]
     assert kinds[-2:] == ["FulfilmentFailed", "SagaCompensated"]
@@ -107,7 +108,7 @@ def test_the_playground_runs_the_hybrid_shop(tmp_path: Path) -> None:
     assert len(domain.make_participants()) == len(CONTEXTS)
 
 
-# -- wrong uses --------------------------------------------------------------------------------------
+# -- wrong uses ---------------------------------------------------------------------------------
 
 
 def test_a_choreography_child_must_be_the_pivot() -> None:
