@@ -39,11 +39,23 @@ class StartNested(msgspec.Struct, frozen=True):
 
 
 def run_saga(
-    env: Environment, participant: str, saga_id: str, saga: Saga, value: Any, timeout: float | None
+    env: Environment,
+    participant: str,
+    declared: tuple[Any, ...],
+    saga_id: str,
+    saga: Saga,
+    value: Any,
+    timeout: float | None,
 ) -> Outcome:
-    """Start ``saga`` under ``saga_id`` (or find it), wait for its end, return its outcome."""
+    """Start ``saga`` under ``saga_id`` (or find it), wait for its end, return its outcome.
+    ``declared``: the sagas the reaction's ``@on(runs=...)`` names (empty: any)."""
     if not isinstance(saga, Saga):
         raise DefinitionError(repr(saga), "ctx.run_saga runs a Saga (an orchestrated one)")
+    if declared and saga not in declared:
+        names = ", ".join(repr(getattr(s, "name", s)) for s in declared)
+        raise DefinitionError(
+            saga.name, f"is not among the sagas the reaction declares @on(runs=...): {names}"
+        )
     if any(step.participant == participant for step in saga.steps):
         raise DefinitionError(
             saga.name,

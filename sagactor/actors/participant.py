@@ -83,18 +83,22 @@ def evolve(method: F) -> F:
     return method
 
 
-def on(event_type: type[Any], *, emits: tuple[type[Any], ...] = ()) -> Callable[[F], F]:
+def on(
+    event_type: type[Any], *, emits: tuple[type[Any], ...] = (), runs: tuple[Any, ...] = ()
+) -> Callable[[F], F]:
     """Mark ``def handler(self, ctx, event)`` as a native-choreography reaction to ``event_type``.
 
     ``emits`` lists every event type the handler may ``ctx.publish``: the workflow graph and its
     checks (unhandled events, missing compensation paths, cycles) are derived from it, and
-    publishing an undeclared type is an error.
+    publishing an undeclared type is an error. ``runs`` lists the orchestrated sagas it may
+    run with ``ctx.run_saga`` (a hybrid flow): the graph draws them, and when given, running
+    any other is an error.
     """
     if not isinstance(event_type, type):
         raise DefinitionError("@on", f"needs an event type, not {event_type!r}", kind="decorator")
 
     def mark(method: F) -> F:
-        setattr(method, _MARK, ("on", (event_type, tuple(emits))))
+        setattr(method, _MARK, ("on", (event_type, tuple(emits), tuple(runs))))
         return method
 
     return mark
@@ -126,6 +130,7 @@ class HandlerSpec:
     is_async: bool
     emits: tuple[type[Any], ...] = ()
     returns: Any = Any
+    runs: tuple[Any, ...] = ()  # a reaction's sagas (see on)
 
 
 class StepResults(Mapping[str, Any]):
@@ -297,10 +302,12 @@ class Participant(Generic[S]):
                 cls.__name__, f"handler {attr!r} must take {shape}", kind="participant"
             )
         emits: tuple[type[Any], ...] = ()
+        runs: tuple[Any, ...] = ()
         if kind == "on":
-            key, emits = key
+            key, emits, runs = key
         is_async = inspect.iscoroutinefunction(method)
-        spec = HandlerSpec(attr, tuple(hints[1:]), is_async, emits, _returns(cls, method))
+        returns = _returns(cls, method)
+        spec = HandlerSpec(attr, tuple(hints[1:]), is_async, emits, returns, runs)
         if kind == "action":
             cls._actions[key] = spec
         elif kind == "compensation":

@@ -57,7 +57,7 @@ class ReactingInbox(ParticipantInbox):
             self.name, msg.saga_id, type(msg.event).__name__, REACTION, msg.attempt, self._apply
         )
         if not type(self.participant).inline:  # a hybrid flow: it may wait for a saga
-            ctx.runner = functools.partial(run_saga, self.env, self.name)
+            ctx.runner = functools.partial(run_saga, self.env, self.name, spec.runs)
         try:
             event = convert(msg.event, spec.arg_types[0])
             self._invoke(spec, ctx, [event], msg)

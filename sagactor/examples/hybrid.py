@@ -47,14 +47,21 @@ __all__ = [
     "Couriers",
     "CustomerNotified",
     "Dispatch",
+    "Done",
     "FulfilmentFailed",
+    "Ledger",
     "Notifier",
     "OrderPaid",
+    "Parcel",
     "Picked",
+    "Receipt",
+    "Returned",
     "Sale",
     "Sales",
     "ShipmentFailed",
     "Shipped",
+    "Taken",
+    "Undone",
     "Warehouse",
     "defaults",
     "participants",
@@ -113,6 +120,14 @@ class Parcel(msgspec.Struct, frozen=True):
 
     sale: str
     address: str
+
+
+DELIVERY = Saga(
+    "delivery",
+    [Step("courier", "couriers", "book"), Step("label", "couriers", "label")],
+    input_type=Parcel,
+)
+"""Dispatch's delivery, orchestrated within its context (run from its reaction)."""
 
 
 # -- the participants: each counts what it applied by key, so a test sees nothing applied twice --
@@ -258,7 +273,7 @@ class Dispatch(_Books):
 
     name = "dispatch"
 
-    @on(Picked, emits=(Shipped, ShipmentFailed))
+    @on(Picked, emits=(Shipped, ShipmentFailed), runs=(DELIVERY,))
     def deliver(self, ctx: StepContext, event: Picked) -> None:
         parcel = Parcel(event.sale.id, event.sale.address)
         outcome = ctx.run_saga(DELIVERY, parcel)
@@ -278,13 +293,6 @@ class Notifier(_Books):
 
 
 # -- the definitions ------------------------------------------------------------------------------
-
-DELIVERY = Saga(
-    "delivery",
-    [Step("courier", "couriers", "book"), Step("label", "couriers", "label")],
-    input_type=Parcel,
-)
-"""Dispatch's delivery, orchestrated within its context."""
 
 FULFILMENT = Choreography(
     "fulfilment", start=OrderPaid, completed=(CustomerNotified,), failed=(FulfilmentFailed,)
