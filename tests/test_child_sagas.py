@@ -235,6 +235,37 @@ def test_a_grandchild_nests_too() -> None:
     assert whose == {"g", "g/booking", "g/booking/flight"}
 
 
+def test_a_held_child_says_so_and_is_cancelled_only_through_its_parent(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Done, the child waits for its parent; a cancel of the child itself is dropped (it would
+    undo work its parent counts on), and the parent's completion completes it."""
+    saga = sa.Saga(
+        "waiting",
+        [
+            sa.Step("hold", "wallet", "hold"),
+            sa.Child("flight", FLIGHT, input=flight_order),
+            sa.WaitFor("go"),
+        ],
+        input_type=Trip,
+    )
+    with sa.Runtime.in_memory(participants=desks(), sagas=[saga]) as rt:
+        run = rt.start(saga, Trip("w"), saga_id="w")
+        deadline = time.monotonic() + 5
+        while not _started(rt, "w", "go"):  # the parent waits: its child is done
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        assert rt.status("w/flight").reason == "done; held until its parent 'w' ends"
+        rt.cancel("w/flight")
+        time.sleep(0.1)
+        assert rt.status("w/flight").status is sa.SagaStatus.RUNNING
+        assert "cancel the parent instead" in caplog.text
+        rt.signal("w", "go", None)
+        assert run.result(5).status is DONE
+        assert rt.run("w/flight").result(5).status is DONE
+        assert rt.state("airline").net("w/flight/ticket") == 1
+
+
 # -- wrong definitions and ids -------------------------------------------------------------------
 
 

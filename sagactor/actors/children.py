@@ -35,7 +35,9 @@ from .flows import FlowSteps, awaited_of
 from .nested import StartNested
 from .saga_actor import SagaActor
 
-__all__ = ["ChildSteps", "Driver", "Release"]
+__all__ = ["HELD", "ChildSteps", "Driver", "Release"]
+
+HELD = "a held child saga ends with its parent: cancel the parent instead"
 
 
 class Release(msgspec.Struct, frozen=True):

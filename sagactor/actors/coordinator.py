@@ -52,7 +52,7 @@ from ..sagas.machine import (
 )
 from ..sagas.outcomes import earlier_results
 from ..sagas.waits import on_signal, refusal
-from .children import ChildSteps, Release
+from .children import HELD, ChildSteps, Release
 from .flows import FlowEnded
 from .nested import StartNested
 from .saga_actor import SagaActor
@@ -119,6 +119,9 @@ class Coordinator(SagaActor):
                 self.sagas[message.saga_id] = state
         if state is None:
             return  # finished, or a late message for a saga this runtime no longer drives
+        if isinstance(message, Cancel) and state.held:
+            logger.warning("saga %s: the cancel is dropped: %s", state.saga_id, HELD)
+            return
         events = decide(state, message, clock.now())
         if isinstance(message, Cancel) and state.past_pivot and not state.status.terminal:
             logger.warning(

@@ -10,7 +10,7 @@ from typing import Any
 
 import msgspec
 
-from ..messages import Outcome
+from ..messages import Outcome, SagaStatus
 from ..names import COMPENSATION
 from .children import result_key
 from .definition import Saga
@@ -75,6 +75,8 @@ def outcome_of(state: SagaState | NativeState, types: ResultTypes | None = None)
         for step, value in state.results.items()
     }
     reason = state.reason or describe(state)
+    if state.held and state.status is SagaStatus.RUNNING:  # a child saga, done
+        reason = f"done; held until its parent {state.parent!r} ends"
     if state.retrying and not state.status.terminal:  # visible while it waits to retry
         retrying = f"retrying {state.last_error}"
         reason = f"{reason}; {retrying}" if reason else retrying
