@@ -229,13 +229,13 @@ class StepContext:
         end and returns its :class:`~sagactor.Outcome` (a hybrid flow). Its id derives from
         this reaction's, ``<saga id>/<participant>.<event>``, so a redelivered event finds the
         run it started. The saga must not have a step at this participant (that step would
-        wait behind this reaction). Not from an inline participant (it would stall the
-        runtime's scheduler while it waits)."""
+        wait behind this reaction). Only a participant on a thread of its own can wait: not
+        an inline one (it would stall the runtime's scheduler), nor under a simulation."""
         if self.runner is None:
             raise OperationRefused(
                 "run_saga",
-                "only a native choreography's reaction, in a participant that is not inline, "
-                "can run a saga (a saga step runs a child saga with sa.Child)",
+                "only a native choreography's reaction, in a participant on a thread of its "
+                "own (not inline, not simulated), can run a saga (a step: use sa.Child)",
             )
         saga_id = f"{self.saga_id}/{self.participant}.{self.step}"
         return self.runner(saga_id, saga, input, timeout)

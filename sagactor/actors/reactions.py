@@ -20,6 +20,7 @@ from ..messages import Emitted, Handled, HandledOutcome
 from ..names import REACTION
 from ..sagas.native import event_id
 from .inbox import ParticipantInbox, convert
+from .kinds import ThreadKind
 from .nested import run_saga
 from .participant import StepContext
 
@@ -56,7 +57,7 @@ class ReactingInbox(ParticipantInbox):
         ctx = StepContext(
             self.name, msg.saga_id, type(msg.event).__name__, REACTION, msg.attempt, self._apply
         )
-        if not type(self.participant).inline:  # a hybrid flow: it may wait for a saga
+        if isinstance(self.kind, ThreadKind):  # a thread of its own: it may wait for a saga
             ctx.runner = functools.partial(run_saga, self.env, self.name, spec.runs)
         try:
             event = convert(msg.event, spec.arg_types[0])
