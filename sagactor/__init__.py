@@ -14,6 +14,7 @@ from .actors.participant import (
 )
 from .crashpoints import CrashPoint, SimulatedCrash
 from .errors import (
+    ChildSagaCycle,
     DefinitionError,
     IncompatibleDefinition,
     InvalidPriority,
@@ -34,6 +35,7 @@ from .errors import (
     SignalRefused,
     StepFailed,
     StreamConflict,
+    UnknownChildSaga,
     UnknownParticipant,
     UnknownSaga,
     UnknownSagaType,
@@ -46,10 +48,14 @@ from .persistence.journal import JournalStats
 from .persistence.summaries import SagaRow
 from .retention import PruneReport, Retention
 from .runtime import Footprint, HistoryEntry, Mode, Runtime, SagaRun
+from .sagas.children import Child, ChildInput
 from .sagas.definition import Choreography, Parallel, RetryPolicy, Saga, Sleep, Step, WaitFor
 from .sagas.versions import Definitions
 
 __all__ = [
+    "Child",
+    "ChildInput",
+    "ChildSagaCycle",
     "Choreography",
     "CrashPoint",
     "DefinitionError",
@@ -101,6 +107,7 @@ __all__ = [
     "StepFailed",
     "StepResults",
     "StreamConflict",
+    "UnknownChildSaga",
     "UnknownParticipant",
     "UnknownSaga",
     "UnknownSagaType",

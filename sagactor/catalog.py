@@ -27,7 +27,9 @@ from .errors import DefinitionError, UnknownParticipant
 from .messages import SagaStarted
 from .names import saga_stream
 from .persistence.recovery import decode_saga_events
+from .sagas.children import ChildSpec, check_children, result_key, result_step
 from .sagas.definition import Choreography, Saga
+from .sagas.outcomes import result_type
 from .sagas.versions import Definitions
 from .sagas.workflow import Reactions, check, event_types
 
@@ -114,6 +116,7 @@ class Catalog:
                 self.event_types.update(event_types(saga, reactions))
             else:
                 self._validate(saga)
+                self._define_children(saga)
             self.definitions.add(saga)  # beside its other versions; by name: the latest
             self.on_change()
 
@@ -121,8 +124,8 @@ class Catalog:
         if not isinstance(saga, Saga):
             raise DefinitionError(repr(saga), "is not a sagactor Saga or Choreography")
         for step in saga.steps:
-            if step.pause is not None:
-                continue  # a Sleep or WaitFor: the saga itself waits, no participant
+            if step.pause is not None or step.child is not None:
+                continue  # a Sleep, a WaitFor or a Child: no participant runs it
             host = self.hosts.get(step.participant)
             if host is None:
                 raise UnknownParticipant(saga.name, step.name, step.participant, list(self.refs))
@@ -142,6 +145,33 @@ class Catalog:
                     f"@compensation({step.action!r}); add one or mark the step compensable=False",
                     step=step.name,
                 )
+
+    def _define_children(self, saga: Saga) -> None:
+        """Check ``saga``'s child sagas (registered, no cycle), define those given as objects,
+        and learn the type of each child step's result (its child's result step's, or a
+        choreography's completed event)."""
+
+        def registered(name: str) -> Saga | Choreography | None:
+            return self.definitions.get(name)
+
+        children = check_children(saga, registered)
+        for child in children:
+            if self.definitions.exact(child.name, child.version) is None:
+                self.define(child)
+        for parent in reversed((saga, *children)):  # bottom up
+            for step in parent.steps if isinstance(parent, Saga) else ():
+                if isinstance(step.child, ChildSpec):
+                    given = step.child.saga
+                    known = registered(given) if isinstance(given, str) else given
+                    assert known is not None  # checked above
+                    self.result_types[result_key(step.child)] = self._child_result(
+                        step.child, known
+                    )
+
+    def _child_result(self, spec: ChildSpec, child: Saga | Choreography) -> Any:
+        if isinstance(child, Choreography):
+            return child.completed[0] if len(child.completed) == 1 else Any
+        return result_type(self.result_types, child, result_step(spec, child))
 
     def definition(self, saga: Saga | Choreography | str) -> Saga | Choreography:
         """``saga`` itself, or the latest registered version of the definition it names."""

@@ -76,23 +76,23 @@ class Engine:
         self.kinds = ActorKinds() if kinds is None else kinds
         self.env = Environment(journal, self.kinds.timers(), crash=self.crash_plan)
         self.env.snapshot_every, self.env.check_state = snapshot_every, checking
-        self.env.listeners = Listeners(list(listeners))
-        self.env.relaxed = durability == "relaxed"
+        self.env.listeners, self.env.relaxed = Listeners(list(listeners)), durability == "relaxed"
         self.crash_plan.on_crash = self.die
         self._lock = threading.Lock()
         self._accepting: set[Future[Any]] = set()
         self._resumed: dict[str, int] = {}  # saga id -> its stream's last seq when resumed
         self.catalog = Catalog(self.env, self.kinds, on_change=self._publish_catalog)
         self.directory = self.catalog.directory()  # the catalog as the actors see it
-        self.outcomes = OutcomeBoard(self.directory.result_types, self.env.admission.position)
+        board = OutcomeBoard(self.directory.result_types, self.env.admission.position)
+        self.outcomes = self.env.outcomes = board
         self.quarantine = Quarantine(self.outcomes)
         self._closed = False
         self._crash: BaseException | None = None
         OPEN.add(self)
         self.timeline = Timeline(journal, self.catalog)
         wiring = (self.kinds.drivers, self.env, self.outcomes, self.load_saga)
-        self._dispatcher = NativeDispatcher.start(*wiring)
-        self._coordinator = Coordinator.start(*wiring)
+        self._dispatcher = self.env.native = NativeDispatcher.start(*wiring)
+        self._coordinator = self.env.coordinator = Coordinator.start(*wiring)
 
     def _publish_catalog(self) -> None:
         """The catalog changed: the drivers, the engine and the board get its new snapshot."""
@@ -114,8 +114,8 @@ class Engine:
         inputs: Sequence[Any],
         saga_ids: Sequence[str] | None,
         mode: Mode,
-        fork: Any = None,  # a sagas.forks.Fork: they begin part-way (Runtime.restart)
         priority: int = 0,
+        fork: Any = None,  # a sagas.forks.Fork: they begin part-way (Runtime.restart)
     ) -> list[Submitted]:
         """Ask the drivers to start each saga; each future gives its id once journaled.
         Never blocks (the async face calls it on the event loop). Pair with :meth:`settle`.

@@ -7,6 +7,7 @@ same facts as attributes, so callers can react without parsing text.
 from __future__ import annotations
 
 __all__ = [
+    "ChildSagaCycle",
     "DefinitionError",
     "IncompatibleDefinition",
     "InvalidPriority",
@@ -27,6 +28,7 @@ __all__ = [
     "SignalRefused",
     "StepFailed",
     "StreamConflict",
+    "UnknownChildSaga",
     "UnknownParticipant",
     "UnknownSaga",
     "UnknownSagaType",
@@ -74,6 +76,22 @@ class UnknownParticipant(DefinitionError):  # noqa: N818
             step=step,
         )
         self.participant = participant
+
+
+class UnknownChildSaga(DefinitionError):  # noqa: N818
+    """A ``Child`` step names a saga that is not registered (define it first)."""
+
+    def __init__(self, saga: str, step: str, child: str) -> None:
+        super().__init__(saga, f"runs the child saga {child!r}, which is not registered", step=step)
+        self.child = child
+
+
+class ChildSagaCycle(DefinitionError):  # noqa: N818
+    """``Child`` steps lead back to a saga on the way: it would start itself without end."""
+
+    def __init__(self, saga: str, step: str, path: list[str]) -> None:
+        super().__init__(saga, f"child sagas form a cycle: {' -> '.join(path)}", step=step)
+        self.path = path
 
 
 class PayloadError(SagactorError, TypeError):

@@ -43,6 +43,7 @@ class HistoryEntry:
     type: str
     event: Any
     cause: str
+    saga_id: str = ""  # whose entry: the saga read, or one of its child sagas (nested)
 
     def to_builtins(self) -> dict[str, Any]:
         """The entry as JSON-ready builtins (the event as ``msgspec.to_builtins`` gives it)."""
@@ -53,6 +54,7 @@ class HistoryEntry:
             "type": self.type,
             "event": msgspec.to_builtins(self.event),
             "cause": self.cause,
+            "saga_id": self.saga_id,
         }
 
 
@@ -82,21 +84,32 @@ class Timeline:
         A natively choreographed event is shown as what it is (its type, its publisher).
         """
         decoded = decode_saga_events(self.journal, saga_records)
-        definition = self._definition(saga_id, decoded)
+        definitions = {saga_id: self._definition(saga_id, decoded)}
         events = iter(decoded)
+        own = saga_stream(saga_id)
         entries = []
         for r in records:
             name, kind = "coordinator", r.type
             participant = participant_of(r.stream)
+            whose = saga_id
             if participant is not None:
                 name = participant
-                event = self._participant_event(name, r, definition)
+                whose = _saga_of(r.cause, definitions)
+                event = self._participant_event(name, r, definitions[whose])
+            elif r.stream != own and not r.stream.startswith(f"{own}/"):
+                continue  # a parent's record: its cause ("<parent>/<step>/...") looks like ours
             else:
-                event = next(events)
+                if r.stream == own:
+                    event = next(events)
+                else:  # a child saga's own record (its id: "<parent>/<step>"), nested
+                    whose = r.stream.removeprefix(saga_stream(""))
+                    event = decode_saga_events(self.journal, [r])[0]
+                    if whose not in definitions:
+                        definitions[whose] = self._definition(whose, [])
                 if isinstance(event, EventDispatched):
                     kind, name = event.event_type, event.source
-                event = self._saga_event(event, definition)
-            entries.append(HistoryEntry(r.position, r.ts, name, kind, event, r.cause))
+                event = self._saga_event(event, definitions[whose])
+            entries.append(HistoryEntry(r.position, r.ts, name, kind, event, r.cause, whose))
         return entries
 
     def _definition(self, saga_id: str, events: list[Any]) -> Saga | Choreography | None:
@@ -159,6 +172,13 @@ class Timeline:
         if event.kind == ACTION and isinstance(definition, Saga):
             wanted = result_type(self.result_types, definition, event.step)
         return msgspec.structs.replace(event, result=_decode(event.result, wanted))
+
+
+def _saga_of(cause: str, known: dict[str, Any]) -> str:
+    """The saga (among ``known``: the one read and its children seen so far) whose command
+    caused a record: the longest id that ``cause`` starts with."""
+    found = [saga_id for saga_id in known if cause.startswith(f"{saga_id}/")]
+    return max(found, key=len) if found else next(iter(known))
 
 
 def _decode(raw: msgspec.Raw | bytes, wanted: Any) -> Any:

@@ -25,6 +25,7 @@ __all__ = [
     "ENDED_EVENTS",
     "FINAL_EVENTS",
     "SAGA_EVENTS",
+    "ChildDone",
     "CompensationFailed",
     "CompensationStarted",
     "Emitted",
@@ -110,6 +111,7 @@ class SagaStarted(_Event, frozen=True, omit_defaults=True):
     origin: str = ""
     from_step: str = ""
     carried: dict[str, msgspec.Raw] = {}
+    parent: str = ""  # a child saga's parent (its id is "<parent>/<step>"); "" for a top saga
 
 
 class StepStarted(_Event, frozen=True):
@@ -265,6 +267,11 @@ class EventDispatched(_Event, frozen=True):
     source: str
 
 
+class ChildDone(_Event, frozen=True):
+    """Every step of a child saga succeeded: its result went to its parent, and it stays open
+    until the parent ends (then it completes) or compensates its step (then it is undone)."""
+
+
 class SleepStarted(_Event, frozen=True):
     """A ``Sleep`` step was reached; it ends at ``due`` (wall clock: a restart re-arms it)."""
 
@@ -331,6 +338,7 @@ SagaEvent = (
     | SignalReceived
     | SagaQueued
     | SagaAdmitted
+    | ChildDone
 )
 # By stored name (the tag), which is the class name except for StepAbandoned ("StepFailed").
 SAGA_EVENTS: dict[str, type[Any]] = {

@@ -1,7 +1,8 @@
 """Hypothesis drives the shop through starts, faults, crashes, I/O errors and recoveries.
 
-Its orders run as ``order_saga`` (four steps in a row) or as ``parallel_order_saga`` (the
-reservation and the charge at once, as a parallel group), drawn per start.
+Its orders run as ``order_saga`` (four steps in a row), or in a shape drawn per start: any
+run of neighbouring steps as one parallel group (``parallel_order_saga`` is one of them), or
+the charge and the shipment as a child saga of their own.
 
 The model is small: which sagas were acknowledged (their ``start`` returned), and the initial
 stock and money. After every step the books must balance and no effect may be applied twice;
@@ -35,7 +36,34 @@ STOCK = {"sku-1": 40, "sku-2": 40}
 BALANCES = {"alice": 300, "bob": 3_000}
 MONEY = sum(BALANCES.values())
 PARTICIPANTS = ("inventory", "payment", "shipping", "notification")
-SAGAS = [order_saga, parallel_order_saga]
+
+
+def _grouped(first: int, last: int) -> sa.Saga:
+    """``order_saga`` with its steps ``first`` .. ``last`` as one parallel group."""
+    steps = list(order_saga.steps)
+    group = sa.Parallel(steps[first : last + 1])
+    return sa.Saga(f"order-g{first}{last}", [*steps[:first], group, *steps[last + 1 :]])
+
+
+_pay_and_ship = sa.Saga("pay-and-ship", list(order_saga.steps[1:3]))
+nested_order_saga = sa.Saga(
+    "order-nested",
+    [
+        order_saga.steps[0],
+        sa.Child("pay_and_ship", _pay_and_ship),
+        order_saga.steps[3],
+    ],
+)
+"""The charge and the shipment as a child saga: undone by its own compensations."""
+
+SHAPES = [
+    order_saga,
+    parallel_order_saga,
+    *(_grouped(a, b) for a, b in ((0, 2), (1, 2), (2, 3), (0, 3))),
+    nested_order_saga,
+]
+SAGAS = [*SHAPES, _pay_and_ship]
+BY_NAME = {saga.name: saga for saga in SAGAS}
 ACTIONS = {
     "inventory": "reserve",
     "payment": "charge",
@@ -87,7 +115,7 @@ class ShopUnderCrashes(RuleBasedStateMachine):
         sku=st.sampled_from(sorted(STOCK)),
         qty=st.integers(1, 6),
         amount=st.integers(1, 120),
-        saga=st.sampled_from(SAGAS),
+        saga=st.sampled_from(SHAPES),
     )
     def start(
         self,
@@ -167,6 +195,7 @@ class ShopUnderCrashes(RuleBasedStateMachine):
                 for _ in range(3):
                     if outcome.status is not sa.SagaStatus.STUCK:
                         break
+                    self._resume_child(saga_id)  # a stuck child keeps its parent stuck
                     self.rt.resume(saga_id)
                     outcome = self.rt.run(saga_id).result(timeout=20)
                 assert outcome.status in (sa.SagaStatus.COMPLETED, sa.SagaStatus.COMPENSATED), (
@@ -184,12 +213,18 @@ class ShopUnderCrashes(RuleBasedStateMachine):
             self.rt.close()
             shutil.rmtree(self.dir, ignore_errors=True)
 
+    def _resume_child(self, saga_id: str) -> None:
+        child = f"{saga_id}/pay_and_ship"
+        if child in self.rt.saga_ids() and self.rt.status(child).status is sa.SagaStatus.STUCK:
+            self.rt.resume(child)
+            self.rt.run(child).result(timeout=20)
+
     def _check_order(self, saga_id: str) -> None:
-        history = self.rt.history(saga_id)
+        history = [e for e in self.rt.history(saga_id) if e.saga_id == saga_id]  # not a child's
         done = [e.event.step for e in history if isinstance(e.event, StepSucceeded)]
         undone = [e.event.step for e in history if isinstance(e.event, StepCompensated)]
         status = self.rt.status(saga_id)
-        saga = order_saga if status.saga == order_saga.name else parallel_order_saga
+        saga = BY_NAME[status.saga]
         compensable = [s for s in done if saga.step(s).compensable]
         if status.status is sa.SagaStatus.COMPLETED:
             assert undone == [], f"{saga_id} completed but compensated {undone}"

@@ -54,6 +54,9 @@ from ..sagas.machine import (
 from ..sagas.outcomes import earlier_results
 from ..sagas.queueing import admit, cancel_queued, start_queued
 from ..sagas.waits import on_signal, refusal
+from .children import HELD, ChildSteps, Release
+from .flows import FlowEnded
+from .nested import StartNested
 from .saga_actor import SagaActor
 
 __all__ = ["Coordinator"]
@@ -68,6 +71,10 @@ _DRIVING = (Reply, Timeout, Wake, DeadlinePassed, Cancel, Resume, Resolve)
 
 class Coordinator(SagaActor):
     role = "coordinator"
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.children = ChildSteps(self)
 
     def receive(self, message: Any) -> None:
         if isinstance(message, Published):
@@ -88,6 +95,12 @@ class Coordinator(SagaActor):
                 self._admit_due(name)
         elif isinstance(message, Rebuild):
             self.rebuild(message.saga_id, self._reloaded)
+        elif isinstance(message, Release):
+            self.children.release(message)
+        elif isinstance(message, FlowEnded):
+            self.children.flows.ended(message)
+        elif isinstance(message, StartNested) and self.children.admits(message):
+            self._start(message.start)
 
     # -- inputs --------------------------------------------------------------------------------
 
@@ -139,6 +152,9 @@ class Coordinator(SagaActor):
                 self.sagas[message.saga_id] = state
         if state is None:
             return  # finished, or a late message for a saga this runtime no longer drives
+        if isinstance(message, Cancel) and state.held:
+            logger.warning("saga %s: the cancel is dropped: %s", state.saga_id, HELD)
+            return
         if state.status is SagaStatus.QUEUED:  # nothing ran: only a cancel changes it
             events = cancel_queued(state, message.reason) if isinstance(message, Cancel) else []
         else:
@@ -193,6 +209,15 @@ class Coordinator(SagaActor):
             name, queue = state.definition.name, state.queue
             self.env.admission.recovered(name, state.saga_id, state.status, queue, limit)
         self._perform(state, [*pending(state), *deadline_timer(state)])
+        self.children.resumed(state)
+
+    resume = _resume  # for ChildSteps
+
+    def commit_child(
+        self, state: SagaState, events: list[SagaEvent], timers: list[Effect] | None = None
+    ) -> None:
+        """Journal a child saga's ``events`` (see :class:`ChildSteps`)."""
+        self._commit(state, events, timers=timers)
 
     # -- journal, then act ---------------------------------------------------------------------
 
@@ -206,8 +231,12 @@ class Coordinator(SagaActor):
         effects = [*follow_up(state, events), *(timers or [])]
         cause = f"{state.saga_id}/{state.step}/{state.kind}"
         self.commit(
-            state, events, cause, functools.partial(self._perform, state, effects), accepted
+            state, events, cause, functools.partial(self._settled, state, effects, events), accepted
         )
+
+    def _settled(self, state: SagaState, effects: list[Effect], events: list[SagaEvent]) -> None:
+        self._perform(state, effects)
+        self.children.settled(state, events)
 
     def _perform(self, state: SagaState, effects: list[Effect]) -> None:
         """Issue what a committed transition calls for (on this actor's turn)."""
@@ -223,6 +252,9 @@ class Coordinator(SagaActor):
 
     def _send(self, state: SagaState, effect: Send) -> None:
         step = state.definition.step(effect.step)
+        if step.child is not None:  # no participant: the child saga runs here
+            self.children.send(state, effect)
+            return
         action = effect.kind == ACTION
         policy = step.retry if action else step.compensation_retry
         limit = step.limit(effect.kind)

@@ -37,6 +37,9 @@ class Environment:
     listeners: Listeners = field(default_factory=Listeners)  # notices of durable saga events
     relaxed: bool = False  # durability="relaxed": only a saga's start and end wait for the disk
     admission: Admission = field(default_factory=Admission)  # max_in_flight's slots and queues
+    native: Any = None  # the native dispatcher: a hybrid flow's step starts a choreography there
+    coordinator: Any = None  # the coordinator: a reaction runs an orchestrated saga there
+    outcomes: Any = None  # the outcome board (actors.outcomes.OutcomeBoard)
 
     def tell(self, ref: pykka.ActorRef[Any], message: Any) -> None:
         """Send unless the runtime is dead; an actor stopped by close() just misses it."""

@@ -39,7 +39,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 import msgspec
 
-from ..errors import DefinitionError
+from ..errors import DefinitionError, OperationRefused
 
 __all__ = [
     "HandlerSpec",
@@ -83,18 +83,22 @@ def evolve(method: F) -> F:
     return method
 
 
-def on(event_type: type[Any], *, emits: tuple[type[Any], ...] = ()) -> Callable[[F], F]:
+def on(
+    event_type: type[Any], *, emits: tuple[type[Any], ...] = (), runs: tuple[Any, ...] = ()
+) -> Callable[[F], F]:
     """Mark ``def handler(self, ctx, event)`` as a native-choreography reaction to ``event_type``.
 
     ``emits`` lists every event type the handler may ``ctx.publish``: the workflow graph and its
     checks (unhandled events, missing compensation paths, cycles) are derived from it, and
-    publishing an undeclared type is an error.
+    publishing an undeclared type is an error. ``runs`` lists the orchestrated sagas it may
+    run with ``ctx.run_saga`` (a hybrid flow): the graph draws them, and when given, running
+    any other is an error.
     """
     if not isinstance(event_type, type):
         raise DefinitionError("@on", f"needs an event type, not {event_type!r}", kind="decorator")
 
     def mark(method: F) -> F:
-        setattr(method, _MARK, ("on", (event_type, tuple(emits))))
+        setattr(method, _MARK, ("on", (event_type, tuple(emits), tuple(runs))))
         return method
 
     return mark
@@ -126,6 +130,7 @@ class HandlerSpec:
     is_async: bool
     emits: tuple[type[Any], ...] = ()
     returns: Any = Any
+    runs: tuple[Any, ...] = ()  # a reaction's sagas (see on)
 
 
 class StepResults(Mapping[str, Any]):
@@ -173,6 +178,7 @@ class StepContext:
         "participant",
         "published",
         "results",
+        "runner",
         "saga_id",
         "step",
     )
@@ -196,6 +202,7 @@ class StepContext:
         self.changes: list[Any] = []
         self.published: list[Any] = []
         self._apply = apply
+        self.runner: Callable[[str, Any, Any, float | None], Any] | None = None  # run_saga's
 
     @property
     def idempotency_key(self) -> str:
@@ -216,6 +223,22 @@ class StepContext:
     def publish(self, event: Any) -> None:
         """Choreography: emit ``event`` to its subscribers once this handler's changes commit."""
         self.published.append(event)
+
+    def run_saga(self, saga: Any, input: Any, *, timeout: float | None = None) -> Any:
+        """A native choreography's reaction runs the orchestrated ``saga`` (registered) to its
+        end and returns its :class:`~sagactor.Outcome` (a hybrid flow). Its id derives from
+        this reaction's, ``<saga id>/<participant>.<event>``, so a redelivered event finds the
+        run it started. The saga must not have a step at this participant (that step would
+        wait behind this reaction). Only a participant on a thread of its own can wait: not
+        an inline one (it would stall the runtime's scheduler), nor under a simulation."""
+        if self.runner is None:
+            raise OperationRefused(
+                "run_saga",
+                "only a native choreography's reaction, in a participant on a thread of its "
+                "own (not inline, not simulated), can run a saga (a step: use sa.Child)",
+            )
+        saga_id = f"{self.saga_id}/{self.participant}.{self.step}"
+        return self.runner(saga_id, saga, input, timeout)
 
 
 class Participant(Generic[S]):
@@ -286,10 +309,12 @@ class Participant(Generic[S]):
                 cls.__name__, f"handler {attr!r} must take {shape}", kind="participant"
             )
         emits: tuple[type[Any], ...] = ()
+        runs: tuple[Any, ...] = ()
         if kind == "on":
-            key, emits = key
+            key, emits, runs = key
         is_async = inspect.iscoroutinefunction(method)
-        spec = HandlerSpec(attr, tuple(hints[1:]), is_async, emits, _returns(cls, method))
+        returns = _returns(cls, method)
+        spec = HandlerSpec(attr, tuple(hints[1:]), is_async, emits, returns, runs)
         if kind == "action":
             cls._actions[key] = spec
         elif kind == "compensation":

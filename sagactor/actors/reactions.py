@@ -7,6 +7,7 @@ is retried a few times, then reported (the saga is stuck until resumed).
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import msgspec
@@ -19,6 +20,8 @@ from ..messages import Emitted, Handled, HandledOutcome
 from ..names import REACTION
 from ..sagas.native import event_id
 from .inbox import ParticipantInbox, convert
+from .kinds import ThreadKind
+from .nested import run_saga
 from .participant import StepContext
 
 __all__ = ["ReactingInbox"]
@@ -54,6 +57,8 @@ class ReactingInbox(ParticipantInbox):
         ctx = StepContext(
             self.name, msg.saga_id, type(msg.event).__name__, REACTION, msg.attempt, self._apply
         )
+        if isinstance(self.kind, ThreadKind):  # a thread of its own: it may wait for a saga
+            ctx.runner = functools.partial(run_saga, self.env, self.name, spec.runs)
         try:
             event = convert(msg.event, spec.arg_types[0])
             self._invoke(spec, ctx, [event], msg)

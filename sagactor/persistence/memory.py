@@ -116,9 +116,13 @@ class MemoryJournal(Journal):
         return records if limit is None else records[:limit]
 
     def read_caused(self, saga_id: str, after: int = 0) -> list[Record]:
+        # Indexed by a cause's first part; a child saga's id ("<parent>/<step>") reads its
+        # parent's entries and keeps its own (a cause starts with its saga's id and "/").
+        top, _, _ = saga_id.partition("/")
         with self._lock:
-            records = list(self._caused.get(saga_id, ()))
-        return [r for r in records if r.position > after]
+            records = list(self._caused.get(top, ()))
+        prefix = f"{saga_id}/"
+        return [r for r in records if r.position > after and r.cause.startswith(prefix)]
 
     def latest(self, streams: Iterable[str]) -> dict[str, Record]:
         with self._lock:

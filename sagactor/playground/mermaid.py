@@ -29,6 +29,7 @@ from ..messages import (
 from ..runtime import HistoryEntry
 from ..sagas.definition import Saga
 from .journalview import SAGA_EVENT_TYPES, Dispatched
+from .mermaid_children import child_edges, handler_of, run_edges
 from .render import Reaction, event_order
 
 __all__ = ["flowchart", "native_flowchart", "node_id", "sequence", "text"]
@@ -272,7 +273,7 @@ def native_flowchart(
             for emitted in r.emits:
                 label = text(f"{r.participant}.{r.method}")
                 lines.append(f"    {node_id(r.event)} -->|{label}| {node_id(emitted)}")
-    return "\n".join(lines)
+    return "\n".join(lines + run_edges(reactions, node_id, text))
 
 
 def flowchart(saga: Saga) -> str:
@@ -283,7 +284,7 @@ def flowchart(saga: Saga) -> str:
     lines = ["flowchart TD", f'    start(["{text(f"{saga.name} v{saga.version}")}"])']
     number = {step.name: i for i, step in enumerate(saga.steps, 1)}
     for i, step in enumerate(saga.steps, 1):
-        label = f"{i}. {step.name}<br/>{step.participant}.{step.action}"
+        label = f"{i}. {step.name}<br/>{handler_of(step)}"
         if step.pivot:
             label += "<br/>pivot: no return"
         if step.retriable:
@@ -332,7 +333,7 @@ def flowchart(saga: Saga) -> str:
             node = undo[stage_index][0]
             lines.append(f"    {node} --> {_below(undo, stage_index)}")
             lines.append(f"    {node} -.->|gives up| stuck")
-    return "\n".join(lines)
+    return "\n".join(lines + child_edges(saga, text))
 
 
 def _undo_nodes(saga: Saga, number: dict[str, int]) -> dict[int, tuple[str, str]]:
@@ -348,7 +349,8 @@ def _undo_nodes(saga: Saga, number: dict[str, int]) -> dict[int, tuple[str, str]
             nodes[index] = (f"u{stage[0].group}", title)
         else:
             step = undoable[0]
-            nodes[index] = (f"c{number[step.name]}", f"undo {step.name}<br/>{step.participant}")
+            who = handler_of(step) if step.child is not None else step.participant
+            nodes[index] = (f"c{number[step.name]}", f"undo {step.name}<br/>{who}")
     return nodes
 
 

@@ -36,7 +36,6 @@ from ..messages import (
     CompensationStarted,
     SagaCancelled,
     SagaCompensated,
-    SagaCompleted,
     SagaEvent,
     SagaOverdue,
     SagaResumed,
@@ -53,6 +52,7 @@ from ..messages import (
 )
 from ..names import ACTION, COMPENSATION, RUN, SCHEDULE
 from . import waits
+from .children import completion
 from .definition import Saga
 from .effects import Effect, Finish, Send, Timer
 from .state import Attempt, SagaState, emit, evolve
@@ -233,7 +233,7 @@ def advance(state: SagaState, events: list[SagaEvent], now: float) -> None:
             if following < len(state.definition.stages):
                 _start_stage(state, following, now, events)
             else:
-                emit(state, events, SagaCompleted())
+                emit(state, events, completion(state))  # a child saga is held
     elif state.status is SagaStatus.COMPENSATING:
         drained = state.kind == ACTION and not state.running
         undone = state.kind == COMPENSATION and isinstance(events[-1], StepCompensated | StepFenced)

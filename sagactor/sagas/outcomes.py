@@ -10,8 +10,9 @@ from typing import Any
 
 import msgspec
 
-from ..messages import Outcome
+from ..messages import Outcome, SagaStatus
 from ..names import COMPENSATION
+from .children import result_key
 from .definition import Saga
 from .machine import SagaState
 from .native import NativeState
@@ -39,6 +40,8 @@ def result_type(types: ResultTypes, definition: Saga, step: str) -> Any:
         return Any
     if known.pause is not None:  # a WaitFor's payload, as it declares it; a Sleep's None
         return known.pause.type if known.pause.type is not None else Any
+    if known.child is not None:  # the type of the child's result step (see Catalog.define)
+        return types.get(result_key(known.child), Any)
     return types.get((known.participant, known.action), Any)
 
 
@@ -72,6 +75,8 @@ def outcome_of(state: SagaState | NativeState, types: ResultTypes | None = None)
         for step, value in state.results.items()
     }
     reason = state.reason or describe(state)
+    if state.held and state.status is SagaStatus.RUNNING:  # a child saga, done
+        reason = f"done; held until its parent {state.parent!r} ends"
     if state.retrying and not state.status.terminal:  # visible while it waits to retry
         retrying = f"retrying {state.last_error}"
         reason = f"{reason}; {retrying}" if reason else retrying

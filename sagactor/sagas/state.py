@@ -14,6 +14,7 @@ from typing import Any
 import msgspec
 
 from ..messages import (
+    ChildDone,
     CompensationFailed,
     CompensationStarted,
     SagaCancelled,
@@ -100,6 +101,8 @@ class SagaState:
     signals: dict[str, list[msgspec.Raw]] = field(default_factory=dict)  # kept, unconsumed
     signal_ids: set[str] = field(default_factory=set)  # every signal id journaled
     queue: tuple[int, int] = (0, 0)  # (priority, ticket) of its SagaQueued, if it had to wait
+    parent: str = ""  # a child saga's parent (see sagas.children)
+    held: bool = False  # a child whose steps all succeeded, open until its parent ends
     seq: int = 0
     started_at: float = 0.0
     ended_at: float = 0.0
@@ -137,11 +140,13 @@ class SagaState:
 def evolve(state: SagaState, event: SagaEvent) -> None:
     """Apply one journal event to ``state`` (in place)."""
     if isinstance(event, SagaStarted):
-        state.due_by = event.deadline
+        state.due_by, state.parent = event.deadline, event.parent
         # A fork's carried results: read by its steps, never in ``done`` (never compensated).
         state.results.update(event.carried)
         state.raws.update(event.carried)
         state.past_pivot = state.definition.pivot in event.carried
+    elif isinstance(event, ChildDone):  # its work is done: its deadline no longer applies
+        state.held, state.due_by = True, 0.0
     elif isinstance(event, StepStarted):
         waiting = state.definition.step(event.step).pause is not None
         state.running[event.step] = Attempt(event.attempt, event.deadline, waiting=waiting)

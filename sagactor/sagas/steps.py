@@ -130,6 +130,7 @@ class Step:
     retriable: bool = False
     group: int = 0
     pause: Pause | None = None  # set by Sleep and WaitFor: the saga waits, no participant runs
+    child: Any = None  # set by Child (a children.ChildSpec): the step runs a saga of its own
 
     def limit(self, kind: str) -> float:
         """The start-to-close limit of an ``"action"`` or ``"compensation"`` attempt (0: none)."""

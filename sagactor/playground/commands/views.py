@@ -92,7 +92,11 @@ def _reactions(shell: Session, choreography: Choreography) -> list[render.Reacti
     """The ``@on`` subscriptions reachable from the choreography's start event."""
     every = [
         render.Reaction(
-            kind.__name__, p.participant_name, spec.method, tuple(e.__name__ for e in spec.emits)
+            kind.__name__,
+            p.participant_name,
+            spec.method,
+            tuple(e.__name__ for e in spec.emits),
+            tuple(getattr(s, "name", str(s)) for s in spec.runs),
         )
         for p in shell.participant_objects.values()
         for kind, spec in type(p)._reactions.items()

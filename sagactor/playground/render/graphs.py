@@ -9,6 +9,7 @@ from typing import Any
 
 from ...sagas.definition import Saga, Step
 from .basics import duration, table_text
+from .children import child_lines, handler_of
 
 __all__ = [
     "Reaction",
@@ -68,13 +69,14 @@ def _undo_text(saga: Saga, target: int | None) -> str:
     if step.group:
         members = [s.name for s in saga.stages[saga.stage(step.name)] if s.compensable]
         return f"undo group {step.group} ({', '.join(members)})"
-    return f"undo {target + 1}. {step.name}  ({step.participant})"
+    who = handler_of(step) if step.child is not None else step.participant
+    return f"undo {target + 1}. {step.name}  ({who})"
 
 
 def graph(saga: Saga) -> str:
     """The definition's workflow: steps down the left, the compensation path up the right."""
     label = [f"{i}. {s.name}" for i, s in enumerate(saga.steps, 1)]
-    handler = [f"{s.participant}.{s.action}" for s in saga.steps]
+    handler = [handler_of(s) for s in saga.steps]
     w_label = max(len(x) for x in label)
     w_handler = max(len(x) for x in handler)
     lines = [
@@ -116,7 +118,7 @@ def graph(saga: Saga) -> str:
             lines.append(f"  +-- join group {step.group}")
     lines.append("   |")
     lines.append("  (completed)")
-    return "\n".join(lines)
+    return "\n".join(lines + child_lines(saga, graph))
 
 
 def subscriptions(saga: Saga, table: Mapping[tuple[str, str], Sequence[Any]]) -> str:
@@ -150,6 +152,7 @@ class Reaction:
     participant: str
     method: str
     emits: tuple[str, ...]
+    runs: tuple[str, ...] = ()  # orchestrated sagas it runs (a hybrid flow)
 
 
 def event_order(start: str, reactions: Sequence[Reaction]) -> list[str]:
@@ -185,7 +188,8 @@ def native_graph(
         lines.append(f"  {event}{tag}")
         for r in by_event.get(event, []):
             emits = " | ".join(r.emits) or "nothing"
-            lines.append(f"    -> {r.participant}.{r.method}, may publish {emits}")
+            runs = f", runs saga {', '.join(r.runs)}" if r.runs else ""
+            lines.append(f"    -> {r.participant}.{r.method}{runs}, may publish {emits}")
         if not by_event.get(event) and not tag:
             lines.append("    -> nobody reacts")
     lines.append("")

@@ -40,9 +40,10 @@ from ...sagas.definition import Saga
 from ...sagas.endings import failure_reason
 from ..journalview import SAGA_EVENT_TYPES, Dispatched, summarize_events
 from .basics import clock, compact, duration, table
+from .children import child_of, handler_of
 from .graphs import owner
 
-__all__ = ["DISPATCHER", "choreography_row", "describe", "native_row", "timeline"]
+__all__ = ["DISPATCHER", "choreography_row", "describe", "native_row", "reads", "timeline"]
 
 
 DISPATCHER = "dispatcher"
@@ -252,6 +253,8 @@ def timeline(
     """
     if not entries:
         return f"saga {saga_id}: no events"
+    every = entries  # with the entries of its child sagas, if any (nested in the table)
+    entries = [e for e in every if e.saga_id in ("", saga_id)] or list(every)
     summary = summarize_events(saga_id, [(e.ts, e.event) for e in entries])
     start = entries[0].ts
     mode = "native choreography" if summary.mode == "native" else summary.mode
@@ -271,11 +274,20 @@ def timeline(
         lines.append(f"  now:    {summary.where()}")
     lines.append("")
     rows = []
-    pending = sorted(m for m in marks if start <= m[0] <= entries[-1].ts)
-    for entry in entries:
+    pending = sorted(m for m in marks if start <= m[0] <= every[-1].ts)
+    results: dict[str, dict[str, Any]] = {}  # per saga (its children too): results so far
+    for entry in every:
         while pending and pending[0][0] <= entry.ts:
             ts, text = pending.pop(0)
             rows.append([f"+{duration(ts - start)}", "--", "-- playground --", text])
+        if entry.saga_id not in ("", saga_id):  # a child saga's entry, nested under its step
+            child = entry.saga_id.removeprefix(f"{saga_id}/")
+            what, detail = describe(entry, _nested(definition, child))
+            detail += reads(entry.event, results.setdefault(entry.saga_id, {}))
+            rows.append(
+                [f"+{duration(entry.ts - start)}", f"{child}> {entry.source}", what, detail]
+            )
+            continue
         special = (
             native_row(entry)
             if native
@@ -284,6 +296,8 @@ def timeline(
             else None
         )
         who, what, detail = special or (entry.source, *describe(entry, definition))
+        if not native:
+            detail += reads(entry.event, results.setdefault(saga_id, {}), definition)
         rows.append([f"+{duration(entry.ts - start)}", who, what, detail])
     lines.append(table(["time", "who", "what", "detail"], rows))
     lines.append("")
@@ -294,21 +308,52 @@ def timeline(
     table_rows = []
     for index, (name, row) in enumerate(step_rows.items(), 1):
         who, action = owner(name, definition)
+        handler = f"{who}.{action}"
+        if definition is not None and name in {s.name for s in definition.steps}:
+            handler = handler_of(definition.step(name))
         table_rows.append(
             [
                 _number(name, definition) or index,
                 name,
-                f"{who}.{action}",
+                handler,
                 row.attempts or "-",
                 row.outcome,
                 "-" if row.took is None else duration(row.took),
                 row.undo,
             ]
         )
-    lines.append(
-        table(["#", "step", "handler", "attempts", "outcome", "took", "compensation"], table_rows)
-    )
+    heads = ["#", "step", "handler", "attempts", "outcome", "took", "compensation"]
+    lines.append(table(heads, table_rows))
     return "\n".join(lines)
+
+
+def reads(event: Any, seen: dict[str, Any], definition: Saga | None = None) -> str:
+    """The results a step's command carries (``ctx.results``: those of the earlier stages'
+    steps, a compensation's own too), and notes a success's result in ``seen``: shown on the
+    step's start, so the timeline says which values flowed where."""
+    if isinstance(event, StepSucceeded):
+        seen[event.step] = event.result
+        return ""
+    if not isinstance(event, StepStarted | CompensationStarted) or not seen:
+        return ""
+    names = list(seen)
+    if definition is not None and event.step in {s.name for s in definition.steps}:
+        allowed = {*definition.before(event.step)}
+        if isinstance(event, CompensationStarted):
+            allowed.add(event.step)
+        names = [name for name in names if name in allowed]
+    given = ", ".join(f"{name}={compact(seen[name], 30)}" for name in names)
+    return f"; reads {given}" if given else ""
+
+
+def _nested(definition: Saga | None, path: str) -> Saga | None:
+    """The definition of the child saga at ``path`` (``step/step...``) below ``definition``."""
+    for step in path.split("/"):
+        if definition is None or step not in {s.name for s in definition.steps}:
+            return None
+        child = child_of(definition.step(step))
+        definition = child if isinstance(child, Saga) else None
+    return definition
 
 
 def _group_note(step: str, definition: Saga | None) -> str:
