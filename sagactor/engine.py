@@ -114,8 +114,8 @@ class Engine:
         inputs: Sequence[Any],
         saga_ids: Sequence[str] | None,
         mode: Mode,
-        fork: Any = None,  # a sagas.forks.Fork: they begin part-way (Runtime.restart)
         priority: int = 0,
+        fork: Any = None,  # a sagas.forks.Fork: they begin part-way (Runtime.restart)
     ) -> list[Submitted]:
         """Ask the drivers to start each saga; each future gives its id once journaled.
         Never blocks (the async face calls it on the event loop). Pair with :meth:`settle`.
