@@ -237,8 +237,7 @@ class Runtime(Operations, Drills, cluster.Clustered, AsyncFace):
         mode: Mode = "orchestration",
         priority: int = 0,
     ) -> list[SagaRun]:
-        """Start many sagas at once; one run per input. Returns once every start is durable:
-        the starts share group commits, and the caller waits once for the whole batch."""
+        """Start many sagas (one run per input); returns once all are durable, after one wait."""
         if self.role == "standby":
             return self.forward(saga, inputs, saga_ids, mode)
         return start_runs(self, saga, inputs, saga_ids, mode, priority)
