@@ -225,12 +225,10 @@ class StepContext:
         self.published.append(event)
 
     def run_saga(self, saga: Any, input: Any, *, timeout: float | None = None) -> Any:
-        """A native choreography's reaction runs the orchestrated ``saga`` (registered) to its
-        end and returns its :class:`~sagactor.Outcome` (a hybrid flow). Its id derives from
-        this reaction's, ``<saga id>/<participant>.<event>``, so a redelivered event finds the
-        run it started. The saga must not have a step at this participant (that step would
-        wait behind this reaction). Only a participant on a thread of its own can wait: not
-        an inline one (it would stall the runtime's scheduler), nor under a simulation."""
+        """A reaction runs the orchestrated ``saga`` (registered) to its end; returns its
+        :class:`~sagactor.Outcome` (a hybrid flow). Its id, ``<saga id>/<participant>.<event>``,
+        lets a redelivered event find its run. Not for a saga with a step here (it would wait
+        behind this reaction), nor inline or simulated participants (they cannot wait)."""
         if self.runner is None:
             raise OperationRefused(
                 "run_saga",
