@@ -12,7 +12,10 @@ import pytest
 
 import sagactor as sa
 from sagactor.examples.shop import Order, conservation_problems, make_shop, order_saga
+from sagactor.actors.coordinator import Coordinator
 from sagactor.sagas import state as saga_state
+from sagactor.sagas.effects import Timer
+from sagactor.sagas.machine import deadline_timer, pending
 from sagactor.testing import (
     CountingLedger,
     Faults,
@@ -31,10 +34,19 @@ class Job(msgspec.Struct, frozen=True):
     fail_at: str = ""
 
 
+# Each step times out (a minute to start, a minute to run); b retries twice after back-offs
+# (timers that a recovery must re-arm).
 LEDGER_SAGA = sa.Saga(
     "ledgers",
     [
-        sa.Step(s, participant=f"p{i}", action="do", timeout=60.0, schedule_timeout=60.0)
+        sa.Step(
+            s,
+            participant=f"p{i}",
+            action="do",
+            timeout=60.0,
+            schedule_timeout=60.0,
+            retry=sa.RetryPolicy(max_attempts=3, backoff=20.0) if s == "b" else sa.RetryPolicy(),
+        )
         for i, s in enumerate("abc")
     ],
     input_type=Job,
@@ -161,6 +173,29 @@ def test_a_reintroduced_bug_is_found_and_its_seed_printed(
     assert found, "500 seeds did not find the re-introduced bug"
     assert f"seed={found[0].seed}" in str(found[0])
     assert "does not net zero" in str(found[0])
+    with pytest.raises(SimulationError) as again:  # the failing seed replays
+        simulate(ledgers, [LEDGER_SAGA], ledger_work, seed=found[0].seed)
+    assert again.value.problems == found[0].problems
+
+
+def test_a_timer_not_rearmed_after_recovery_is_found(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The bug: a recovery resumes a saga's commands but not its timers (a retry's back-off, a
+    # deadline, a sleep), so a saga that crashed while waiting for one waits for ever.
+    def resume_without_timers(self: Coordinator, state: saga_state.SagaState) -> None:
+        effects = [*pending(state), *deadline_timer(state)]
+        self._perform(state, [e for e in effects if not isinstance(e, Timer)])
+
+    monkeypatch.setattr(Coordinator, "_resume", resume_without_timers)
+    found: list[SimulationError] = []
+    for seed in range(500):
+        try:
+            simulate(ledgers, [LEDGER_SAGA], ledger_work, seed=seed)
+        except SimulationError as error:
+            found.append(error)
+            break
+    assert found, "500 seeds did not find the re-introduced bug"
+    print(f"found: {found[0]}")
+    assert "never ended" in str(found[0])
     with pytest.raises(SimulationError) as again:  # the failing seed replays
         simulate(ledgers, [LEDGER_SAGA], ledger_work, seed=found[0].seed)
     assert again.value.problems == found[0].problems

@@ -77,7 +77,7 @@ class Faults:
     restarts: int = 3
     write_error: float = 0.2
     disk_full: float = 0.1
-    full_for: float = 20.0
+    full_for: float = 5.0
     duplicate: float = 0.03
     late: float = 0.03
     max_delay: float = 3600.0
