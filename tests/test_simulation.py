@@ -11,8 +11,8 @@ import msgspec
 import pytest
 
 import sagactor as sa
-from sagactor.examples.shop import Order, conservation_problems, make_shop, order_saga
 from sagactor.actors.coordinator import Coordinator
+from sagactor.examples.shop import Order, conservation_problems, make_shop, order_saga
 from sagactor.sagas import state as saga_state
 from sagactor.sagas.effects import Timer
 from sagactor.sagas.machine import deadline_timer, pending
