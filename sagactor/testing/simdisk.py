@@ -77,6 +77,7 @@ class SimJournal(MemoryJournal):
         self.refused_full = 0  # ... of them for a full disk
         self.power_losses = 0  # crashes that took the power too
         self.lost = 0  # batches lost in crashes (queued, or committed but not synced)
+        self.lost_answered = 0  # ... of them answered already (a power loss under "normal")
         self.problems: list[str] = []  # broken promises of the disk itself (should stay empty)
         self._queue: collections.deque[Batch] = collections.deque()
         self._answers: list[tuple[DoneCallback, BaseException | None]] = []
@@ -115,6 +116,7 @@ class SimJournal(MemoryJournal):
             self.power_loss = False
             self.power_losses += 1
             self.lost += len(self._unsynced)
+            self.lost_answered += len(self._unsynced)
             self._unsynced.clear()
             self._reopen()
 
