@@ -10,6 +10,7 @@ import argparse
 import random
 import sys
 import time
+import traceback
 
 import msgspec
 
@@ -126,6 +127,9 @@ def main(argv: list[str] | None = None) -> int:
             except SimulationError as error:
                 failing.append(f"{name} seed={seed}")
                 print(error, file=sys.stderr)
+            except Exception:  # noqa: BLE001 - the simulation itself broke: a failing seed too
+                failing.append(f"{name} seed={seed} (an error)")
+                traceback.print_exc()
         if n % every == 0 or n == args.seeds:
             rate = n / max(time.monotonic() - started, 1e-9)
             print(

@@ -36,7 +36,7 @@ from typing import Literal
 import msgspec
 
 from .. import clock
-from ..errors import JournalWriteError
+from ..errors import JournalWriteError, RuntimeClosed
 from ..persistence.journal import DoneCallback, Record, Snapshot
 from ..persistence.memory import MemoryJournal
 
@@ -75,6 +75,7 @@ class SimJournal(MemoryJournal):
         self.groups = 0  # groups the disk tried to commit
         self.failed = 0  # groups refused (write errors and disk full)
         self.refused_full = 0  # ... of them for a full disk
+        self.crashes = 0  # kills (a crash of the runtime, or its close after one)
         self.power_losses = 0  # crashes that took the power too
         self.lost = 0  # batches lost in crashes (queued, or committed but not synced)
         self.lost_answered = 0  # ... of them answered already (a power loss under "normal")
@@ -100,15 +101,20 @@ class SimJournal(MemoryJournal):
     def append_and_wait(
         self, records: Sequence[Record], *, snapshot: Snapshot | None = None
     ) -> None:
+        crashes = self.crashes
         self.flush()
         answers: list[tuple[DoneCallback, BaseException | None]] = []
-        self._queue.append((list(records), lambda error: None, snapshot))
-        self._commit(1, answers)
+        if self.crashes == crashes:  # a dead process writes nothing more
+            self._queue.append((list(records), lambda error: None, snapshot))
+            self._commit(1, answers)
+        if not answers:  # the power failed in the middle of it
+            raise RuntimeClosed("the journal was killed before the append committed")
         if answers[0][1] is not None:
             raise answers[0][1]
 
     def kill(self) -> None:
         """A crash: the queue is lost; a power loss loses what was not synced too."""
+        self.crashes += 1
         self.lost += len(self._queue)
         self._queue.clear()
         self._answers.clear()
