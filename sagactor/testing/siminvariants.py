@@ -24,15 +24,43 @@ counts undoing (``undone``); a torn journal group left nothing readable; the use
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..names import saga_stream
+from ..names import Durability, Mode, saga_stream
+from ..observe import Notice, SagaNotice
+from .simdisk import SimJournal
 
 if TYPE_CHECKING:
     from ..runtime import Runtime
-    from .simulation import SimulationReport
 
-__all__ = ["problems_after_crash", "problems_at_end"]
+__all__ = ["SimulationReport", "problems_after_crash", "problems_at_end"]
+
+
+@dataclass(slots=True)
+class SimulationReport:
+    """What one seed did: the journal (compare two of them for determinism) and the outcomes."""
+
+    seed: int
+    journal: SimJournal
+    mode: Mode = "orchestration"
+    durability: Durability = "full"
+    outcomes: dict[str, str] = field(default_factory=dict)  # saga id -> final status
+    states: dict[str, Any] = field(default_factory=dict)  # participant -> final state
+    steps: int = 0
+    restarts: int = 0
+    copies: int = 0  # messages delivered twice or late
+    acknowledged: set[str] = field(default_factory=set)  # starts answered as durable
+    reported: dict[str, str] = field(default_factory=dict)  # ends published as durable
+    events: list[str] = field(default_factory=list)  # the faults chosen, in order
+
+    def watch(self, notice: Notice) -> None:
+        """A listener: what the runtime told its users (durable starts and ends)."""
+        if isinstance(notice, SagaNotice):
+            if notice.type == "SagaStarted":
+                self.acknowledged.add(notice.saga_id)
+            if notice.final:
+                self.reported[notice.saga_id] = str(notice.status)
 
 
 def _may_lose(report: SimulationReport) -> bool:

@@ -23,11 +23,10 @@ from ..actors.participant import Participant
 from ..crashpoints import CrashPoint
 from ..errors import JournalWriteError, SagactorError
 from ..names import Durability, Mode
-from ..observe import Notice, SagaNotice
 from ..runtime import Runtime
 from ..sagas.definition import Choreography, Saga
 from .simdisk import SimJournal, Synchronous
-from .siminvariants import problems_after_crash, problems_at_end
+from .siminvariants import SimulationReport, problems_after_crash, problems_at_end
 
 __all__ = ["Faults", "SimJournal", "SimulationError", "SimulationReport", "simulate"]
 
@@ -101,37 +100,13 @@ class Faults:
 class SimulationError(SagactorError):
     """An invariant broke under a seed; the message says which and how to replay it."""
 
-    def __init__(self, seed: int, problems: list[str]) -> None:
+    def __init__(self, seed: int, problems: list[str], events: Sequence[str] = ()) -> None:
         self.seed = seed
         self.problems = problems
+        self.events = list(events)
         lines = "\n  ".join(problems)
-        super().__init__(f"simulation failed, replay with seed={seed}:\n  {lines}")
-
-
-@dataclass(slots=True)
-class SimulationReport:
-    """What one seed did: the journal (compare two of them for determinism) and the outcomes."""
-
-    seed: int
-    journal: SimJournal
-    mode: Mode = "orchestration"
-    durability: Durability = "full"
-    outcomes: dict[str, str] = field(default_factory=dict)  # saga id -> final status
-    states: dict[str, Any] = field(default_factory=dict)  # participant -> final state
-    steps: int = 0
-    restarts: int = 0
-    copies: int = 0  # messages delivered twice or late
-    acknowledged: set[str] = field(default_factory=set)  # starts answered as durable
-    reported: dict[str, str] = field(default_factory=dict)  # ends published as durable
-    events: list[str] = field(default_factory=list)  # the faults chosen, in order
-
-    def watch(self, notice: Notice) -> None:
-        """A listener: what the runtime told its users (durable starts and ends)."""
-        if isinstance(notice, SagaNotice):
-            if notice.type == "SagaStarted":
-                self.acknowledged.add(notice.saga_id)
-            if notice.final:
-                self.reported[notice.saga_id] = str(notice.status)
+        chosen = f"\n  (faults chosen: {'; '.join(events)})" if events else ""
+        super().__init__(f"simulation failed, replay with seed={seed}:\n  {lines}{chosen}")
 
 
 @dataclass(slots=True)
@@ -202,7 +177,7 @@ def simulate(
         finally:
             rt.close()
     if problems:
-        raise SimulationError(seed, problems)
+        raise SimulationError(seed, problems, report.events)
     return report
 
 
