@@ -68,7 +68,7 @@ def _may_lose(report: SimulationReport) -> bool:
     return report.journal.synchronous == "normal" and report.journal.power_losses > 0
 
 
-def problems_after_crash(report: SimulationReport, synchronous: str) -> list[str]:
+def problems_after_crash(report: SimulationReport) -> list[str]:
     """Read the journal as the crash left it: nothing acknowledged or reported is gone."""
     journal = report.journal
     problems = list(journal.problems)
@@ -95,7 +95,7 @@ def problems_at_end(
     check: Callable[[dict[str, Any]], list[str]] | None,
 ) -> list[str]:
     """Once quiet after the last restart: the guarantees, then the user's ``check``."""
-    problems = problems_after_crash(report, report.journal.synchronous)
+    problems = problems_after_crash(report)
     for saga_id in saga_ids:
         if rt.journal.last_seq(saga_stream(saga_id)) == 0:
             report.outcomes.pop(saga_id, None)  # its start was refused (a write failed)

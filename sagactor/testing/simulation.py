@@ -169,9 +169,11 @@ def simulate(
                 break
             if rt is not None:
                 rt.close()
+            elif last:  # healed, yet it cannot reopen: nothing more to simulate
+                raise SimulationError(seed, ["the last restart could not reopen"], report.events)
             report.restarts += 1
             run += 1
-            problems += problems_after_crash(report, synchronous)
+            problems += problems_after_crash(report)
         try:
             problems += problems_at_end(rt, report, setup.saga_ids(), check)
         finally:
