@@ -12,6 +12,11 @@ callbacks in a heap and fires the earliest only once no actor has mail, moving t
 its due time. Under one seed the whole run is a function of the seed: the same seed twice
 gives the same order of every message, so the same journal.
 
+Two hooks let a simulation add faults without touching the runtime: ``devices`` (a simulated
+disk: work that competes with the actors for the next step, such as committing a journal
+group) and ``copier`` (a message told from one actor to another may be delivered again: at
+once, a duplicate, or ``n`` steps later, after later messages of the same sender, a late copy).
+
 Limits, said plainly: async handlers (which run on an event loop thread) are refused; a
 handler that blocks blocks the whole simulation; only one simulation runs at a time (the clock
 seam is process-wide).
@@ -24,7 +29,7 @@ import heapq
 import itertools
 import random
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from pykka._envelope import Envelope
 
@@ -32,9 +37,21 @@ from ..clock import VirtualClock
 from .kinds import ActorKind, ActorKinds, KindActor
 from .timers import TimerService
 
-__all__ = ["DeterministicKind", "SimulatedKinds", "VirtualTimers"]
+__all__ = ["DeterministicKind", "Device", "SimulatedKinds", "VirtualTimers"]
 
 _OUTSIDE = -1  # the sender id of a message told from outside any actor (the caller)
+
+
+class Device(Protocol):
+    """Something besides the actors that the seed schedules (a simulated disk)."""
+
+    def busy(self) -> bool:
+        """True while it has work to do (the simulation is not quiet)."""
+        ...
+
+    def work(self) -> None:
+        """Do one piece of that work (one scheduler step)."""
+        ...
 
 
 class _SimMailbox:
@@ -50,7 +67,15 @@ class _SimMailbox:
 
     def put(self, envelope: Envelope[Any], /) -> None:
         sender = self._kind.current
+        barrier = self._kind.barrier
+        if barrier is not None and barrier(envelope.message):
+            self._kind.release_to(self, sender)  # no copy overtakes it
         self.lanes.setdefault(sender, collections.deque()).append(envelope)
+        copier = self._kind.copier
+        if copier is not None and envelope.reply_to is None and sender != _OUTSIDE:
+            after = copier(envelope.message)
+            if after is not None:  # the network delivers it again, now or later
+                self._kind.hold(self, sender, Envelope(envelope.message), after)
 
     def put_urgent(self, envelope: Envelope[Any], /) -> None:
         self.urgent.append(envelope)
@@ -114,6 +139,41 @@ class DeterministicKind(ActorKind):
         self._ids: dict[int, int] = {}  # id(actor) -> its index in _actors
         self.steps = 0
         self.on_step: Callable[[int], None] | None = None  # the simulation's fault hook
+        self.devices: list[Device] = []  # a simulated disk: scheduled like an actor
+        # Copies of messages: None, or in how many steps a copy arrives (0: right behind).
+        self.copier: Callable[[Any], int | None] | None = None
+        self._held: list[tuple[int, int, _SimMailbox, int, Envelope[Any]]] = []
+        self._order = itertools.count()
+        self.copies = 0  # copies delivered (duplicates and late ones)
+        # A message no held copy from the same sender may overtake (the model's limit).
+        self.barrier: Callable[[Any], bool] | None = None
+
+    def hold(self, inbox: _SimMailbox, sender: int, envelope: Envelope[Any], after: int) -> None:
+        """Deliver ``envelope`` into ``inbox`` from ``sender`` ``after`` steps from now."""
+        if after <= 0:
+            self.copies += 1
+            inbox.lanes[sender].append(envelope)
+            return
+        heapq.heappush(self._held, (self.steps + after, next(self._order), inbox, sender, envelope))
+
+    def release_to(self, inbox: _SimMailbox, sender: int) -> None:
+        """Deliver now, in order, the held copies from ``sender`` to ``inbox``."""
+        mine = sorted(h for h in self._held if h[2] is inbox and h[3] == sender)
+        if not mine:
+            return
+        self._held = [h for h in self._held if not (h[2] is inbox and h[3] == sender)]
+        heapq.heapify(self._held)
+        for _, _, _, _, envelope in mine:
+            self.copies += 1
+            inbox.lanes.setdefault(sender, collections.deque()).append(envelope)
+
+    def _release(self, everything_due: bool) -> None:
+        """Put held copies that are due (or, when nothing else is ready, the next) in place."""
+        while self._held and (everything_due or self._held[0][0] <= self.steps):
+            _, _, inbox, sender, envelope = heapq.heappop(self._held)
+            self.copies += 1
+            inbox.lanes.setdefault(sender, collections.deque()).append(envelope)
+            everything_due = False
 
     def mailbox(self, actor: KindActor) -> _SimMailbox:
         return _SimMailbox(self)
@@ -132,11 +192,24 @@ class DeterministicKind(ActorKind):
         return ready
 
     def step(self) -> bool:
-        """Run one message of one ready actor (its ``on_start`` first); False if none is ready."""
+        """Run one message of one ready actor (its ``on_start`` first) or one piece of a
+        device's work; False if nothing is ready (held copies count as ready)."""
+        self._release(False)
         ready = self.ready()
-        if not ready:
-            return False
-        actor = ready[0] if len(ready) == 1 else self.random.choice(ready)
+        busy = [device for device in self.devices if device.busy()]
+        if not ready and not busy:
+            if not self._held:
+                return False
+            self._release(True)
+            return self.step()
+        chosen = 0 if len(ready) + len(busy) == 1 else self.random.randrange(len(ready) + len(busy))
+        if chosen >= len(ready):
+            self.steps += 1
+            busy[chosen - len(ready)].work()
+            if self.on_step is not None:
+                self.on_step(self.steps)
+            return True
+        actor = ready[chosen]
         inbox: _SimMailbox = actor.actor_inbox  # type: ignore[assignment]
         self.steps += 1
         previous, self.current = self.current, self._ids[id(actor)]
@@ -162,6 +235,7 @@ class DeterministicKind(ActorKind):
         return ran
 
     def close(self) -> None:
+        self._held.clear()  # copies in flight die with the runtime, as its messages do
         for actor in self._actors:
             inbox: _SimMailbox = actor.actor_inbox  # type: ignore[assignment]
             actor.fail_pending(inbox.drain())

@@ -8,9 +8,11 @@ from ..actors.deterministic import SimulatedKinds
 from ..clock import VirtualClock, use_clock, use_ids
 from ..crashpoints import CrashPlan, CrashPoint, SimulatedCrash
 from ..persistence.memory import MemoryJournal
+from .agreement import simulate_both_modes
 from .crashes import CrashCase, crash_and_recover, crash_cases
 from .ledger import CountingLedger, LedgerState
-from .simulation import Faults, SimJournal, SimulationError, SimulationReport, simulate
+from .simdisk import SimJournal
+from .simulation import Faults, SimulationError, SimulationReport, simulate
 from .statecheck import check_state
 from .upgrade import UpgradeReport, check_upgrade
 
@@ -34,6 +36,7 @@ __all__ = [
     "crash_and_recover",
     "crash_cases",
     "simulate",
+    "simulate_both_modes",
     "use_clock",
     "use_ids",
 ]

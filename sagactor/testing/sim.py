@@ -1,6 +1,8 @@
-"""``python -m sagactor.testing.sim --seeds N``: the shop and a counting-ledger saga under N
-seeds of :func:`~sagactor.testing.simulate`; prints progress, ``seeds: N  violations: V`` and
-the failing seeds. Exit status 1 if any seed failed."""
+"""``python -m sagactor.testing.sim --seeds N``: per seed, the shop and a counting-ledger saga
+under :func:`~sagactor.testing.simulate` (the durability settings taking turns by seed: full,
+``synchronous="normal"``, ``durability="relaxed"``), and the ledgers in both modes under
+:func:`~sagactor.testing.simulate_both_modes`; prints progress, ``seeds: N  violations: V``
+and the failing seeds. Exit status 1 if any seed failed."""
 
 from __future__ import annotations
 
@@ -8,12 +10,17 @@ import argparse
 import random
 import sys
 import time
+import traceback
 
 import msgspec
 
 from ..examples.shop import Order, conservation_problems, make_shop, order_saga
+from ..names import Durability
 from ..sagas.definition import Saga, Step
+from ..sagas.steps import RetryPolicy
+from .agreement import simulate_both_modes
 from .ledger import CountingLedger
+from .simdisk import Synchronous
 from .simulation import SimulationError, simulate
 
 __all__ = ["Job", "main"]
@@ -30,11 +37,23 @@ class Job(msgspec.Struct, frozen=True):
 LEDGERS = Saga(
     "ledgers",
     [
-        Step(s, participant=f"p{i}", action="do", timeout=60.0, schedule_timeout=60.0)
+        Step(
+            s,
+            participant=f"p{i}",
+            action="do",
+            timeout=60.0,
+            schedule_timeout=60.0,
+            retry=RetryPolicy(max_attempts=3, backoff=20.0) if s == "b" else RetryPolicy(),
+        )
         for i, s in enumerate("abc")
     ],
     input_type=Job,
 )
+SETTINGS: list[tuple[Durability, Synchronous]] = [
+    ("full", "full"),
+    ("full", "normal"),
+    ("relaxed", "full"),
+]
 
 
 def _shop(seed: int) -> None:
@@ -57,14 +76,40 @@ def _shop(seed: int) -> None:
     def books(states: dict[str, object]) -> list[str]:
         return conservation_problems(states, STOCK, sum(BALANCES.values()))
 
-    simulate(lambda: make_shop(STOCK, BALANCES), [order_saga], work, seed=seed, check=books)
+    durability, synchronous = SETTINGS[seed % len(SETTINGS)]
+    simulate(
+        lambda: make_shop(STOCK, BALANCES),
+        [order_saga],
+        work,
+        seed=seed,
+        check=books,
+        durability=durability,
+        synchronous=synchronous,
+    )
+
+
+def _ledger_work(rng: random.Random) -> list[tuple[Saga, Job]]:
+    return [(LEDGERS, Job(f"j{i}", rng.choice(["", "", "b", "c"]))) for i in range(3)]
+
+
+def _ledgers_list() -> list[CountingLedger]:
+    return [CountingLedger(f"p{i}") for i in range(3)]
 
 
 def _ledgers(seed: int) -> None:
-    def work(rng: random.Random) -> list[tuple[Saga, Job]]:
-        return [(LEDGERS, Job(f"j{i}", rng.choice(["", "", "b", "c"]))) for i in range(3)]
+    durability, synchronous = SETTINGS[(seed + 1) % len(SETTINGS)]
+    simulate(
+        _ledgers_list,
+        [LEDGERS],
+        _ledger_work,
+        seed=seed,
+        durability=durability,
+        synchronous=synchronous,
+    )
 
-    simulate(lambda: [CountingLedger(f"p{i}") for i in range(3)], [LEDGERS], work, seed=seed)
+
+def _both_modes(seed: int) -> None:
+    simulate_both_modes(_ledgers_list, [LEDGERS], _ledger_work, seed=seed)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -76,12 +121,15 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     every = max(1, args.seeds // 20)
     for n, seed in enumerate(range(args.first, args.first + args.seeds), 1):
-        for name, run in (("shop", _shop), ("ledgers", _ledgers)):
+        for name, run in (("shop", _shop), ("ledgers", _ledgers), ("both modes", _both_modes)):
             try:
                 run(seed)
             except SimulationError as error:
                 failing.append(f"{name} seed={seed}")
                 print(error, file=sys.stderr)
+            except Exception:  # noqa: BLE001 - the simulation itself broke: a failing seed too
+                failing.append(f"{name} seed={seed} (an error)")
+                traceback.print_exc()
         if n % every == 0 or n == args.seeds:
             rate = n / max(time.monotonic() - started, 1e-9)
             print(

@@ -1,10 +1,11 @@
 """Deterministic simulation: the whole runtime on one thread, in a seeded order, on virtual time,
 with seeded faults, crashes and restarts; then the invariants (see :func:`simulate`).
 
-A seed decides everything: the order in which actors handle their mail
-(:class:`~sagactor.actors.deterministic.SimulatedKinds`), the saga ids, which participant
-handlers fail, error or run late, which journal writes fail, where the runtime dies. The same
-seed twice gives the same journal, record for record (timestamps included: virtual time).
+A seed decides everything: the order in which actors handle their mail and the disk commits
+(:class:`~sagactor.actors.deterministic.SimulatedKinds`), which participant handlers fail, error
+or run late, which messages arrive twice or late, which journal groups fail or find the disk
+full, where the runtime dies and whether the power goes with it. The same seed twice gives the
+same journal, record for record (timestamps included: virtual time).
 """
 
 from __future__ import annotations
@@ -15,90 +16,113 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .. import clock
+from ..actor_messages import Command, Deliver, Published, Reply, SagaEnded
 from ..actors.deterministic import SimulatedKinds
 from ..actors.faults import Fault
 from ..actors.participant import Participant
-from ..crashpoints import CrashPoint, SimulatedCrash
-from ..errors import SagactorError
-from ..names import saga_stream
-from ..persistence.journal import Record
-from ..persistence.memory import MemoryJournal
+from ..crashpoints import CrashPoint
+from ..errors import JournalWriteError, SagactorError
+from ..names import Durability, Mode
 from ..runtime import Runtime
 from ..sagas.definition import Choreography, Saga
+from .simdisk import SimJournal, Synchronous
+from .siminvariants import SimulationReport, problems_after_crash, problems_at_end
 
 __all__ = ["Faults", "SimJournal", "SimulationError", "SimulationReport", "simulate"]
 
 Workload = Sequence[tuple[Saga | Choreography | str, Any]] | Callable[[random.Random], Any]
 Check = Callable[[dict[str, Any]], list[str]]
 
+COPYABLE = (Command, Reply, Deliver, Published)
+"""What may arrive twice or late: a command, a reply (a published step event in step-list
+choreography), a delivered event; never a journal's answer or an operator's request. A late
+copy never overtakes a ``SagaEnded`` from its sender: the runtime tells a participant a saga
+ended after every command of it (one sender's messages keep their order), and the
+participant then forgets the saga's inbox records; that is the model's limit."""
 
-class SimJournal(MemoryJournal):
-    """The in-memory journal with seeded write errors: the appends numbered in ``fail_at``
-    (counting from 1) fail with an I/O error, as a full or failing disk would.
-
-    What it does not simulate: lost unsynced commits and torn groups (every append here is
-    durable once answered), slow disks. ``heal()`` stops the errors (the final restart)."""
-
-    def __init__(self, fail_at: set[int] = frozenset()) -> None:  # type: ignore[assignment]
-        super().__init__()
-        self.fail_at = set(fail_at)
-        self.appends = 0
-        self.failed = 0
-        self.fault = self._maybe_fail
-
-    def _maybe_fail(self, records: Sequence[Record]) -> None:
-        self.appends += 1
-        if self.appends in self.fail_at:
-            self.failed += 1
-            raise OSError(f"simulated write error at append {self.appends}")
-
-    def heal(self) -> None:
-        self.fail_at.clear()
+_CRASH_POINTS = [CrashPoint.AFTER_COMMIT, CrashPoint.BEFORE_REPLY, CrashPoint.BEFORE_DISPATCH]
 
 
 @dataclass(frozen=True, slots=True)
 class Faults:
-    """How often each fault is chosen by the seed (probabilities per simulation run).
+    """How often each fault is chosen by the seed (probabilities per simulation run, unless
+    said otherwise).
 
     * ``participant``: per participant, a fault on one of its actions (fail, error, or a delay
-      of up to ``max_delay`` virtual seconds), firing once or twice;
-    * ``crash``: the runtime dies once, at a crash point or between two scheduler steps, and a
-      fresh runtime recovers on the surviving journal (up to ``restarts`` times);
-    * ``write_error``: one of the first ``horizon`` journal appends fails.
+      of up to ``max_delay`` virtual seconds), firing once or twice, or on every message when
+      ``always`` (a fault that decides the same for every delivery: what the agreement of the
+      two modes needs); injected in every run, the restarted ones too;
+    * ``crash``: the first run dies once, at a crash point or between two scheduler steps (a
+      disk step included); ``power_loss`` of those crashes take the power too, and ``torn`` of
+      those fail in the middle of a journal group's write;
+    * ``recovery_crash``: a restarted run (not the last) dies again while it re-sends;
+    * ``restarts``: fresh runtimes on the surviving journal; the last one has no disk, crash or
+      message fault (participant faults stay: they are the participants' behaviour);
+    * ``write_error``: one of the first ``horizon`` journal groups fails;
+    * ``disk_full``: from one of the first ``horizon`` groups, the disk is full for up to
+      ``full_for`` virtual seconds (while it is full, the runtime reloads a refused saga
+      every 50 ms and retries: each second full costs the simulation some hundred steps);
+    * ``duplicate`` and ``late`` (per message told between actors, of the kinds in
+      :data:`COPYABLE`): it arrives again right behind itself, or up to 30 steps later, after
+      later messages of its sender.
     """
 
     participant: float = 0.3
+    always: bool = False
     crash: float = 0.5
+    power_loss: float = 0.3
+    torn: float = 0.2
+    recovery_crash: float = 0.3
+    restarts: int = 3
     write_error: float = 0.2
-    restarts: int = 2
+    disk_full: float = 0.1
+    full_for: float = 5.0
+    duplicate: float = 0.03
+    late: float = 0.03
     max_delay: float = 3600.0
     horizon: int = 60
 
     @staticmethod
     def none() -> Faults:
-        return Faults(participant=0.0, crash=0.0, write_error=0.0)
+        return Faults(
+            participant=0.0, crash=0.0, recovery_crash=0.0, write_error=0.0, disk_full=0.0,
+            duplicate=0.0, late=0.0,
+        )  # fmt: skip
+
+    @staticmethod
+    def agreeing() -> Faults:
+        """The faults under which both modes must agree: those that do not depend on which
+        message meets them first (participant faults on every message, crashes, copies), not
+        the counted ones (a fault firing once, a write error, a full disk)."""
+        return Faults(always=True, write_error=0.0, disk_full=0.0)
 
 
 class SimulationError(SagactorError):
     """An invariant broke under a seed; the message says which and how to replay it."""
 
-    def __init__(self, seed: int, problems: list[str]) -> None:
+    def __init__(self, seed: int, problems: list[str], events: Sequence[str] = ()) -> None:
         self.seed = seed
         self.problems = problems
+        self.events = list(events)
         lines = "\n  ".join(problems)
-        super().__init__(f"simulation failed, replay with seed={seed}:\n  {lines}")
+        chosen = f"\n  (faults chosen: {'; '.join(events)})" if events else ""
+        super().__init__(f"simulation failed, replay with seed={seed}:\n  {lines}{chosen}")
 
 
 @dataclass(slots=True)
-class SimulationReport:
-    """What one seed did: the journal (compare two of them for determinism) and the outcomes."""
+class _Setup:
+    """What every run of one simulation shares."""
 
-    seed: int
-    journal: SimJournal
-    outcomes: dict[str, str] = field(default_factory=dict)  # saga id -> final status
-    steps: int = 0
-    restarts: int = 0
-    events: list[str] = field(default_factory=list)  # the faults chosen, in order
+    participants: Callable[[], Sequence[Participant[Any]]]
+    sagas: Sequence[Saga | Choreography]
+    pairs: list[tuple[Any, Any]]
+    faults: Faults
+    report: SimulationReport
+    rng: random.Random
+    plan: list[tuple[str, str, Fault]] = field(default_factory=list)
+
+    def saga_ids(self) -> list[str]:
+        return [f"w{index}" for index in range(len(self.pairs))]
 
 
 def simulate(
@@ -109,132 +133,187 @@ def simulate(
     seed: int,
     faults: Faults | None = None,
     check: Check | None = None,
+    mode: Mode = "orchestration",
+    durability: Durability = "full",
+    synchronous: Synchronous = "full",
     max_steps: int = 200_000,
 ) -> SimulationReport:
     """Run ``workload`` (``(saga, input)`` pairs, or a function of a seeded ``random.Random``
-    giving them) over fresh ``participants()`` under ``seed``, with seeded ``faults``; run to
-    quiescence (restarting after crashes, the last run without faults), then check that every
-    saga whose start was journaled ended, that no participant applied an effect twice (states
-    with an ``applied`` map of key -> count, as :class:`CountingLedger`'s and the shop's), that
-    a compensated saga's ledger effects net zero, and ``check(states)`` (a list of problems).
+    giving them; the i-th saga's id is ``w<i>``) in ``mode`` over fresh ``participants()``
+    under ``seed``, with seeded ``faults``, restarting after crashes (each restart starts again
+    the sagas whose start was lost), to quiescence. Then it checks what the runtime promises
+    under ``durability`` and ``synchronous`` (see :mod:`sagactor.testing.siminvariants`):
+    every saga ended; no effect applied twice; a compensated saga's effects net zero; nothing
+    acknowledged lost; no reported outcome changed; and ``check(states)`` (a list of problems).
     Raises :class:`SimulationError` (its message has ``seed=...``) on any violation."""
     faults = Faults() if faults is None else faults
     rng = random.Random(seed)
-    kinds = SimulatedKinds(rng.getrandbits(64))
-    report = SimulationReport(seed, SimJournal())
-    if rng.random() < faults.write_error:
-        report.journal.fail_at.add(rng.randint(1, faults.horizon))
-        report.events.append(f"write error at append {min(report.journal.fail_at)}")
-    with clock.use_clock(kinds.clock), clock.use_ids(random.Random(rng.getrandbits(64))):
-        pairs = list(workload(rng) if callable(workload) else workload)
-        rt = _first_run(participants, sagas, pairs, rng, kinds, faults, report)
-        while rt is None or rt.crashed:
+    journal = SimJournal(rng.getrandbits(64), synchronous=synchronous)
+    report = SimulationReport(seed, journal, mode, durability)
+    setup = _Setup(participants, sagas, [], faults, report, rng)
+    _plan_disk(setup)
+    virtual = clock.VirtualClock()
+    problems: list[str] = []
+    with clock.use_clock(virtual), clock.use_ids(random.Random(rng.getrandbits(64))):
+        setup.pairs = list(workload(rng) if callable(workload) else workload)
+        _plan_participants(setup)
+        run = 0
+        while True:
+            last = run >= faults.restarts
+            if last:
+                journal.heal()
+            kinds = SimulatedKinds(rng.getrandbits(64), virtual)
+            rt = _one_run(setup, kinds, run, last, max_steps)
+            report.copies += kinds.sim.copies
+            if rt is not None and not rt.crashed:
+                break
             if rt is not None:
                 rt.close()
+            elif last:  # healed, yet it cannot reopen: nothing more to simulate
+                raise SimulationError(seed, ["the last restart could not reopen"], report.events)
             report.restarts += 1
-            last = report.restarts >= faults.restarts
-            if last:
-                report.journal.heal()
-            kinds = SimulatedKinds(rng.getrandbits(64), kinds.clock)
-            rt = _recover(participants, sagas, report, kinds)
-            if rt is not None:
-                report.steps += kinds.run_until_quiet(max_steps)
+            run += 1
+            problems += problems_after_crash(report)
         try:
-            problems = _problems(rt, report, check)
+            problems += problems_at_end(rt, report, setup.saga_ids(), check)
         finally:
             rt.close()
     if problems:
-        raise SimulationError(seed, problems)
+        raise SimulationError(seed, problems, report.events)
     return report
 
 
-def _first_run(
-    participants: Callable[[], Sequence[Participant[Any]]],
-    sagas: Sequence[Saga | Choreography],
-    pairs: list[tuple[Any, Any]],
-    rng: random.Random,
-    kinds: SimulatedKinds,
-    faults: Faults,
-    report: SimulationReport,
-) -> Runtime | None:
-    registered = participants()
-    rt = Runtime.in_memory(
-        journal=report.journal, participants=registered, sagas=sagas, kinds=kinds
+def _plan_disk(setup: _Setup) -> None:
+    rng, faults, journal, events = (
+        setup.rng,
+        setup.faults,
+        setup.report.journal,
+        setup.report.events,
     )
-    for participant in registered:
-        if rng.random() < faults.participant:
-            actions = sorted(type(participant)._actions)
-            if not actions:
-                continue
-            action = rng.choice(actions)
-            kind = rng.choice(["fail", "error", "delay"])
-            seconds = rng.uniform(0, faults.max_delay) if kind == "delay" else 0.0
-            fault = Fault(kind, times=rng.randint(1, 2), seconds=seconds)  # type: ignore[arg-type]
-            rt.inject(participant.participant_name, action, fault)
-            report.events.append(f"{fault.describe()} on {participant.participant_name}.{action}")
-    if rng.random() < faults.crash:
-        if rng.random() < 0.5:
-            point = rng.choice(
-                [CrashPoint.AFTER_COMMIT, CrashPoint.BEFORE_REPLY, CrashPoint.BEFORE_DISPATCH]
-            )
-            hit = rng.randint(1, 8)
-            rt.arm(point, hit)
-            report.events.append(f"crash at {point} hit {hit}")
-        else:
-            at = rng.randint(1, 12 * max(1, len(pairs)))
-            kinds.sim.on_step = lambda n: rt.crash() if n == at else None
-            report.events.append(f"crash after scheduler step {at}")
-    for saga, value in pairs:
-        for _ in range(rng.randrange(8)):
-            kinds.step()
+    if rng.random() < faults.write_error:
+        journal.fail_at.add(rng.randint(1, faults.horizon))
+        events.append(f"write error at group {min(journal.fail_at)}")
+    if rng.random() < faults.disk_full:
+        journal.full_at = rng.randint(1, faults.horizon)
+        journal.full_for = rng.uniform(1.0, faults.full_for)
+        events.append(f"disk full at group {journal.full_at} for {journal.full_for:.0f}s")
+
+
+def _plan_participants(setup: _Setup) -> None:
+    rng, faults = setup.rng, setup.faults
+    for participant in setup.participants():
+        if rng.random() >= faults.participant:
+            continue
+        actions = sorted(type(participant)._actions)
+        if not actions:
+            continue
+        action = rng.choice(actions)
+        kind = rng.choice(["fail", "error", "delay"])
+        seconds = rng.uniform(0, faults.max_delay) if kind == "delay" else 0.0
+        times = None if faults.always else rng.randint(1, 2)
+        fault = Fault(kind, times=times, seconds=seconds)  # type: ignore[arg-type]
+        setup.plan.append((participant.participant_name, action, fault))
+        setup.report.events.append(f"{fault.describe()} on {participant.participant_name}.{action}")
+
+
+def _one_run(
+    setup: _Setup, kinds: SimulatedKinds, run: int, last: bool, max_steps: int
+) -> Runtime | None:
+    """One runtime on the journal: faults, a planned crash, recovery, the workload, quiet."""
+    report, rng, faults = setup.report, setup.rng, setup.faults
+    journal = report.journal
+    kinds.sim.devices.append(journal)
+    if not last and (faults.duplicate or faults.late):
+        copies = random.Random(rng.getrandbits(64))
+        kinds.sim.copier = lambda message: _copy(copies, faults, message)
+        kinds.sim.barrier = lambda message: isinstance(message, SagaEnded)
+    rt = Runtime(
+        journal,
+        participants=setup.participants(),
+        sagas=setup.sagas,
+        recover=False,
+        kinds=kinds,
+        durability=report.durability,
+        listeners=[report.watch],
+    )
+    for name, action, fault in setup.plan:
+        fresh = Fault(fault.kind, times=fault.times, seconds=fault.seconds)
+        rt.inject(name, action, fresh)
+    chance = faults.crash if run == 0 else faults.recovery_crash
+    if not last and rng.random() < chance:
+        _plan_crash(setup, rt, kinds, run)
+    try:
+        rt.recover()
+        for saga_id, (saga, value) in zip(setup.saga_ids(), setup.pairs, strict=True):
+            for _ in range(rng.randrange(8)):
+                kinds.step()
+            if rt.crashed:
+                break
+            if journal.last_seq(f"saga/{saga_id}") == 0:  # its start never reached the disk
+                rt.engine.submit(saga, [value], [saga_id], report.mode)
+                report.outcomes.setdefault(saga_id, "running")
+    except JournalWriteError as error:  # as over SQLite: a full disk refuses the reopening
         if rt.crashed:
-            break
-        run = rt.start_nowait(saga, value)
-        report.outcomes[run.id] = "running"
-    report.steps += kinds.run_until_quiet()
+            raise
+        report.events.append(f"run {run}: reopening refused ({error}); retried a minute later")
+        rt.close()
+        kinds.clock.advance_to(kinds.clock() + 60.0)
+        return None
+    except SagactorError as error:  # the runtime died under a crash while recovering
+        report.events.append(f"run {run} died: {type(error).__name__}")
+        if not rt.crashed:
+            raise
+    ran = kinds.run_until_quiet(max_steps)
+    report.steps += ran
+    if ran >= max_steps:
+        report.events.append(f"run {run}: not quiet after {max_steps} steps")
+    # A planned crash that never came must not come while the invariants are read.
+    kinds.sim.on_step, journal.on_torn, journal.torn_at = None, None, 0
+    journal.power_loss = False
+    rt.crash_plan.disarm()
     return rt
 
 
-def _recover(
-    participants: Callable[[], Sequence[Participant[Any]]],
-    sagas: Sequence[Saga | Choreography],
-    report: SimulationReport,
-    kinds: SimulatedKinds,
-) -> Runtime | None:
-    try:
-        return Runtime.in_memory(
-            journal=report.journal, participants=participants(), sagas=sagas, kinds=kinds
-        )
-    except (SimulatedCrash, SagactorError) as error:
-        report.events.append(f"recovery failed: {error}")
+def _plan_crash(setup: _Setup, rt: Runtime, kinds: SimulatedKinds, run: int) -> None:
+    rng, faults, report = setup.rng, setup.faults, setup.report
+    journal = report.journal
+    power = rng.random() < faults.power_loss
+    what = "power loss" if power else "crash"
+    choice = rng.random()
+    if power and choice < faults.torn:
+        journal.torn_at = journal.groups + rng.randint(1, 20)
+        journal.on_torn = rt.crash
+        report.events.append(f"run {run}: power loss in the middle of group {journal.torn_at}")
+        return
+
+    def crash() -> None:
+        journal.power_loss = power
+        rt.crash()
+
+    if run > 0 and choice < 0.5:  # while recovery re-sends
+        hit = rng.randint(1, 3)
+        rt.arm(CrashPoint.MID_RECOVERY, hit)
+        journal.power_loss = power
+        report.events.append(f"run {run}: {what} at {CrashPoint.MID_RECOVERY} hit {hit}")
+    elif choice < 0.5:
+        point, hit = rng.choice(_CRASH_POINTS), rng.randint(1, 8)
+        rt.arm(point, hit)
+        journal.power_loss = power
+        report.events.append(f"run {run}: {what} at {point} hit {hit}")
+    else:
+        at = rng.randint(1, 12 * max(1, len(setup.pairs)) if run == 0 else 30)
+        start = kinds.sim.steps
+        kinds.sim.on_step = lambda n: crash() if n == start + at else None
+        report.events.append(f"run {run}: {what} after scheduler step {at}")
+
+
+def _copy(rng: random.Random, faults: Faults, message: Any) -> int | None:
+    """Whether ``message`` arrives again: None (no), 0 (a duplicate), n (n steps late)."""
+    if not isinstance(message, COPYABLE):
         return None
-
-
-def _problems(rt: Runtime, report: SimulationReport, check: Check | None) -> list[str]:
-    problems: list[str] = []
-    journaled = [s for s in report.outcomes if rt.journal.last_seq(saga_stream(s)) > 0]
-    for saga_id in list(report.outcomes):
-        if saga_id not in journaled:
-            del report.outcomes[saga_id]  # its start never reached the journal: not acknowledged
-    for saga_id in journaled:
-        status = rt.status(saga_id).status
-        report.outcomes[saga_id] = str(status)
-        if not status.terminal:
-            problems.append(f"saga {saga_id} never ended: {status} after quiescence")
-    states = {name: rt.state(name) for name in rt.engine.catalog.refs}
-    for name, state in states.items():
-        applied: dict[str, int] = getattr(state, "applied", {})
-        undone: dict[str, int] = getattr(state, "undone", {})
-        for key in sorted({**applied, **undone}):
-            if applied.get(key, 0) > 1 or undone.get(key, 0) > 1:
-                problems.append(f"{name} applied or undid {key} more than once")
-            saga_id = key.partition("/")[0]
-            if saga_id not in report.outcomes:
-                continue
-            # Net zero only where the state counts undoing too (CountingLedger's does).
-            compensated = hasattr(state, "undone") and report.outcomes[saga_id] == "compensated"
-            if compensated and applied.get(key, 0) != undone.get(key, 0):
-                problems.append(f"{name}: {key} of compensated saga {saga_id} does not net zero")
-    if check is not None:
-        problems.extend(check(states))
-    return problems
+    draw = rng.random()
+    if draw < faults.duplicate:
+        return 0
+    if draw < faults.duplicate + faults.late:
+        return rng.randint(1, 30)
+    return None
