@@ -12,6 +12,7 @@ from .actors.participant import (
     evolve,
     on,
 )
+from .cluster.sharing import Partitioned
 from .crashpoints import CrashPoint, SimulatedCrash
 from .errors import (
     DefinitionError,
@@ -72,6 +73,7 @@ __all__ = [
     "Outcome",
     "Parallel",
     "Participant",
+    "Partitioned",
     "PayloadError",
     "PruneReport",
     "RecoveryNotice",
