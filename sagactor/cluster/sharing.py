@@ -27,15 +27,22 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
-from ..errors import NotActive, RuntimeClosed, RuntimeCrashed
+from ..errors import (
+    NotActive,
+    OperationRefused,
+    RuntimeClosed,
+    RuntimeCrashed,
+    SagaTimeout,
+    UnknownSaga,
+)
 from ..handles import SagaRun
 from ..history import HistoryEntry
-from ..messages import Outcome, SagaStatus
+from ..messages import Outcome
 from ..names import Mode
 from ..persistence.opening import discarding
 from ..runtime import Runtime
 from ..sagas.definition import Choreography, Saga
-from . import membership
+from .membership import Membership, membership
 
 if TYPE_CHECKING:
     from ..actors.participant import Participant
@@ -158,6 +165,11 @@ class Partitioned:
     def _journal(self, partition: int) -> PartitionJournal:
         journal: PartitionJournal = self._member_journal(self._slots[partition])
         return journal
+
+    def _member(self, partition: int) -> Membership:
+        member = self.runtime(partition)._member
+        assert member is not None  # every partition's runtime is a member
+        return member
 
     @staticmethod
     def _member_journal(runtime: Runtime) -> Any:
@@ -290,17 +302,32 @@ class Partitioned:
         return [run for run in runs if run is not None]
 
     def result(self, saga_id: str, timeout: float | None = None) -> Outcome:
-        """Block until the saga ends, wherever it runs (its partition may change hands)."""
+        """Block until the saga ends, wherever it runs (its partition may change hands; a
+        forwarded start not journaled yet is waited for). Raises :class:`SagaTimeout`, or
+        :class:`UnknownSaga` for an id neither journaled nor asked for."""
         deadline = None if timeout is None else time.monotonic() + timeout
         pause = 0.002
         while True:
-            outcome = self.status(saga_id)
-            if outcome.status.terminal and outcome.status is not SagaStatus.STUCK:
+            outcome = self._look(saga_id)
+            if outcome is not None and outcome.status.terminal:
                 return outcome
             if deadline is not None and time.monotonic() >= deadline:
-                return outcome if outcome.status.terminal else self.run(saga_id).result(0)
+                raise SagaTimeout(saga_id, timeout)
             time.sleep(pause)
             pause = min(pause * 2, 0.05)
+
+    def _look(self, saga_id: str) -> Outcome | None:
+        partition = self.partition_of(saga_id)
+        try:
+            return self.status(saga_id)
+        except UnknownSaga:
+            queue = self._member(partition).queue
+            if queue.requested(saga_id):
+                return None
+            refusal = queue.refusal(saga_id)
+            if refusal is not None:
+                raise OperationRefused("start", f"saga {saga_id!r}: {refusal}") from None
+            raise
 
     def run(self, saga_id: str) -> SagaRun:
         return self._retrying(self.partition_of(saga_id), lambda rt: rt.run(saga_id))  # type: ignore[no-any-return]
@@ -318,8 +345,7 @@ class Partitioned:
         runtime = self.runtime(partition)
         if runtime.role != "active":
             raise NotActive(
-                f"{operation} of saga {saga_id!r} (partition {partition}, held by another "
-                "process)"
+                f"{operation} of saga {saga_id!r} (partition {partition}, held by another process)"
             )
         return runtime
 

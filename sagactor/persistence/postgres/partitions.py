@@ -130,9 +130,7 @@ class Members:
     def leave(self) -> None:
         """Delete this member's row (it would expire anyway) and disconnect."""
         with contextlib.suppress(psycopg.Error):
-            self.conn.execute(
-                f"DELETE FROM {self.base}.members WHERE member = %s", (self.member,)
-            )
+            self.conn.execute(f"DELETE FROM {self.base}.members WHERE member = %s", (self.member,))
         self.conn.close()
 
 
