@@ -118,6 +118,9 @@ class Worker:
         self.process.wait(30)
         self._reader.join(30)
         self._errors.join(30)
+        for pipe in (self.process.stdout, self.process.stderr):
+            if pipe is not None:
+                pipe.close()
 
 
 @dataclass
