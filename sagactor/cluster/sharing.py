@@ -28,7 +28,6 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 from ..errors import (
-    NotActive,
     OperationRefused,
     RuntimeClosed,
     RuntimeCrashed,
@@ -42,6 +41,7 @@ from ..names import Mode
 from ..persistence.opening import discarding
 from ..runtime import Runtime
 from ..sagas.definition import Choreography, Saga
+from .asking import Asker, Asking
 from .membership import Membership, membership
 
 if TYPE_CHECKING:
@@ -55,7 +55,7 @@ log = logging.getLogger("sagactor")
 _GONE = (RuntimeClosed, RuntimeCrashed)  # a partition's runtime being replaced: look again
 
 
-class Partitioned:
+class Partitioned(Asking):
     """This process's part of a database whose sagas several processes share.
 
     Open with :meth:`open`; close it (or use it as a context manager) to give its partitions
@@ -96,6 +96,15 @@ class Partitioned:
         except BaseException:
             self.close()
             raise
+        from ..persistence.postgres.asks import AsksTable
+
+        self._asker = Asker(
+            AsksTable(schema),
+            lambda: parts.connect(url),
+            lambda partition: self._journal(partition).reader(),
+            lambda: self.held,
+            self.runtime,
+        )
         self._beat = threading.Thread(target=self._beating, name="sagactor-members", daemon=True)
         self._beat.start()
 
@@ -340,29 +349,6 @@ class Partitioned:
 
     # -- what runs only where the partition is held --------------------------------------------
 
-    def _held_runtime(self, saga_id: str, operation: str) -> Runtime:
-        partition = self.partition_of(saga_id)
-        runtime = self.runtime(partition)
-        if runtime.role != "active":
-            raise NotActive(
-                f"{operation} of saga {saga_id!r} (partition {partition}, held by another process)"
-            )
-        return runtime
-
-    def signal(
-        self, saga_id: str, name: str, payload: Any = None, *, signal_id: str | None = None
-    ) -> bool:
-        """:meth:`Runtime.signal` on the saga's partition (see :meth:`Runtime.signal`)."""
-        return self._held_runtime(saga_id, "signal").signal(
-            saga_id, name, payload, signal_id=signal_id
-        )
-
-    def cancel(self, saga_id: str, reason: str = "cancelled") -> None:
-        self._held_runtime(saga_id, "cancel").cancel(saga_id, reason)
-
-    def resume(self, saga_id: str) -> None:
-        self._held_runtime(saga_id, "resume").resume(saga_id)
-
     def state(self, participant: str, partition: int) -> Any:
         """A participant's state in one partition (held by this process)."""
         return self.runtime(partition).state(participant)
@@ -379,6 +365,9 @@ class Partitioned:
         beat = getattr(self, "_beat", None)
         if beat is not None and beat is not threading.current_thread():
             beat.join()
+        asker = getattr(self, "_asker", None)
+        if asker is not None:
+            asker.stop()
         for runtime in self._slots:
             runtime.close()
         self._members.leave()

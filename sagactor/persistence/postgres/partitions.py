@@ -27,6 +27,7 @@ import psycopg
 
 from sagactor.errors import DefinitionError, JournalCorrupt, JournalError
 
+from . import asks
 from .journal import PostgresJournal
 from .lease import make_owner
 from .schema import Connection, valid_schema
@@ -37,6 +38,7 @@ __all__ = [
     "Gate",
     "Members",
     "PartitionJournal",
+    "connect",
     "id_in",
     "partition_of",
     "partition_schema",
@@ -58,6 +60,15 @@ def id_in(partition: int, partitions: int) -> str:
             return saga_id
 
 
+def connect(url: str) -> Connection:
+    """A connection of its own (autocommit) to the database at ``url``."""
+    try:
+        return psycopg.connect(url, autocommit=True, connect_timeout=10)
+    except psycopg.Error as error:
+        problem = scrub(str(error), url)
+        raise JournalError(f"journal {redact(url)!r}: cannot connect: {problem}") from None
+
+
 def partition_schema(base: str, partition: int) -> str:
     return valid_schema(f"{base}_p{partition}")
 
@@ -75,11 +86,7 @@ class Members:
         self.base = valid_schema(base)
         self.partitions = partitions
         self.member = make_owner()
-        try:  # autocommit, this object's alone (one thread: the heartbeat's)
-            self.conn: Connection = psycopg.connect(url, autocommit=True, connect_timeout=10)
-        except psycopg.Error as error:
-            problem = scrub(str(error), url)
-            raise JournalError(f"journal {redact(url)!r}: cannot connect: {problem}") from None
+        self.conn = connect(url)  # this object's alone (one thread: the heartbeat's)
         try:
             self._prepare()
         except BaseException:
@@ -100,6 +107,7 @@ class Members:
                 f"CREATE TABLE IF NOT EXISTS {s}.members (member text PRIMARY KEY, "
                 "expires timestamptz NOT NULL)"
             )
+            asks.create(self.conn, s)
             self.conn.execute(
                 f"INSERT INTO {s}.layout VALUES (1, %s) ON CONFLICT DO NOTHING",
                 (self.partitions,),

@@ -85,8 +85,7 @@ class StartsQueue:
         """Whether a start of ``saga_id`` waits for the active runtime (not refused)."""
         with self._journal.reader() as conn:
             row = conn.execute(
-                f"SELECT 1 FROM {self._schema}.starts WHERE saga_id = %s AND error IS NULL "
-                "LIMIT 1",
+                f"SELECT 1 FROM {self._schema}.starts WHERE saga_id = %s AND error IS NULL LIMIT 1",
                 (saga_id,),
             ).fetchone()
         return row is not None
