@@ -150,7 +150,8 @@ def main() -> None:
             f"bench_scale {datetime.date.today()}, {os.cpu_count()} cores, "
             f"{args.in_flight} in flight per process, {args.seconds:.0f} s per point"
         )
-        print(f"SQLite, 1 process:          {sqlite_point(args.seconds, args.in_flight):7.0f} sagas/s")
+        sqlite = sqlite_point(args.seconds, args.in_flight)
+        print(f"{'SQLite, 1 process:':<28}{sqlite:7.0f} sagas/s", flush=True)
         for workers in args.workers:
             rate = pg_point(server, workers, args.seconds, args.in_flight)
             label = f"PostgreSQL, {workers} worker{'s' if workers > 1 else ''}:"

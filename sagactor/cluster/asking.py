@@ -86,8 +86,11 @@ class Asker:
                 held = self._held()
                 for ask in self._table.claim(conn, held) if held else []:
                     runtime = self._runtime(ask.partition)
-                    if runtime.role == "active":  # else the partition's next holder runs it
-                        self._table.answer(conn, ask.row, run_ask(runtime, ask))
+                    if runtime.role != "active":
+                        continue  # given back meanwhile: its next holder runs it
+                    answer = run_ask(runtime, ask)
+                    if answer is not None:
+                        self._table.answer(conn, ask.row, answer)
                 for _ in conn.notifies(timeout=self._poll, stop_after=1):
                     pass
             except Exception:
@@ -105,8 +108,9 @@ class Asker:
             self._thread.join()
 
 
-def run_ask(runtime: Runtime, ask: Any) -> Answer:
-    """Run one ask on the holder's runtime; its answer (a refusal is an answer too)."""
+def run_ask(runtime: Runtime, ask: Any) -> Answer | None:
+    """Run one ask on the holder's runtime; its answer (a refusal is an answer too), or
+    None for a saga whose start waits in the ``starts`` table (asked before it: run later)."""
     from ..persistence.postgres.asks import Answer
 
     args = msgspec.msgpack.decode(ask.args)
@@ -122,7 +126,12 @@ def run_ask(runtime: Runtime, ask: Any) -> Answer:
             result = None
         else:
             raise OperationRefused(ask.op, "unknown operation")
-    except (UnknownSaga, SignalRefused, OperationRefused, NotActive) as error:
+    except UnknownSaga as error:
+        member = runtime._member
+        if member is not None and member.queue.requested(ask.saga_id):
+            return None
+        return Answer(None, type(error).__name__, str(error))
+    except (SignalRefused, OperationRefused, NotActive) as error:
         why = getattr(error, "problem", None) or getattr(error, "why", None) or str(error)
         return Answer(None, type(error).__name__, str(why))
     except Exception as error:  # noqa: BLE001 - reported to the asker, who raises it
