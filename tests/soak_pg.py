@@ -16,6 +16,7 @@ change applied twice, no saga's effects in two partitions, every saga ended as i
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import queue
 import random
@@ -62,6 +63,7 @@ def open_worker(url: str) -> sa.Partitioned:
 
 def worker(url: str, prefix: str) -> None:
     """Start sagas until killed, printing ``ack <id>`` once each start returned."""
+    logging.basicConfig(level=logging.WARNING, format="%(name)s %(levelname)s %(message)s")
     shared = open_worker(url)
     print("ready", flush=True)
     number = 0
@@ -91,12 +93,13 @@ class Worker:
             text=True,
         )
         self.ready: queue.Queue[bool] = queue.Queue()
+        self.stderr_tail: list[str] = []
+        self.taken_over = 0  # partitions it found taken over (it was fenced) and replaced
         self._acked = acked
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
         self._errors = threading.Thread(target=self._drain_stderr, daemon=True)
         self._errors.start()
-        self.stderr_tail: list[str] = []
 
     def _read(self) -> None:
         assert self.process.stdout is not None
@@ -110,7 +113,9 @@ class Worker:
     def _drain_stderr(self) -> None:
         assert self.process.stderr is not None
         for line in self.process.stderr:
-            self.stderr_tail = [*self.stderr_tail[-40:], line]
+            self.stderr_tail = [*self.stderr_tail[-400:], line]
+            if "was taken over by another process" in line:
+                self.taken_over += 1
 
     def kill(self) -> None:
         if self.process.poll() is None:

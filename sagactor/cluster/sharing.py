@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 from ..errors import (
+    JournalWriteError,
     OperationRefused,
     RuntimeClosed,
     RuntimeCrashed,
@@ -52,7 +53,10 @@ __all__ = ["Partitioned"]
 
 log = logging.getLogger("sagactor")
 
-_GONE = (RuntimeClosed, RuntimeCrashed)  # a partition's runtime being replaced: look again
+# A partition's runtime replaced, or dead (fenced: another process took the partition over),
+# or its group lost with the connection: after healing the slot, call again. Safe for starts
+# too: their ids are idempotency keys (a start that did commit returns the same run).
+_GONE = (RuntimeClosed, RuntimeCrashed, JournalWriteError)
 
 
 class Partitioned(Asking):
@@ -224,10 +228,7 @@ class Partitioned(Asking):
     def _rebalance(self) -> None:
         """Give back what is held beyond the fair share; replace fenced or dead runtimes."""
         for partition in range(self.partitions):
-            runtime = self._slots[partition]
-            if self._journal(partition).fenced or runtime.engine.crashed:
-                log.warning("partition %d was taken over by another process", partition)
-                self._replace(partition)
+            self._heal(partition)
         excess = len(self.held) - self.gate.share
         for partition in reversed(self.held):
             if excess <= 0:
@@ -236,13 +237,22 @@ class Partitioned(Asking):
             self._replace(partition)
             excess -= 1
 
-    def _replace(self, partition: int) -> None:
+    def _heal(self, partition: int) -> None:
+        """Replace the partition's runtime if it died (fenced: the partition was taken over)."""
+        runtime = self._slots[partition]
+        if self._journal(partition).fenced or runtime.engine.crashed:
+            log.warning("partition %d was taken over by another process", partition)
+            self._replace(partition, runtime)
+
+    def _replace(self, partition: int, only: Runtime | None = None) -> None:
         """Close the partition's runtime (its lease given back) and open it again: a standby
         while the gate says this process holds enough."""
         with self._lock:
             if self._stop.is_set():
                 return
             old = self._slots[partition]
+            if only is not None and old is not only:
+                return  # replaced by another thread meanwhile
             self.gate.holders.discard(self._journal(partition))
             old.close()
             self._slots[partition] = self._open(partition)
@@ -257,16 +267,18 @@ class Partitioned(Asking):
         return held[next(self._round_robin) % len(held)]
 
     def _retrying(self, partition: int, call: Callable[[Runtime], Any]) -> Any:
-        """``call`` on the partition's runtime; once more if that one was being replaced."""
-        for attempt in itertools.count():
+        """``call`` on the partition's runtime; again (for up to two leases) if that one was
+        being replaced or had died."""
+        deadline = time.monotonic() + 2 * self._lease
+        while True:
             runtime = self.runtime(partition)
             try:
                 return call(runtime)
             except _GONE:
-                if self._stop.is_set() or attempt >= 50:
+                if self._stop.is_set() or time.monotonic() >= deadline:
                     raise
+                self._heal(partition)
                 time.sleep(0.05)
-        raise AssertionError("unreachable")
 
     def start(
         self,
