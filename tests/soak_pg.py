@@ -279,7 +279,7 @@ def main() -> None:
     if url is None:
         url, root = _cluster()
     try:
-        report = soak(url, args.kills, seed=args.seed)
+        report = soak(url, args.kills, seed=args.seed, log=lambda line: print(line, flush=True))
     finally:
         if root is not None:
             subprocess.run([str(ROOT / "scripts" / "pg-cluster"), "stop", str(root)], check=False)

@@ -121,7 +121,7 @@ class Partitioned(Asking):
         sagas: Iterable[Saga | Choreography] = (),
         partitions: int = 8,
         lease: float = 10.0,
-        schema: str = "sagactor",
+        schema: str = "sagactor_shared",
         synchronous: Literal["full", "normal"] = "full",
         pool_size: int = 2,
         **runtime_options: Any,
@@ -131,7 +131,8 @@ class Partitioned(Asking):
         ``participants`` makes one set of participants per partition (their state is the
         partition's). ``partitions`` is fixed for the database: every process must open it
         with the same number. ``lease``: seconds a partition's lease (and a process's
-        membership) lasts unless renewed. Other keyword arguments go to each partition's
+        membership) lasts unless renewed. ``schema``: the PostgreSQL schema of the members'
+        table; partition k is the journal in schema ``<schema>_p<k>``. Other keyword arguments go to each partition's
         :class:`Runtime` (``snapshot_every``, ``listeners``, ``durability``...).
         """
         options = {"synchronous": synchronous, "pool_size": pool_size, **runtime_options}
