@@ -20,6 +20,7 @@ import logging
 import os
 import queue
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -283,6 +284,7 @@ def main() -> None:
     finally:
         if root is not None:
             subprocess.run([str(ROOT / "scripts" / "pg-cluster"), "stop", str(root)], check=False)
+            shutil.rmtree(root, ignore_errors=True)
     print(
         f"{report.kills} kills, {report.acknowledged} sagas acknowledged, "
         f"{len(report.violations)} violations, {report.seconds:.0f} s"
