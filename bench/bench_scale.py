@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -159,6 +160,7 @@ def main() -> None:
     finally:
         if root is not None:
             subprocess.run([script, "stop", root], check=False)
+            shutil.rmtree(root, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -132,8 +132,9 @@ class Partitioned(Asking):
         partition's). ``partitions`` is fixed for the database: every process must open it
         with the same number. ``lease``: seconds a partition's lease (and a process's
         membership) lasts unless renewed. ``schema``: the PostgreSQL schema of the members'
-        table; partition k is the journal in schema ``<schema>_p<k>``. Other keyword arguments go to each partition's
-        :class:`Runtime` (``snapshot_every``, ``listeners``, ``durability``...).
+        table; partition k is the journal in schema ``<schema>_p<k>``. Other keyword
+        arguments go to each partition's :class:`Runtime` (``snapshot_every``,
+        ``listeners``, ``durability``...).
         """
         options = {"synchronous": synchronous, "pool_size": pool_size, **runtime_options}
         return cls(
