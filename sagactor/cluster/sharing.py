@@ -88,7 +88,8 @@ class Partitioned(Asking):
         self._schema = schema
         self._options = options
         self.gate: Gate = parts.Gate(partitions)
-        self._lock = threading.Lock()  # guards the slots' replacement
+        self._lock = threading.Lock()  # guards the slots against a close
+        self._replacing = threading.Lock()
         self._stop = threading.Event()
         self._round_robin = itertools.count()
         self._slots: list[Runtime] = []
@@ -247,17 +248,21 @@ class Partitioned(Asking):
             self._replace(partition, runtime)
 
     def _replace(self, partition: int, only: Runtime | None = None) -> None:
-        """Close the partition's runtime (its lease given back) and open it again: a standby
-        while the gate says this process holds enough."""
-        with self._lock:
-            if self._stop.is_set():
-                return
+        """Open the partition's runtime again (a standby while the gate says this process
+        holds enough), then close the old one (its lease given back). Callers meanwhile use
+        the old one, or the new one: never wait for the opening."""
+        with self._replacing:  # one replacement at a time: no opening wasted
             old = self._slots[partition]
-            if only is not None and old is not only:
-                return  # replaced by another thread meanwhile
-            self.gate.holders.discard(self._journal(partition))
-            old.close()
-            self._slots[partition] = self._open(partition)
+            if self._stop.is_set() or (only is not None and old is not only):
+                return  # closing, or replaced by another thread meanwhile
+            fresh = self._open(partition)
+            with self._lock:
+                swapped = not self._stop.is_set()
+                if swapped:
+                    self._slots[partition] = fresh
+            stale = old if swapped else fresh
+            self.gate.holders.discard(self._member_journal(stale))
+            stale.close()
 
     # -- running sagas --------------------------------------------------------------------------
 
@@ -382,6 +387,8 @@ class Partitioned(Asking):
         asker = getattr(self, "_asker", None)
         if asker is not None:
             asker.stop()
+        with self._replacing:  # a replacement in progress finishes (and closes its opening)
+            pass
         for runtime in self._slots:
             runtime.close()
         self._members.leave()
