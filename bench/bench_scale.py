@@ -73,12 +73,14 @@ def worker(url: str, workers: int, seconds: float, in_flight: int) -> None:
             return
         print("ready", flush=True)
         sys.stdin.readline()
+        cpu = time.process_time()
         ended = drive(lambda orders: shared.start_many(shipping, orders), seconds, in_flight)
-        print(f"done {ended} {len(shared.held)}", flush=True)
+        print(f"done {ended} {time.process_time() - cpu:.3f}", flush=True)
 
 
-def pg_point(server: str, workers: int, seconds: float, in_flight: int) -> float:
-    """Sagas/s of ``workers`` processes on a new database of ``server``."""
+def pg_point(server: str, workers: int, seconds: float, in_flight: int) -> tuple[float, float]:
+    """Sagas/s of ``workers`` processes on a new database of ``server``, and the workers'
+    CPU milliseconds per saga."""
     import psycopg
 
     name = f"bench_scale_{workers}_{os.getpid()}"
@@ -105,26 +107,29 @@ def pg_point(server: str, workers: int, seconds: float, in_flight: int) -> float
             proc.stdin.write("go\n")
             proc.stdin.flush()
         total = 0
+        cpu = 0.0
         for proc in procs:
             assert proc.stdout is not None
-            _, ended, _held = proc.stdout.readline().split()
+            _, ended, used = proc.stdout.readline().split()
             total += int(ended)
+            cpu += float(used)
         elapsed = time.monotonic() - began
     finally:
         for proc in procs:
             proc.wait(60)
     with psycopg.connect(server, autocommit=True) as admin:
         admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-    return total / max(elapsed, seconds)
+    return total / max(elapsed, seconds), cpu * 1000 / max(total, 1)
 
 
-def sqlite_point(seconds: float, in_flight: int) -> float:
+def sqlite_point(seconds: float, in_flight: int) -> tuple[float, float]:
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "scale.db"
         with sa.Runtime.open(path, participants=participants(), sagas=[shipping]) as rt:
-            began = time.monotonic()
+            began, cpu = time.monotonic(), time.process_time()
             ended = drive(lambda orders: rt.start_many(shipping, orders), seconds, in_flight)
-            return ended / (time.monotonic() - began)
+            used = time.process_time() - cpu
+            return ended / (time.monotonic() - began), used * 1000 / max(ended, 1)
 
 
 def main() -> None:
@@ -148,15 +153,16 @@ def main() -> None:
         ).stdout.strip()
     try:
         print(
-            f"bench_scale {datetime.date.today()}, {os.cpu_count()} cores, "
-            f"{args.in_flight} in flight per process, {args.seconds:.0f} s per point"
+            f"bench_scale {datetime.datetime.now():%Y-%m-%d %H:%M}, {os.cpu_count()} cores, "
+            f"load {os.getloadavg()[0]:.1f}, {args.in_flight} in flight per process, "
+            f"{args.seconds:.0f} s per point; CPU: the sagactor processes' own, per saga"
         )
-        sqlite = sqlite_point(args.seconds, args.in_flight)
-        print(f"{'SQLite, 1 process:':<28}{sqlite:7.0f} sagas/s", flush=True)
+        rate, cpu = sqlite_point(args.seconds, args.in_flight)
+        print(f"{'SQLite, 1 process:':<28}{rate:7.0f} sagas/s  {cpu:5.2f} ms CPU", flush=True)
         for workers in args.workers:
-            rate = pg_point(server, workers, args.seconds, args.in_flight)
+            rate, cpu = pg_point(server, workers, args.seconds, args.in_flight)
             label = f"PostgreSQL, {workers} worker{'s' if workers > 1 else ''}:"
-            print(f"{label:<28}{rate:7.0f} sagas/s", flush=True)
+            print(f"{label:<28}{rate:7.0f} sagas/s  {cpu:5.2f} ms CPU", flush=True)
     finally:
         if root is not None:
             subprocess.run([script, "stop", root], check=False)
