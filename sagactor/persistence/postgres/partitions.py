@@ -86,6 +86,7 @@ class Members:
         self.base = valid_schema(base)
         self.partitions = partitions
         self.member = make_owner()
+        self._url = url
         self.conn = connect(url)  # this object's alone (one thread: the heartbeat's)
         try:
             self._prepare()
@@ -122,6 +123,8 @@ class Members:
     def beat(self, ttl: float) -> int:
         """Renew this member's row; the number of live members (this one included)."""
         s = self.base
+        if self.conn.broken or self.conn.closed:  # a restarted server, a network cut
+            self.conn = connect(self._url)
         self.conn.execute(
             f"INSERT INTO {s}.members VALUES (%s, clock_timestamp() + make_interval(secs => %s)) "
             "ON CONFLICT (member) DO UPDATE SET expires = excluded.expires",
