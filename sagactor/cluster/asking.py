@@ -181,7 +181,7 @@ class Asking:
         """:meth:`Runtime.signal`, wherever the saga runs (asked through the database if
         another process holds its partition). Raises :class:`NotActive` if no process holding
         it answered within ``ask_timeout`` seconds (then nothing was done)."""
-        signal_id = signal_id or new_signal_id()
+        signal_id = signal_id or _new_signal_id()
         return bool(
             self._on_holder(
                 saga_id,
@@ -200,6 +200,6 @@ class Asking:
         self._on_holder(saga_id, "resume", None, lambda rt: rt.resume(saga_id))
 
 
-def new_signal_id() -> str:
+def _new_signal_id() -> str:
     """A forwarded signal always has an id: a second run after a takeover delivers nothing."""
     return uuid.uuid4().hex

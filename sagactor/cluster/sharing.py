@@ -179,8 +179,7 @@ class Partitioned(Asking):
         return runtime
 
     def _journal(self, partition: int) -> PartitionJournal:
-        journal: PartitionJournal = self._member_journal(self._slots[partition])
-        return journal
+        return self._member_journal(self._slots[partition])  # type: ignore[no-any-return]
 
     def _member(self, partition: int) -> Membership:
         member = self.runtime(partition)._member
