@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.bench-installed
 
-.PHONY: demo test lint typecheck docs pytest bench bench-quick bench-long bench-sleepers soak sim clean
+.PHONY: demo test lint typecheck docs pytest bench bench-quick bench-long bench-sleepers soak soak-pg sim clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -61,6 +61,11 @@ bench-sleepers: $(STAMP)
 
 soak: $(STAMP)
 	$(BIN)/python -m tests.soak --kills 1000
+
+# 3 worker processes sharing one PostgreSQL database (a throwaway cluster), 100 SIGKILLs.
+soak-pg: $(STAMP)
+	scripts/pg-cluster install
+	$(BIN)/python -m tests.soak_pg --kills 100
 
 # SEEDS=500 make sim: fewer seeds (the default is the issue's 10,000).
 SEEDS ?= 10000

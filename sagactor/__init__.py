@@ -12,6 +12,7 @@ from .actors.participant import (
     evolve,
     on,
 )
+from .cluster.sharing import Partitioned
 from .crashpoints import CrashPoint, SimulatedCrash
 from .errors import (
     ChildSagaCycle,
@@ -80,6 +81,7 @@ __all__ = [
     "Outcome",
     "Parallel",
     "Participant",
+    "Partitioned",
     "PayloadError",
     "PruneReport",
     "RecoveryNotice",

@@ -81,6 +81,15 @@ class StartsQueue:
             ).fetchone()
         return None if row is None else str(row[0])
 
+    def requested(self, saga_id: str) -> bool:
+        """Whether a start of ``saga_id`` waits for the active runtime (not refused)."""
+        with self._journal.reader() as conn:
+            row = conn.execute(
+                f"SELECT 1 FROM {self._schema}.starts WHERE saga_id = %s AND error IS NULL LIMIT 1",
+                (saga_id,),
+            ).fetchone()
+        return row is not None
+
     def listen(self) -> Connection:
         """A connection of its own that hears the channel (the active runtime's)."""
         conn = self._journal.connect("starts")
