@@ -52,6 +52,7 @@ from ..sagas.machine import (
 )
 from ..sagas.outcomes import earlier_results
 from ..sagas.waits import on_signal, refusal
+from .recomputable import acts_before_commit
 from .saga_actor import SagaActor
 
 __all__ = ["Coordinator"]
@@ -95,6 +96,7 @@ class Coordinator(SagaActor):
         )
         self.sagas[msg.saga_id] = state
         self._commit(state, events, accepted=msg.accepted, timers=deadline_timer(state))
+        state.plain = True  # started here: its replies' decisions may act early (recomputable)
 
     def _advance(
         self, message: Reply | Timeout | Wake | DeadlinePassed | Cancel | Resume | Resolve
@@ -114,7 +116,7 @@ class Coordinator(SagaActor):
                 state.definition.pivot,
             )
         if events:
-            self._commit(state, events)
+            self._commit(state, events, early=acts_before_commit(state, message, events))
 
     def _signal(self, message: Signal) -> None:
         state = self.sagas.get(message.saga_id) or self.load(message.saga_id)
@@ -156,12 +158,15 @@ class Coordinator(SagaActor):
         events: list[SagaEvent],
         accepted: Any = None,
         timers: list[Effect] | None = None,
+        *,
+        early: bool = False,
     ) -> None:
+        if not early:
+            state.plain = False  # see recomputable: once a decision waits, every later one does
         effects = [*follow_up(state, events), *(timers or [])]
         cause = f"{state.saga_id}/{state.step}/{state.kind}"
-        self.commit(
-            state, events, cause, functools.partial(self._perform, state, effects), accepted
-        )
+        perform = functools.partial(self._perform, state, effects)
+        self.commit(state, events, cause, perform, accepted, wait=not early)
 
     def _perform(self, state: SagaState, effects: list[Effect]) -> None:
         """Issue what a committed transition calls for (on this actor's turn)."""

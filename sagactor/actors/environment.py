@@ -35,6 +35,7 @@ class Environment:
     told: int = 0  # actor messages sent (here and by Engine.tell): the bench's per-saga count
     listeners: Listeners = field(default_factory=Listeners)  # notices of durable saga events
     relaxed: bool = False  # durability="relaxed": only a saga's start and end wait for the disk
+    early: int = 0  # appends acted on before their commit (the bench's critical-path count)
 
     def tell(self, ref: pykka.ActorRef[Any], message: Any) -> None:
         """Send unless the runtime is dead; an actor stopped by close() just misses it."""
