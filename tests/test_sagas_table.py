@@ -115,7 +115,7 @@ def test_an_older_journal_opens_and_its_table_is_backfilled(tmp_path: Path) -> N
         assert rt.journal.saga_row("43") is not None
     conn = sqlite3.connect(path)
     version = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0]
-    assert version == SCHEMA_VERSION == 3
+    assert version == SCHEMA_VERSION == 4
     assert conn.execute("SELECT count(*) FROM sagas").fetchone()[0] == 3
     conn.close()
 

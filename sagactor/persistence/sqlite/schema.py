@@ -4,8 +4,10 @@ is not ours (foreign, damaged, or written by a newer sagactor) before anything i
 Version 1 was the first format; version 2 adds the ``events_cause`` index (a saga's history);
 version 3 adds the ``sagas`` summary table (one row per saga, kept in the transaction of the
 saga's events; see :mod:`sagactor.persistence.summaries`) and the ``saga_events`` view, both a
-documented interface for SQL tools. An older file is upgraded in place when opened, the table
-backfilled from the events.
+documented interface for SQL tools; version 4 stores one row per append and stream (several
+records in one row, see :mod:`sagactor.persistence.packing`), which the ``saga_events`` view
+unnests. An older file is upgraded in place when opened, the table backfilled from the events
+(its one-record rows read as they are); a version 3 sagactor refuses a version 4 file.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Any, Final
 import sqlite_utils
 
 from sagactor.errors import JournalCorrupt, JournalError
-from sagactor.persistence.journal import Record
+from sagactor.persistence.packing import unpack
 from sagactor.persistence.summaries import fold_rows
 
 __all__ = [
@@ -34,9 +36,10 @@ __all__ = [
     "upgrade",
 ]
 
-SCHEMA_VERSION: Final = 3
+SCHEMA_VERSION: Final = 4
 """1: the first format. 2: adds the ``events_cause`` index (a saga's history). 3: adds the
-``sagas`` table and the ``saga_events`` view. An older file is upgraded in place when opened."""
+``sagas`` table and the ``saga_events`` view. 4: a row may hold several records of one append
+(the view unnests them). An older file is upgraded in place when opened."""
 APPLICATION_ID: Final = 0x53414741  # "SAGA", in the file header, for `file(1)` and friends
 _APP_NAME: Final = "sagactor"
 _SQLITE_MAGIC: Final = b"SQLite format 3\x00"
@@ -57,6 +60,17 @@ COLUMNS: Final = ", ".join(_EVENTS)
 _SQL_TYPES: Final = {int: "INTEGER", str: "TEXT", bytes: "BLOB", float: "REAL"}
 # What one saga caused in every stream (``Journal.read_caused``): version 2 of the schema.
 _CAUSE_INDEX: Final = "CREATE INDEX IF NOT EXISTS events_cause ON events (cause)"
+# A saga's own events, readable without msgpack: what happened to it, in order. A row holding
+# several records (version 4) has the JSON array of their types: json_each unnests it.
+_SAGA_EVENTS: Final = (
+    "CREATE VIEW IF NOT EXISTS saga_events AS SELECT substr(e.stream, 6) AS saga_id, "
+    "e.seq - (json_array_length(j.json) - 1 - j.key) AS seq, j.value AS type, "
+    "strftime('%Y-%m-%d %H:%M:%f', e.ts, 'unixepoch') AS at, e.ts AS ts, e.cause AS cause, "
+    "e.final AND j.key = json_array_length(j.json) - 1 AS final, "
+    "e.position - (json_array_length(j.json) - 1 - j.key) AS position FROM events AS e, "
+    "json_each(CASE WHEN substr(e.type, 1, 1) = '[' THEN e.type ELSE json_array(e.type) END) AS j "
+    "WHERE e.stream >= 'saga/' AND e.stream < 'saga0'"
+)
 # Version 3: one row per saga (columns of summaries.SagaRow, in order), kept by the writer in
 # the transaction of the saga's events; input and result are JSON text for json_extract.
 SAGA_COLUMNS: Final = (
@@ -74,10 +88,7 @@ _SAGAS: Final = (
     "CREATE INDEX IF NOT EXISTS sagas_type ON sagas (type, started, id)",
     "CREATE INDEX IF NOT EXISTS sagas_ended ON sagas (ended) "
     "WHERE ended IS NOT NULL AND events > 0",
-    # A saga's own events, readable without msgpack: what happened to it, in order.
-    "CREATE VIEW IF NOT EXISTS saga_events AS SELECT substr(stream, 6) AS saga_id, seq, type, "
-    "strftime('%Y-%m-%d %H:%M:%f', ts, 'unixepoch') AS at, ts, cause, final, position FROM events "
-    "WHERE stream >= 'saga/' AND stream < 'saga0'",
+    _SAGA_EVENTS,
     "CREATE VIEW IF NOT EXISTS saga_summaries AS SELECT id, type, version, mode, status, step, "
     "strftime('%Y-%m-%d %H:%M:%f', started, 'unixepoch') AS started_at, "
     "strftime('%Y-%m-%d %H:%M:%f', ended, 'unixepoch') AS ended_at, reason, json(input) AS input, "
@@ -223,6 +234,9 @@ def upgrade(path: str, conn: sqlite3.Connection) -> None:
         conn.execute(_CAUSE_INDEX)  # version 1 -> 2
         if version < 3:
             _backfill_sagas(conn)
+        else:  # version 3 -> 4: the view unnests packed rows
+            conn.execute("DROP VIEW IF EXISTS saga_events")
+            conn.execute(_SAGA_EVENTS)
         conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (SCHEMA_VERSION,))
         conn.execute("COMMIT")
     except BaseException:
@@ -240,10 +254,7 @@ def _backfill_sagas(conn: sqlite3.Connection) -> None:
         f"SELECT {COLUMNS} FROM events WHERE stream >= 'saga/' AND stream < 'saga0' "
         "ORDER BY stream, seq"
     )
-    records = (
-        Record(stream, seq, type_, data, ts, cause, final != 0, position)
-        for position, stream, seq, type_, data, ts, cause, final in cursor
-    )
+    records = (record for row in cursor for record in unpack(row))
     one = "(" + ", ".join("?" * len(SAGA_COLUMNS.split(", "))) + ")"
     insert = conn.cursor()  # the read cursor stays open while rows go in
     for row in fold_rows(records):

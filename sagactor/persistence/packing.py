@@ -1,0 +1,96 @@
+"""One stored row per append: the records one append makes in one stream, for one cause, kept
+together in a single row (schema version 4 of the SQLite journal).
+
+An append is usually one stream's few records for one cause: a participant's state changes
+and its inbox record ("message M was handled, with result R"), or a saga's decision (a step
+succeeded, the next one started). Stored one row each, a 4-step saga cost 18 rows; packed, it
+costs one row per append. Readers never see a pack: the journal unpacks rows into the same
+records, with the same sequence numbers and distinct, gap-free positions.
+
+A pack is stored under its **last** record's ``seq`` and ``position`` (the writer sets the
+position, reserving one per record), so every ``seq > after`` or ``position > after`` query of
+the events table finds exactly the rows holding a record past ``after``; the reader drops the
+records at or before it. Its ``type`` is the JSON array of the records' types (SQL tools can
+unnest it with ``json_each``: the ``saga_events`` view does), its ``data`` the msgpack array of
+each record's ``[data, ts]``, its ``cause`` and ``final`` those of its records (a pack never
+goes past a final record). A row of one record is stored as before, so files written by
+earlier versions read unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any, Final
+
+import msgspec
+
+from .journal import Record
+
+__all__ = ["MARK", "packs", "row_count", "unpack"]
+
+MARK: Final = "["
+"""The first character of a pack's ``type`` (a JSON array); no record type starts with it."""
+_Payload = list[tuple[bytes, float]]
+_encode_payload = msgspec.msgpack.Encoder().encode
+_decode_payload = msgspec.msgpack.Decoder(_Payload).decode
+_encode_types = msgspec.json.Encoder().encode
+_decode_types = msgspec.json.Decoder(list[str]).decode
+
+Row = tuple[str, int, str, bytes, float, str, int, int]
+"""A row to insert: stream, seq, type, data, ts, cause, final, and the records it holds."""
+
+
+def _together(records: Sequence[Record]) -> Iterator[Sequence[Record]]:
+    """Runs of consecutive records of one stream and one cause, none past a final record."""
+    start = 0
+    for i in range(1, len(records) + 1):
+        if i == len(records):
+            yield records[start:i]
+            return
+        before, record = records[i - 1], records[i]
+        if before.final or record.stream != before.stream or record.cause != before.cause:
+            yield records[start:i]
+            start = i
+
+
+def packs(records: Sequence[Record], now: float) -> list[Row]:
+    """The rows that store ``records`` (a record without a time gets ``now``)."""
+    if len(records) == 1 and records[0].type[:1] != MARK:  # the common case, kept quick
+        r = records[0]
+        return [(r.stream, r.seq, r.type, r.data, r.ts or now, r.cause, 1 if r.final else 0, 1)]
+    rows: list[Row] = []
+    for run in _together(records):
+        last = run[-1]
+        ts = last.ts or now
+        if len(run) == 1 and last.type[:1] != MARK:  # else a pack of one: read back as such
+            rows.append((last.stream, last.seq, last.type, last.data, ts, last.cause,
+                         1 if last.final else 0, 1))  # fmt: skip
+            continue
+        types = _encode_types([r.type for r in run]).decode()
+        data = _encode_payload([(r.data, r.ts or now) for r in run])
+        rows.append((last.stream, last.seq, types, data, ts, last.cause,
+                     1 if last.final else 0, len(run)))  # fmt: skip
+    return rows
+
+
+def row_count(records: Sequence[Record]) -> int:
+    """How many rows ``records`` take when packed."""
+    return sum(1 for _ in _together(records)) if records else 0
+
+
+def unpack(row: tuple[Any, ...]) -> list[Record]:
+    """The records of a stored row (position, stream, seq, type, data, ts, cause, final)."""
+    position, stream, seq, type_, data, ts, cause, final = row
+    if not type_.startswith(MARK):
+        return [Record(stream, seq, type_, data, ts, cause, final != 0, position)]
+    types = _decode_types(type_)
+    payload = _decode_payload(data)
+    last = len(types) - 1
+    ended = final != 0
+    found: list[Record] = []
+    for i, (name, (body, at)) in enumerate(zip(types, payload, strict=True)):
+        back = last - i
+        found.append(
+            Record(stream, seq - back, name, body, at, cause, ended and not back, position - back)
+        )
+    return found
