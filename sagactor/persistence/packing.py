@@ -1,20 +1,23 @@
-"""One stored row per append: the records one append makes in one stream, for one cause, kept
+"""One stored row per append: the records one append makes in one stream, for one saga, kept
 together in a single row (schema version 4 of the SQLite journal).
 
 An append is usually one stream's few records for one cause: a participant's state changes
 and its inbox record ("message M was handled, with result R"), or a saga's decision (a step
 succeeded, the next one started). Stored one row each, a 4-step saga cost 18 rows; packed, it
 costs one row per append. Readers never see a pack: the journal unpacks rows into the same
-records, with the same sequence numbers and distinct, gap-free positions.
+records, with the same sequence numbers and distinct, gap-free positions. Records pack when
+they are consecutive, of one stream, and their causes name the same saga (the text before the
+first ``/``; without one, the same cause): so the ``cause`` index still finds every row a saga
+caused (``Journal.read_caused``) by the row's cause, its first record's.
 
 A pack is stored under its **last** record's ``seq`` and ``position`` (the writer sets the
 position, reserving one per record), so every ``seq > after`` or ``position > after`` query of
 the events table finds exactly the rows holding a record past ``after``; the reader drops the
 records at or before it. Its ``type`` is the JSON array of the records' types (SQL tools can
 unnest it with ``json_each``: the ``saga_events`` view does), its ``data`` the msgpack array of
-each record's ``[data, ts]``, its ``cause`` and ``final`` those of its records (a pack never
-goes past a final record). A row of one record is stored as before, so files written by
-earlier versions read unchanged.
+each record's ``[data, ts, cause]`` (cause ``""``: the row's), its ``final`` its last
+record's (a pack never goes past a final record). A row of one record is stored as before,
+so files written by earlier versions read unchanged.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ __all__ = ["MARK", "packs", "row_count", "unpack"]
 
 MARK: Final = "["
 """The first character of a pack's ``type`` (a JSON array); no record type starts with it."""
-_Payload = list[tuple[bytes, float]]
+_Payload = list[tuple[bytes, float, str]]
 _encode_payload = msgspec.msgpack.Encoder().encode
 _decode_payload = msgspec.msgpack.Decoder(_Payload).decode
 _encode_types = msgspec.json.Encoder().encode
@@ -41,14 +44,18 @@ Row = tuple[str, int, str, bytes, float, str, int, int]
 
 
 def _together(records: Sequence[Record]) -> Iterator[Sequence[Record]]:
-    """Runs of consecutive records of one stream and one cause, none past a final record."""
+    """Runs of consecutive records of one stream and one saga, none past a final record."""
     start = 0
     for i in range(1, len(records) + 1):
         if i == len(records):
             yield records[start:i]
             return
         before, record = records[i - 1], records[i]
-        if before.final or record.stream != before.stream or record.cause != before.cause:
+        if (
+            before.final
+            or record.stream != before.stream
+            or (record.cause != before.cause and not _same_saga(record.cause, before.cause))
+        ):
             yield records[start:i]
             start = i
 
@@ -62,15 +69,23 @@ def packs(records: Sequence[Record], now: float) -> list[Row]:
     for run in _together(records):
         last = run[-1]
         ts = last.ts or now
+        cause = run[0].cause
         if len(run) == 1 and last.type[:1] != MARK:  # else a pack of one: read back as such
             rows.append((last.stream, last.seq, last.type, last.data, ts, last.cause,
                          1 if last.final else 0, 1))  # fmt: skip
             continue
         types = _encode_types([r.type for r in run]).decode()
-        data = _encode_payload([(r.data, r.ts or now) for r in run])
-        rows.append((last.stream, last.seq, types, data, ts, last.cause,
+        data = _encode_payload(
+            [(r.data, r.ts or now, "" if r.cause == cause else r.cause) for r in run]
+        )
+        rows.append((last.stream, last.seq, types, data, ts, cause,
                      1 if last.final else 0, len(run)))  # fmt: skip
     return rows
+
+
+def _same_saga(one: str, other: str) -> bool:
+    saga_id, slash, _ = one.partition("/")
+    return bool(slash) and other.startswith(saga_id + "/")
 
 
 def row_count(records: Sequence[Record]) -> int:
@@ -88,9 +103,8 @@ def unpack(row: tuple[Any, ...]) -> list[Record]:
     last = len(types) - 1
     ended = final != 0
     found: list[Record] = []
-    for i, (name, (body, at)) in enumerate(zip(types, payload, strict=True)):
+    for i, (name, (body, at, own)) in enumerate(zip(types, payload, strict=True)):
         back = last - i
-        found.append(
-            Record(stream, seq - back, name, body, at, cause, ended and not back, position - back)
-        )
+        end = ended and not back
+        found.append(Record(stream, seq - back, name, body, at, own or cause, end, position - back))
     return found

@@ -20,7 +20,7 @@ from sagactor.persistence.packing import unpack
 
 from .schema import COLUMNS, read_error
 
-__all__ = ["Reader", "records", "stored_below"]
+__all__ = ["Reader", "any_stored", "records", "stored_below"]
 
 _SELECT: Final = f"SELECT {COLUMNS} FROM events"
 
@@ -162,6 +162,16 @@ def stored_below(conn: sqlite3.Connection, stream: str, below: int) -> list[Reco
     of a saga it forgot: it sees its own uncommitted writes)."""
     found = conn.execute(f"{_SELECT} WHERE stream = ? ORDER BY seq", (stream,))
     return [r for r in records(found) if r.seq < below]
+
+
+def any_stored(conn: sqlite3.Connection, streams: list[str], step: int) -> bool:
+    """Whether any of ``streams`` has records, on ``conn`` (``step`` names per query)."""
+    sql = "SELECT 1 FROM streams WHERE stream IN ({}) LIMIT 1"
+    for start in range(0, len(streams), step):
+        chunk = streams[start : start + step]
+        if conn.execute(sql.format(", ".join("?" * len(chunk))), chunk).fetchone() is not None:
+            return True
+    return False
 
 
 def records(rows: Iterable[tuple[Any, ...]]) -> list[Record]:

@@ -61,7 +61,8 @@ _SQL_TYPES: Final = {int: "INTEGER", str: "TEXT", bytes: "BLOB", float: "REAL"}
 # What one saga caused in every stream (``Journal.read_caused``): version 2 of the schema.
 _CAUSE_INDEX: Final = "CREATE INDEX IF NOT EXISTS events_cause ON events (cause)"
 # A saga's own events, readable without msgpack: what happened to it, in order. A row holding
-# several records (version 4) has the JSON array of their types: json_each unnests it.
+# several records (version 4) has the JSON array of their types: json_each unnests it (the
+# cause shown is the row's, its first record's: all of them are the same saga's).
 _SAGA_EVENTS: Final = (
     "CREATE VIEW IF NOT EXISTS saga_events AS SELECT substr(e.stream, 6) AS saga_id, "
     "e.seq - (json_array_length(j.json) - 1 - j.key) AS seq, j.value AS type, "

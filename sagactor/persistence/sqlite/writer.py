@@ -9,10 +9,9 @@ writes, and a slow or failing callback never holds up the disk.
 
 A batch that continues no stream it should is refused alone (:class:`StreamConflict`), without
 touching the database. What memory cannot know is left to SQLite's unique (stream, seq) index:
-a stream the writer has not seen yet is assumed new when the batch starts it at seq 1 (one
-query per group checks that the streams so assumed are not in the ``streams`` table: a pack
-is stored under its last seq, so the unique index alone would not tell); if that check or
-SQLite refuses a row (that stream existed, or a value cannot be stored), the group is rolled back
+a stream the writer has not seen yet is assumed new when the batch starts it at seq 1 (checked
+in ``streams``, one query per group: a pack is stored under its last seq, so the unique index
+alone would not tell); if that check or SQLite refuses a row, the group is rolled back
 and written again batch by batch, each in a savepoint, so only the guilty batch fails. After any
 failure of the group itself (I/O, disk full, busy) the transaction is rolled back and the
 remembered sequence numbers are dropped: they are read again from the journal, never trusted.
@@ -37,7 +36,7 @@ from sagactor.persistence.packing import Row, packs
 from sagactor.persistence.summaries import SagaRow, SummaryKeeper, saga_ids_of
 
 from .answers import Answers, fails_group, refusal, write_error
-from .reader import stored_below
+from .reader import any_stored, stored_below
 from .schema import SAGA_COLUMNS, UPSERT_SAGAS
 
 __all__ = ["MAX_GROUP", "Batch", "Writer"]
@@ -292,7 +291,7 @@ class Writer:
 
     def _write(self, rows: list[Row], ends: Ends, snapshots: list[Snapshot], sagas: Sagas) -> None:
         assumed, self._assumed = self._assumed, []
-        if assumed and self._any_stored(assumed):
+        if assumed and any_stored(self.conn, assumed, self._largest_chunk):
             raise _Redo  # a stream assumed new is not: the slow way finds the guilty batch
         try:
             # Each row gets the position of its last record; one is reserved per record.
@@ -312,14 +311,6 @@ class Writer:
             if fails_group(error):
                 raise
             raise _Redo from error
-
-    def _any_stored(self, streams: list[str]) -> bool:
-        for start in range(0, len(streams), self._largest_chunk):
-            chunk = streams[start : start + self._largest_chunk]
-            sql = f"SELECT 1 FROM streams WHERE stream IN ({', '.join('?' * len(chunk))}) LIMIT 1"
-            if self.conn.execute(sql, chunk).fetchone() is not None:
-                return True
-        return False
 
     def _insert(self, template: str, width: int, rows: Sequence[tuple[Any, ...]]) -> None:
         """Multi-row statements: chunk sizes are powers of two, so few statements are ever
