@@ -20,7 +20,7 @@ from sagactor.persistence.packing import unpack
 
 from .schema import COLUMNS, read_error
 
-__all__ = ["Reader", "any_stored", "records", "stored_below"]
+__all__ = ["Reader", "any_stored", "records", "stored_below", "stored_many"]
 
 _SELECT: Final = f"SELECT {COLUMNS} FROM events"
 
@@ -162,6 +162,18 @@ def stored_below(conn: sqlite3.Connection, stream: str, below: int) -> list[Reco
     of a saga it forgot: it sees its own uncommitted writes)."""
     found = conn.execute(f"{_SELECT} WHERE stream = ? ORDER BY seq", (stream,))
     return [r for r in records(found) if r.seq < below]
+
+
+def stored_many(conn: sqlite3.Connection, streams: list[str]) -> dict[str, list[Record]]:
+    """Every record of each of ``streams``, on ``conn`` (the writer's), by stream."""
+    found: dict[str, list[Record]] = {stream: [] for stream in streams}
+    for start in range(0, len(streams), 500):
+        chunk = streams[start : start + 500]
+        marks = ", ".join("?" * len(chunk))
+        rows = conn.execute(f"{_SELECT} WHERE stream IN ({marks}) ORDER BY stream, seq", chunk)
+        for record in records(rows):
+            found[record.stream].append(record)
+    return found
 
 
 def any_stored(conn: sqlite3.Connection, streams: list[str], step: int) -> bool:

@@ -36,7 +36,7 @@ from sagactor.persistence.packing import Row, packs
 from sagactor.persistence.summaries import SagaRow, SummaryKeeper, saga_ids_of
 
 from .answers import Answers, fails_group, refusal, write_error
-from .reader import any_stored, stored_below
+from .reader import any_stored, stored_below, stored_many
 from .schema import SAGA_COLUMNS, UPSERT_SAGAS
 
 __all__ = ["MAX_GROUP", "Batch", "Writer"]
@@ -106,7 +106,9 @@ class Writer:
         self._queue: collections.deque[Batch] = collections.deque()
         self._last: dict[str, int] = {}  # committed last seq of streams seen (not final)
         self._assumed: list[str] = []  # streams of this group assumed new (see _ends)
-        self.summaries = SummaryKeeper(functools.partial(stored_below, conn))  # sagas table
+        self.summaries = SummaryKeeper(  # the sagas table
+            functools.partial(stored_below, conn), functools.partial(stored_many, conn)
+        )
         # The widest statement (a summary row) bounds every chunk.
         largest = conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // len(_SAGA_FIELDS)
         self._largest_chunk = min(512, 1 << (largest.bit_length() - 1))
