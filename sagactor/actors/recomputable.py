@@ -24,6 +24,19 @@ Appends of one actor commit in order, so by the time a waited-for decision (the 
 durable, so is every deferred decision of the same saga before it; a deferred decision whose
 append fails makes the saga's later appends fail too (their sequence numbers no longer
 follow), and the saga is rebuilt from the journal.
+
+Tried and not kept, and why (issue 11's "5 rows, 5 commits"):
+
+* Holding such a decision's records back and writing them with the saga's next waited-for
+  append (its end, usually) made a 4-step saga 6 rows instead of 9, but the journal then lags
+  a running saga: history, status, summaries and watchers miss its progress until the end (or
+  a flush after a delay), and tests that follow a saga through its history (cancel one
+  mid-way, watch it) saw it late. A journal that says where every running saga is matters
+  more here than 3 rows.
+* Reporting the result before the end is durable (the end is recomputable on this path)
+  would save the 6th sequential commit; but the end is also when participants may drop the
+  saga's inbox records (``SagaEnded`` must wait for it anyway) and when status and history
+  first show the saga ended, so a caller reading them after its result would race the commit.
 """
 
 from __future__ import annotations
