@@ -4,8 +4,13 @@
   (incremented in ``Environment.tell``, the actors' sends, and ``Runtime._tell``, the
   runtime's sends to its actors).
 - **appends**: ``Journal.append`` calls, counted by a thin subclass of the journal.
-- **rows**: journal records stored (``read_all`` after the run's first position: the events
-  table's rows for SQLite, the records for the in-memory journal).
+- **waits**: the appends whose caller waited for the commit before acting (appends less the
+  coordinator's decisions that act before their commit, ``Environment.early``; see
+  ``sagactor.actors.recomputable``). For one saga alone these are its sequential durable
+  commits on the critical path.
+- **rows**: journal rows stored (``Journal.stats.rows``: the events table's rows for SQLite,
+  where one row holds one append's records of one stream; the in-memory journal counts the
+  rows the same records would take).
 - **commits**: SQLite transactions committed (``Journal.stats.commits``, or
   ``SqliteJournal.commits`` before the journal had stats); the in-memory journal commits
   nothing durable (0).
@@ -47,6 +52,7 @@ class PerSaga:
     sagas: int
     messages: float
     appends: float
+    waits: float
     rows: float
     commits: float
 
@@ -97,8 +103,13 @@ def commits_of(journal: Journal) -> int:
     return int(getattr(journal, "commits", 0))
 
 
-def _snapshot(rt: sa.Runtime, journal: Any) -> tuple[int, int, int]:
-    return _told(rt), int(journal.appends), commits_of(journal)
+def _early(rt: sa.Runtime) -> int:
+    env = getattr(getattr(rt, "engine", None), "env", None)
+    return int(getattr(env, "early", 0))
+
+
+def _snapshot(rt: sa.Runtime, journal: Any) -> tuple[int, int, int, int]:
+    return _told(rt), int(journal.appends), commits_of(journal), _early(rt)
 
 
 def _quiesce(rt: sa.Runtime, journal: Any) -> None:
@@ -123,18 +134,19 @@ def per_saga(durable: bool, in_flight: int, sagas: int) -> PerSaga:
         with sa.Runtime(journal, participants=workload.participants(), sagas=[workload.SAGA]) as rt:
             workload.window(rt, 1, 1)
             _quiesce(rt, journal)
-            told, appends, commits = _snapshot(rt, journal)
-            position = _last_position(journal)
+            told, appends, commits, early = _snapshot(rt, journal)
+            rows = journal.stats.rows
             workload.window(rt, in_flight, sagas)
             _quiesce(rt, journal)
-            told2, appends2, commits2 = _snapshot(rt, journal)
-            rows = len(journal.read_all(after=position))
+            told2, appends2, commits2, early2 = _snapshot(rt, journal)
+            rows = journal.stats.rows - rows
     return PerSaga(
         durable,
         in_flight,
         sagas,
         messages=(told2 - told) / sagas,
         appends=(appends2 - appends) / sagas,
+        waits=(appends2 - appends - (early2 - early)) / sagas,
         rows=rows / sagas,
         commits=(commits2 - commits) / sagas,
     )

@@ -115,7 +115,7 @@ def table(rows: Sequence[Row]) -> str:
 
 def counts_table(counts: Sequence[dict[str, Any]]) -> str:
     """Per-saga counts, one line per (journal, in flight)."""
-    header = ["journal", "in flight", "messages", "appends", "rows", "commits", "fsyncs"]
+    header = ["journal", "in flight", "messages", "appends", "waits", "rows", "commits", "fsyncs"]
 
     def cell(value: Any) -> str:
         return "-" if value is None else f"{value:.2f}".rstrip("0").rstrip(".")
@@ -124,8 +124,8 @@ def counts_table(counts: Sequence[dict[str, Any]]) -> str:
         [
             "SQLite FULL" if c["durable"] else "in memory",
             str(c["in_flight"]),
-            *(cell(c.get(key)) for key in ("messages", "appends", "rows", "commits", "fsyncs")),
+            *(cell(c.get(key)) for key in header[2:]),
         ]
         for c in counts
     ]
-    return _markdown(header, lines, right={1, 2, 3, 4, 5, 6})
+    return _markdown(header, lines, right={1, 2, 3, 4, 5, 6, 7})

@@ -57,6 +57,10 @@ def test_what_happened_to_saga_42_in_plain_sql(tmp_path: Path) -> None:
     assert "StepFailed" in events
     assert events.count("StepCompensated") == 2
     assert row[-1] == len(events)
+    # Every event has its JSON, those stored several to a row (one append) included.
+    packed = conn.execute("SELECT count(*) FROM events WHERE type LIKE '[%'").fetchone()[0]
+    assert packed > 0
+    assert conn.execute("SELECT count(*) FROM saga_events WHERE payload IS NULL").fetchone() == (0,)
     # Each event's payload is JSON: its fields, and the results the steps returned.
     failed = conn.execute(
         "SELECT json_extract(payload, '$.step'), json_extract(payload, '$.reason'), "

@@ -57,6 +57,7 @@ from ..sagas.waits import on_signal, refusal
 from .children import HELD, ChildSteps, Release
 from .flows import FlowEnded
 from .nested import StartNested
+from .recomputable import acts_before_commit
 from .saga_actor import SagaActor
 
 __all__ = ["Coordinator"]
@@ -122,6 +123,7 @@ class Coordinator(SagaActor):
             msg.accepted.add_done_callback(functools.partial(self._unaccepted, state))
         self.sagas[msg.saga_id] = state
         self._commit(state, events, accepted=msg.accepted, timers=deadline_timer(state))
+        state.plain = True  # started here: its replies' decisions may act early (recomputable)
 
     def _unaccepted(self, state: SagaState, accepted: Any) -> None:
         if accepted.exception() is not None and not self.env.dead.is_set():
@@ -166,7 +168,7 @@ class Coordinator(SagaActor):
                 state.definition.pivot,
             )
         if events:
-            self._commit(state, events)
+            self._commit(state, events, early=acts_before_commit(state, message, events))
 
     def _signal(self, message: Signal) -> None:
         state = self.sagas.get(message.saga_id) or self.load(message.saga_id)
@@ -227,12 +229,15 @@ class Coordinator(SagaActor):
         events: list[SagaEvent],
         accepted: Any = None,
         timers: list[Effect] | None = None,
+        *,
+        early: bool = False,
     ) -> None:
+        if not early:
+            state.plain = False  # see recomputable: once a decision waits, every later one does
         effects = [*follow_up(state, events), *(timers or [])]
         cause = f"{state.saga_id}/{state.step}/{state.kind}"
-        self.commit(
-            state, events, cause, functools.partial(self._settled, state, effects, events), accepted
-        )
+        perform = functools.partial(self._settled, state, effects, events)
+        self.commit(state, events, cause, perform, accepted, wait=not early)
 
     def _settled(self, state: SagaState, effects: list[Effect], events: list[SagaEvent]) -> None:
         self._perform(state, effects)

@@ -40,6 +40,7 @@ class Environment:
     native: Any = None  # the native dispatcher: a hybrid flow's step starts a choreography there
     coordinator: Any = None  # the coordinator: a reaction runs an orchestrated saga there
     outcomes: Any = None  # the outcome board (actors.outcomes.OutcomeBoard)
+    early: int = 0  # appends acted on before their commit (the bench's critical-path count)
 
     def tell(self, ref: pykka.ActorRef[Any], message: Any) -> None:
         """Send unless the runtime is dead; an actor stopped by close() just misses it."""

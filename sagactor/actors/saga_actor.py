@@ -143,8 +143,15 @@ class SagaActor(KindActor):
         cause: str,
         then: Callable[[], None],
         accepted: Future[str] | None = None,
+        *,
+        wait: bool = True,
     ) -> None:
-        """Journal ``events`` (already applied to ``state``); once durable, run ``then``."""
+        """Journal ``events`` (already applied to ``state``); once durable, run ``then``.
+
+        ``wait=False`` runs ``then`` at once, before the commit: only for a decision that
+        recovery recomputes from facts already durable elsewhere (see :mod:`.recomputable`).
+        If its append fails, the saga is rebuilt from the journal, as after any failed commit.
+        """
         now = clock.now()
         first = state.seq - len(events) + 1
         stream = saga_stream(state.saga_id)
@@ -188,11 +195,17 @@ class SagaActor(KindActor):
                 self.outcomes.finish(outcome)
             self.env.commits.notify(saga_id)  # wake whoever watches this saga
 
-        if self.env.relaxed and accepted is None and outcome is None:
-            # Relaxed durability: neither a start nor an end, so act without waiting.
-            self.env.append_relaxed(records)
-            done(None)
-            return
+        if accepted is None and outcome is None:
+            if self.env.relaxed:
+                # Relaxed durability: neither a start nor an end, so act without waiting.
+                self.env.append_relaxed(records)
+                done(None)
+                return
+            if not wait:
+                self.env.early += 1
+                self.env.append(records, _only_failure(functools.partial(self.on_turn, done)))
+                done(None)
+                return
         # The answer runs on this actor's turn, not on the journal's thread: it touches sagas.
         self.env.append(records, functools.partial(self.on_turn, done))
 
@@ -234,3 +247,14 @@ class SagaActor(KindActor):
             resume(state)
 
         self.env.append([], functools.partial(self.on_turn, reload))
+
+
+def _only_failure(done: Callable[[BaseException | None], None]) -> Callable[[Any], None]:
+    """A commit answer for a decision already acted on: only a failure still matters (and
+    costs the actor a message; a success costs it nothing)."""
+
+    def answer(error: BaseException | None) -> None:
+        if error is not None:
+            done(error)
+
+    return answer

@@ -14,6 +14,7 @@ import msgspec
 from .. import clock
 from ..errors import JournalWriteError, StreamConflict
 from .journal import DoneCallback, Journal, JournalStats, Record, Snapshot
+from .packing import row_count
 from .summaries import SagaQuery, SagaRow, SummaryKeeper, select, to_prune
 
 __all__ = ["MemoryJournal"]
@@ -77,7 +78,7 @@ class MemoryJournal(Journal):
                 self._sagas.update(self._summaries.rows(records, now))
                 done = self._stats  # each append is its own commit; nothing is synced
                 self._stats = JournalStats(
-                    done.commits + 1, done.batches + 1, done.rows + len(records)
+                    done.commits + 1, done.batches + 1, done.rows + row_count(records)
                 )
         on_done(error)
 

@@ -16,7 +16,7 @@ of a saga uses, so the row says what ``status``, ``history`` and the playground 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
@@ -147,13 +147,21 @@ class SummaryKeeper:
     read again. The caller evicts what a failed write touched (:meth:`forget`).
     """
 
-    def __init__(self, load: Callable[[str, int], Sequence[StoredRecord]]) -> None:
+    def __init__(
+        self,
+        load: Callable[[str, int], Sequence[StoredRecord]],
+        load_many: Callable[[list[str]], Mapping[str, Sequence[StoredRecord]]] | None = None,
+    ) -> None:
         self._load = load
+        # Every record of many streams in one read: a batch touching many sagas not
+        # remembered (recovery's RecoveryAttempted marks, one per in-flight saga).
+        self._load_many = load_many
         self._tracked: dict[str, _Tracked] = {}
 
-    def rows(self, records: Iterable[StoredRecord], now: float) -> dict[str, SagaRow]:
+    def rows(self, records: Sequence[StoredRecord], now: float) -> dict[str, SagaRow]:
         """The new row of each saga ``records`` (a batch, in order) write to."""
         touched: dict[str, _Tracked] = {}
+        preloaded = self._preload(records)
         for record in records:
             if not record.stream.startswith(SAGA_PREFIX):
                 continue
@@ -161,7 +169,14 @@ class SummaryKeeper:
             tracked = touched.get(saga_id) or self._tracked.get(saga_id)
             if tracked is None or tracked.seq != record.seq - 1:
                 # A new saga starts afresh; one not remembered is read again.
-                stored = self._load(record.stream, record.seq) if record.seq > 1 else ()
+                stored: Sequence[StoredRecord] = ()
+                if record.seq > 1:
+                    early = preloaded.get(record.stream)
+                    stored = (
+                        [r for r in early if r.seq < record.seq]
+                        if early is not None
+                        else self._load(record.stream, record.seq)
+                    )
                 tracked = self._fold(saga_id, stored)
             _apply(tracked, record, now)
             touched[saga_id] = tracked
@@ -173,6 +188,21 @@ class SummaryKeeper:
             else:
                 self._tracked[saga_id] = tracked
         return {saga_id: _row(saga_id, tracked) for saga_id, tracked in touched.items()}
+
+    def _preload(self, records: Sequence[StoredRecord]) -> Mapping[str, Sequence[StoredRecord]]:
+        if self._load_many is None or len(records) < 2:
+            return {}
+        wanted: dict[str, None] = {}
+        seen: set[str] = set()
+        for record in records:
+            stream = record.stream
+            if stream in seen or not stream.startswith(SAGA_PREFIX):
+                continue
+            seen.add(stream)
+            tracked = self._tracked.get(stream[len(SAGA_PREFIX) :])
+            if record.seq > 1 and (tracked is None or tracked.seq != record.seq - 1):
+                wanted[stream] = None
+        return self._load_many(list(wanted)) if len(wanted) > 1 else {}
 
     def forget(self, saga_ids: Iterable[str] | None = None) -> None:
         """Drop what is remembered (of ``saga_ids``, or all): it is read again when needed."""

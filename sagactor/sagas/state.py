@@ -106,6 +106,9 @@ class SagaState:
     seq: int = 0
     started_at: float = 0.0
     ended_at: float = 0.0
+    # Runtime only, never journaled: started here and every decision so far followed from a
+    # participant's success (see actors.recomputable); such decisions need not wait for the disk.
+    plain: bool = False
 
     @property
     def in_flight(self) -> bool:

@@ -1,5 +1,11 @@
 """The SQLite journal's reads: one connection of their own (``query_only``), so a read sees
-committed data only and never waits for the writer's transaction."""
+committed data only and never waits for the writer's transaction.
+
+A row may hold several records of one append (see :mod:`sagactor.persistence.packing`),
+stored under its last record's seq and position: a query for ``seq > after`` (or
+``position > after``) finds each row holding a record past ``after``, and the rows are
+unpacked here, dropping the records at or before ``after``. A limit counts records; as a row
+holds at least one, ``limit`` rows always suffice."""
 
 from __future__ import annotations
 
@@ -10,10 +16,11 @@ from typing import Any, Final
 
 from sagactor.errors import RuntimeClosed
 from sagactor.persistence.journal import Record, Snapshot, upper_bound
+from sagactor.persistence.packing import unpack
 
 from .schema import COLUMNS, read_error
 
-__all__ = ["Reader", "record", "stored_below"]
+__all__ = ["Reader", "any_stored", "records", "stored_below", "stored_many"]
 
 _SELECT: Final = f"SELECT {COLUMNS} FROM events"
 
@@ -49,7 +56,8 @@ class Reader:
             f"{_SELECT} WHERE stream = ? AND seq > ? ORDER BY seq LIMIT ?",
             (stream, after, -1 if limit is None else limit),
         )
-        return [record(row) for row in rows]
+        found = [r for r in records(rows) if r.seq > after]
+        return found if limit is None else found[:limit]
 
     def read_prefix(self, prefix: str) -> Iterator[Record]:
         """Every record of the matching streams, by stream then seq, read lazily in chunks.
@@ -64,8 +72,7 @@ class Reader:
         while True:
             bound = () if upper is None else (upper,)
             rows = self.rows(sql, (stream, seq, *bound, self.read_chunk))
-            for row in rows:
-                yield record(row)
+            yield from records(rows)
             if len(rows) < self.read_chunk:
                 return
             stream, seq = rows[-1][1], rows[-1][2]
@@ -104,7 +111,8 @@ class Reader:
             f"{_SELECT} WHERE position > ? ORDER BY position LIMIT ?",
             (after, -1 if limit is None else limit),
         )
-        return [record(row) for row in rows]
+        found = [r for r in records(rows) if r.position > after]
+        return found if limit is None else found[:limit]
 
     def read_caused(self, saga_id: str, after: int = 0) -> list[Record]:
         prefix = f"{saga_id}/"
@@ -116,7 +124,7 @@ class Reader:
             f"{_SELECT} WHERE cause >= ? AND cause < ? AND +position > ? ORDER BY position",
             (prefix, upper, after),
         )
-        return [record(row) for row in rows]
+        return [r for r in records(rows) if r.position > after]
 
     def latest(self, streams: Iterable[str]) -> dict[str, Record]:
         names = list(dict.fromkeys(streams))
@@ -129,7 +137,7 @@ class Reader:
                 f"(SELECT stream, last_seq FROM streams WHERE stream IN ({marks}))",
                 chunk,
             )
-            found.update((row[1], record(row)) for row in rows)
+            found.update((row[1], unpack(row)[-1]) for row in rows)
         return found
 
     def stream_names(self, prefix: str, *, open_only: bool) -> list[str]:
@@ -152,23 +160,58 @@ class Reader:
 def stored_below(conn: sqlite3.Connection, stream: str, below: int) -> list[Record]:
     """A stream's records with ``seq < below``, on ``conn`` (the writer's, for the summaries
     of a saga it forgot: it sees its own uncommitted writes)."""
-    found = conn.execute(f"{_SELECT} WHERE stream = ? AND seq < ? ORDER BY seq", (stream, below))
-    return [record(row) for row in found]
+    found = conn.execute(f"{_SELECT} WHERE stream = ? ORDER BY seq", (stream,))
+    return [r for r in records(found) if r.seq < below]
 
 
-def record(row: tuple[Any, ...]) -> Record:
-    # The events table is STRICT and NOT NULL (checked at open), so the types are right.
-    position, stream, seq, type_, data, ts, cause, final = row
-    return Record(stream, seq, type_, data, ts, cause, final != 0, position)
+def stored_many(conn: sqlite3.Connection, streams: list[str]) -> dict[str, list[Record]]:
+    """Every record of each of ``streams``, on ``conn`` (the writer's), by stream."""
+    found: dict[str, list[Record]] = {stream: [] for stream in streams}
+    for start in range(0, len(streams), 500):
+        chunk = streams[start : start + 500]
+        marks = ", ".join("?" * len(chunk))
+        rows = conn.execute(f"{_SELECT} WHERE stream IN ({marks}) ORDER BY stream, seq", chunk)
+        for record in records(rows):
+            found[record.stream].append(record)
+    return found
+
+
+def any_stored(conn: sqlite3.Connection, streams: list[str], step: int) -> bool:
+    """Whether any of ``streams`` has records, on ``conn`` (``step`` names per query)."""
+    sql = "SELECT 1 FROM streams WHERE stream IN ({}) LIMIT 1"
+    for start in range(0, len(streams), step):
+        chunk = streams[start : start + step]
+        if conn.execute(sql.format(", ".join("?" * len(chunk))), chunk).fetchone() is not None:
+            return True
+    return False
+
+
+def records(rows: Iterable[tuple[Any, ...]]) -> list[Record]:
+    """The records of stored rows, in order. The events table is STRICT and NOT NULL (checked
+    at open), so the types are right."""
+    found: list[Record] = []
+    for row in rows:
+        type_ = row[3]
+        if type_[:1] == "[":
+            found.extend(unpack(row))
+        else:
+            position, stream, seq, type_, data, ts, cause, final = row
+            found.append(Record(stream, seq, type_, data, ts, cause, final != 0, position))
+    return found
 
 
 def _grouped(rows: list[tuple[Any, ...]]) -> list[tuple[str, list[Record]]]:
     groups: list[tuple[str, list[Record]]] = []
     current = ""
-    records: list[Record] = []
-    for position, stream, seq, type_, data, ts, cause, final in rows:  # record(), inlined
+    mine: list[Record] = []
+    for row in rows:
+        stream = row[1]
         if stream != current or not groups:
-            current, records = stream, []
-            groups.append((stream, records))
-        records.append(Record(stream, seq, type_, data, ts, cause, final != 0, position))
+            current, mine = stream, []
+            groups.append((stream, mine))
+        if row[3][:1] == "[":
+            mine.extend(unpack(row))
+        else:
+            position, stream, seq, type_, data, ts, cause, final = row
+            mine.append(Record(stream, seq, type_, data, ts, cause, final != 0, position))
     return groups

@@ -4,10 +4,12 @@ is not ours (foreign, damaged, or written by a newer sagactor) before anything i
 Version 1 was the first format; version 2 adds the ``events_cause`` index (a saga's history);
 version 3 adds the ``sagas`` summary table (one row per saga, kept in the transaction of the
 saga's events; see :mod:`sagactor.persistence.summaries`) and the ``saga_events`` view, both a
-documented interface for SQL tools; version 4 stores saga events as JSON (:mod:`sagactor.codec`)
-and gives the view a ``payload`` column for ``json_extract``. An older file is upgraded in place
-when opened, the table backfilled from the events (its older events stay msgpack: their
-``payload`` is NULL; every reader takes both).
+documented interface for SQL tools; version 4 stores saga events as JSON (:mod:`sagactor.codec`),
+one row per append and stream (several records in one row, see
+:mod:`sagactor.persistence.packing`), and the ``saga_events`` view unnests those rows and gives
+each event's JSON ``payload`` for ``json_extract``. An older file is upgraded in place when
+opened, the table backfilled from the events (its one-record rows read as they are, its older
+events stay msgpack: their ``payload`` is NULL); a version 3 sagactor refuses a version 4 file.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import Any, Final
 import sqlite_utils
 
 from sagactor.errors import JournalCorrupt, JournalError
-from sagactor.persistence.journal import Record
+from sagactor.persistence.packing import unpack
 from sagactor.persistence.summaries import fold_rows
 
 __all__ = [
@@ -38,8 +40,9 @@ __all__ = [
 
 SCHEMA_VERSION: Final = 4
 """1: the first format. 2: adds the ``events_cause`` index (a saga's history). 3: adds the
-``sagas`` table and the ``saga_events`` view. 4: saga events are written as JSON, and the view
-shows them (``payload``). An older file is upgraded in place when opened."""
+``sagas`` table and the ``saga_events`` view. 4: saga events are written as JSON, a row may
+hold several records of one append, and the view unnests them with each one's ``payload``. An
+older file is upgraded in place when opened."""
 APPLICATION_ID: Final = 0x53414741  # "SAGA", in the file header, for `file(1)` and friends
 _APP_NAME: Final = "sagactor"
 _SQLITE_MAGIC: Final = b"SQLite format 3\x00"
@@ -62,13 +65,23 @@ _SQL_TYPES: Final = {int: "INTEGER", str: "TEXT", bytes: "BLOB", float: "REAL"}
 _CAUSE_INDEX: Final = "CREATE INDEX IF NOT EXISTS events_cause ON events (cause)"
 # A saga's own events, readable without msgpack: what happened to it, in order, and since
 # version 4 each one's JSON text (``payload``; NULL for an event an older version wrote as
-# msgpack). As text: SQLite's JSON functions would read a BLOB as their binary JSONB.
+# msgpack). A row holding several records has the JSON array of their types (json_each unnests
+# it; the cause shown is the row's, its first record's: all are the same saga's) and, when they
+# are JSON, the JSON array of their [event, ts, cause]. As text: SQLite's JSON functions would
+# read a BLOB as their binary JSONB.
 _SAGA_EVENTS: Final = (
-    "CREATE VIEW IF NOT EXISTS saga_events AS SELECT substr(stream, 6) AS saga_id, seq, type, "
-    "strftime('%Y-%m-%d %H:%M:%f', ts, 'unixepoch') AS at, ts, cause, final, position, "
-    "CASE WHEN substr(data, 1, 1) = x'7b' AND json_valid(CAST(data AS TEXT)) "
-    "THEN CAST(data AS TEXT) END AS payload "
-    "FROM events WHERE stream >= 'saga/' AND stream < 'saga0'"
+    "CREATE VIEW IF NOT EXISTS saga_events AS SELECT substr(e.stream, 6) AS saga_id, "
+    "e.seq - (json_array_length(j.json) - 1 - j.key) AS seq, j.value AS type, "
+    "strftime('%Y-%m-%d %H:%M:%f', e.ts, 'unixepoch') AS at, e.ts AS ts, e.cause AS cause, "
+    "e.final AND j.key = json_array_length(j.json) - 1 AS final, "
+    "e.position - (json_array_length(j.json) - 1 - j.key) AS position, "
+    "CASE WHEN substr(e.type, 1, 1) = '[' THEN CASE WHEN substr(e.data, 1, 1) = x'5b' "
+    "AND json_valid(CAST(e.data AS TEXT)) "
+    "THEN json_extract(CAST(e.data AS TEXT), '$[' || j.key || '][0]') END "
+    "WHEN substr(e.data, 1, 1) = x'7b' AND json_valid(CAST(e.data AS TEXT)) "
+    "THEN CAST(e.data AS TEXT) END AS payload FROM events AS e, "
+    "json_each(CASE WHEN substr(e.type, 1, 1) = '[' THEN e.type ELSE json_array(e.type) END) AS j "
+    "WHERE e.stream >= 'saga/' AND e.stream < 'saga0'"
 )
 # Version 3: one row per saga (columns of summaries.SagaRow, in order), kept by the writer in
 # the transaction of the saga's events; input and result are JSON text for json_extract.
@@ -233,7 +246,7 @@ def upgrade(path: str, conn: sqlite3.Connection) -> None:
         conn.execute(_CAUSE_INDEX)  # version 1 -> 2
         if version < 3:
             _backfill_sagas(conn)
-        else:  # version 3 -> 4: the view gains the payload
+        else:  # version 3 -> 4: the view unnests packed rows and gains the payload
             conn.execute("DROP VIEW IF EXISTS saga_events")
             conn.execute(_SAGA_EVENTS)
         conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (SCHEMA_VERSION,))
@@ -253,10 +266,7 @@ def _backfill_sagas(conn: sqlite3.Connection) -> None:
         f"SELECT {COLUMNS} FROM events WHERE stream >= 'saga/' AND stream < 'saga0' "
         "ORDER BY stream, seq"
     )
-    records = (
-        Record(stream, seq, type_, data, ts, cause, final != 0, position)
-        for position, stream, seq, type_, data, ts, cause, final in cursor
-    )
+    records = (record for row in cursor for record in unpack(row))
     one = "(" + ", ".join("?" * len(SAGA_COLUMNS.split(", "))) + ")"
     insert = conn.cursor()  # the read cursor stays open while rows go in
     for row in fold_rows(records):

@@ -2,14 +2,16 @@
 
 Appends are queued; the writer thread takes every queued batch (up to :data:`MAX_GROUP`),
 checks each one's sequence numbers against what it remembers of each stream, writes the group
-as one multi-row ``INSERT`` in one transaction (one fsync for all of them), and hands the
+as one multi-row ``INSERT`` in one transaction (one row per append and stream, see
+:mod:`sagactor.persistence.packing`) (one fsync for all of them), and hands the
 results to a second thread (:mod:`.answers`) that runs the callbacks in order: the writer only
 writes, and a slow or failing callback never holds up the disk.
 
 A batch that continues no stream it should is refused alone (:class:`StreamConflict`), without
 touching the database. What memory cannot know is left to SQLite's unique (stream, seq) index:
-a stream the writer has not seen yet is assumed new when the batch starts it at seq 1; if SQLite
-then refuses a row (that stream existed, or a value cannot be stored), the group is rolled back
+a stream the writer has not seen yet is assumed new when the batch starts it at seq 1 (checked
+in ``streams``, one query per group: a pack is stored under its last seq, so the unique index
+alone would not tell); if that check or SQLite refuses a row, the group is rolled back
 and written again batch by batch, each in a savepoint, so only the guilty batch fails. After any
 failure of the group itself (I/O, disk full, busy) the transaction is rolled back and the
 remembered sequence numbers are dropped: they are read again from the journal, never trusted.
@@ -30,18 +32,22 @@ from typing import Any, Final, Literal
 from sagactor.crashpoints import SimulatedCrash
 from sagactor.errors import RuntimeClosed, StreamConflict
 from sagactor.persistence.journal import DoneCallback, JournalStats, Record, Snapshot
+from sagactor.persistence.packing import Row, packs
 from sagactor.persistence.summaries import SagaRow, SummaryKeeper, saga_ids_of
 
 from .answers import Answers, fails_group, refusal, write_error
-from .reader import stored_below
+from .reader import any_stored, stored_below, stored_many
 from .schema import SAGA_COLUMNS, UPSERT_SAGAS
 
 __all__ = ["MAX_GROUP", "Batch", "Writer"]
 
 MAX_GROUP: Final = 1000  # batches per transaction: bounds the blast radius of one failure
 _MAX_REMEMBERED: Final = 100_000  # streams whose last seq is kept; past it, start afresh
-_EVENT_COLUMNS: Final = 7
-_INSERT_EVENTS: Final = "INSERT INTO events (stream, seq, type, data, ts, cause, final) VALUES "
+_EVENT_COLUMNS: Final = 8
+_INSERT_EVENTS: Final = (
+    "INSERT INTO events (position, stream, seq, type, data, ts, cause, final) VALUES "
+)
+_LAST_POSITION: Final = "SELECT coalesce(max(position), 0) FROM events"
 _UPSERT_STREAMS: Final = (
     "INSERT INTO streams (stream, last_seq, final) VALUES {} "
     "ON CONFLICT (stream) DO UPDATE SET last_seq = excluded.last_seq, final = excluded.final"
@@ -55,7 +61,6 @@ log = logging.getLogger(__name__)
 
 Ends = dict[str, tuple[int, bool]]
 """Each stream's (last seq, final) after some batches."""
-Row = tuple[str, int, str, bytes, float, str, int]
 Sagas = dict[str, SagaRow]
 """The new summary row of each saga a group writes to."""
 _SAGA_FIELDS: Final = SAGA_COLUMNS.split(", ")
@@ -100,7 +105,10 @@ class Writer:
         self._cond = threading.Condition(threading.Lock())
         self._queue: collections.deque[Batch] = collections.deque()
         self._last: dict[str, int] = {}  # committed last seq of streams seen (not final)
-        self.summaries = SummaryKeeper(functools.partial(stored_below, conn))  # sagas table
+        self._assumed: list[str] = []  # streams of this group assumed new (see _ends)
+        self.summaries = SummaryKeeper(  # the sagas table
+            functools.partial(stored_below, conn), functools.partial(stored_many, conn)
+        )
         # The widest statement (a summary row) bounds every chunk.
         largest = conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // len(_SAGA_FIELDS)
         self._largest_chunk = min(512, 1 << (largest.bit_length() - 1))
@@ -232,6 +240,7 @@ class Writer:
         rows: list[Row] = []
         snapshots: list[Snapshot] = []
         sagas: Sagas = {}
+        self._assumed = []
         now = time.time()
         for batch in batches:
             if self.killed:
@@ -243,7 +252,7 @@ class Writer:
                 results.append(ends)
                 continue
             group.update(ends)
-            rows.extend(_row(r, now) for r in batch.records)
+            rows.extend(packs(batch.records, now))
             sagas.update(self.summaries.rows(batch.records, now))
             if batch.snapshot is not None:
                 snapshots.append(batch.snapshot)
@@ -266,7 +275,8 @@ class Writer:
             elif (last := self._last.get(stream)) is not None:
                 previous = last
             elif assume_new and record.seq == 1:
-                previous = 0  # if it is not new after all, the unique index says so
+                previous = 0  # if it is not new after all, _write's check says so
+                self._assumed.append(stream)
             else:
                 previous = self._load(stream)
             if record.seq != previous + 1:
@@ -282,8 +292,17 @@ class Writer:
         return last
 
     def _write(self, rows: list[Row], ends: Ends, snapshots: list[Snapshot], sagas: Sagas) -> None:
+        assumed, self._assumed = self._assumed, []
+        if assumed and any_stored(self.conn, assumed, self._largest_chunk):
+            raise _Redo  # a stream assumed new is not: the slow way finds the guilty batch
         try:
-            self._insert(_INSERT_EVENTS + "{}", _EVENT_COLUMNS, rows)
+            # Each row gets the position of its last record; one is reserved per record.
+            base = int(self.conn.execute(_LAST_POSITION).fetchone()[0])
+            values: list[tuple[Any, ...]] = []
+            for row in rows:
+                base += row[7]
+                values.append((base, *row[:7]))
+            self._insert(_INSERT_EVENTS + "{}", _EVENT_COLUMNS, values)
             marks = [(stream, seq, 1 if final else 0) for stream, (seq, final) in ends.items()]
             self._insert(_UPSERT_STREAMS, 3, marks)
             summaries = [tuple(getattr(row, c) for c in _SAGA_FIELDS) for row in sagas.values()]
@@ -320,7 +339,7 @@ class Writer:
             if self.killed:
                 return None
             self.conn.execute("SAVEPOINT batch")
-            mine = [_row(r, now) for r in batch.records]
+            mine = packs(batch.records, now)
             try:
                 ends = self._ends(batch.records, group, assume_new=False)
                 if isinstance(ends, StreamConflict):
@@ -370,18 +389,6 @@ class Writer:
         """Once the callbacks thread ends: after the writer, release the file."""
         self.thread.join()
         self._release()
-
-
-def _row(record: Record, now: float) -> Row:
-    return (
-        record.stream,
-        record.seq,
-        record.type,
-        record.data,
-        record.ts or now,
-        record.cause,
-        1 if record.final else 0,
-    )
 
 
 @functools.lru_cache(maxsize=64)
