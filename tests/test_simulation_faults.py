@@ -120,4 +120,6 @@ def test_a_late_copy_past_the_sagas_end_would_be_applied_again(
             found = error
             break
     assert found is not None
-    assert "more than once" in str(found)
+    # The copy runs again: an effect applied twice, or an action after its compensation (a
+    # compensated saga that does not net zero), whichever the seed's workload shows first.
+    assert "more than once" in str(found) or "does not net zero" in str(found)
