@@ -29,6 +29,7 @@ from .errors import SagaTimeout, UnknownSaga
 from .history import HistoryEntry
 from .messages import Outcome
 from .names import Mode, saga_stream
+from .recovering import waits_for_recovery
 from .sagas.definition import Choreography, Saga
 
 __all__ = [
@@ -137,6 +138,8 @@ async def start_saga(
     pass a ``saga_id`` to find it again, starting the same id twice is harmless.
     """
     ids = None if saga_id is None else [saga_id]
+    if engine.recovery.pending and waits_for_recovery(engine.catalog.definition(saga), None):
+        await anyio.to_thread.run_sync(engine.recovery.hold)  # not on the loop
     submitted = engine.submit(saga, [input], ids, mode, priority)
     futures = [start.accepted for start in submitted]
     try:

@@ -1,9 +1,8 @@
 """The engine: what the sync face (:class:`~sagactor.Runtime`, :class:`~sagactor.SagaRun`) and
 the async face (:mod:`sagactor.aio`) share, used by both through public methods only.
 
-It owns the actors' wiring (the participants' hosts, the coordinator, the native dispatcher,
-one :class:`~sagactor.actors.environment.Environment`), the outcome board where callers wait,
-the quarantine, recovery and the runtime's life. The faces add only how a caller waits.
+It owns the actors' wiring (hosts, coordinator, native dispatcher, one ``Environment``), the
+outcome board where callers wait, quarantine, recovery, life. Faces add how a caller waits.
 """
 
 from __future__ import annotations
@@ -19,7 +18,7 @@ from typing import Any
 
 import pykka
 
-from . import clock
+from . import recovering
 from .actor_messages import Cancel, CancelNative, Recover, Resume, StartSaga
 from .actors import admission, statecheck
 from .actors.coordinator import Coordinator
@@ -35,10 +34,11 @@ from .forgotten import OPEN
 from .history import HistoryEntry, Timeline
 from .messages import Outcome
 from .names import DURABILITIES, MODES, NATIVE, Durability, Mode, saga_stream
-from .observe import Listener, Listeners, RecoveryCallback, RecoveryNotice, report_loading
+from .observe import Listener, Listeners, RecoveryCallback
 from .persistence.journal import Journal
-from .persistence.recovery import find_in_flight, load_saga
+from .persistence.recovery import load_saga
 from .quarantine import Quarantine
+from .recovering import RecoveryGate
 from .sagas.definition import Choreography, Saga
 from .sagas.inputs import prepare_starts
 from .sagas.machine import SagaState
@@ -81,6 +81,7 @@ class Engine:
         self._lock = threading.Lock()
         self._accepting: set[Future[Any]] = set()
         self._resumed: dict[str, int] = {}  # saga id -> its stream's last seq when resumed
+        self.recovery = RecoveryGate()  # a background recovery, which some calls wait for
         self.catalog = Catalog(self.env, self.kinds, on_change=self._publish_catalog)
         self.directory = self.catalog.directory()  # the catalog as the actors see it
         board = OutcomeBoard(self.directory.result_types, self.env.admission.position)
@@ -123,6 +124,8 @@ class Engine:
         self.check_open()
         priority = admission.check_priority(priority)  # its place in the queue, if it has to wait
         saga = self.catalog.definition(saga)
+        if recovering.waits_for_recovery(saga, fork):
+            self.recovery.hold()
         if mode not in MODES:
             raise DefinitionError(saga.name, f"mode must be one of {MODES}, not {mode!r}")
         native = isinstance(saga, Choreography)
@@ -176,7 +179,8 @@ class Engine:
             raise
 
     def not_quarantined(self, saga_id: str) -> Outcome:
-        """:meth:`status`, raising :class:`SagaQuarantined` for a quarantined saga."""
+        """:meth:`status`; raises :class:`SagaQuarantined`. Waits for a background recovery."""
+        self.recovery.hold()
         outcome = self.status(saga_id)
         quarantined = self.quarantine.get(saga_id)
         if quarantined is not None:
@@ -187,8 +191,7 @@ class Engine:
         """The saga's outcome if its journal says it ended (a resumed one: ended again);
         raises if it is unknown or quarantined. A caller waiting for the end takes a waiter
         from :attr:`outcomes` first, then calls this (an end in between is not missed)."""
-        # The seq first: read after the events, it could pass a "stuck" read just before the
-        # resume's SagaResumed landed for the end of the resumed run.
+        # The seq first: read after the events, it could pass a "stuck" read for a resumed end.
         try:
             last = self.journal.last_seq(saga_stream(saga_id))
         except RuntimeClosed:
@@ -246,6 +249,7 @@ class Engine:
     def drive(self, saga_id: str, message: Any, *, native: bool = False) -> None:
         """Send a stuck saga an operator's message (a resume, a resolve): until it ends again,
         the journal's "stuck" is not its end."""
+        self.recovery.hold()
         with self._lock:
             self._resumed[saga_id] = self.journal.last_seq(saga_stream(saga_id))
         self.tell(self._dispatcher if native else self._coordinator, message)
@@ -254,20 +258,13 @@ class Engine:
 
     def recover(self, progress: RecoveryCallback | None = None) -> list[str]:
         """Resume every in-flight saga of the journal (quarantine those that cannot load)."""
-        self.check_open()
-        started = clock.now()
-        found = find_in_flight(self.journal, self.catalog.definitions, report_loading(progress))
-        for error in found.quarantined:
-            self.quarantine.add(error)
-            logger.warning("%s", error, extra={"saga_id": error.saga_id})
-        for state in found.states:
-            self.quarantine.release(state.saga_id)  # its cause was fixed since
-        states, _parked = self.dead_letters.screen(self.journal, found.states, found.stalled)
-        resumed = self._take_over(states)
-        quarantined = tuple(error.saga_id for error in found.quarantined)
-        notice = RecoveryNotice(tuple(resumed), quarantined, started, clock.now())
-        self.env.listeners.recovery(notice, progress)
-        return resumed
+        self.recovery.hold()
+        return recovering.recover(self, progress, None)
+
+    def recover_in_background(self, progress: RecoveryCallback | None = None) -> None:
+        """Resume the sagas in flight now on a thread of its own (see :mod:`.recovering`)."""
+        only = recovering.open_sagas(self)
+        self.recovery.begin(lambda: recovering.recover(self, progress, only))
 
     def listen(self, listener: Listener) -> Callable[[], None]:
         """Subscribe a listener to saga and recovery notices (see ``Runtime.listen``)."""
@@ -276,24 +273,26 @@ class Engine:
     def retry_quarantined(self, saga_id: str) -> None:
         """Load a quarantined saga again and resume it (see ``Runtime.retry_quarantined``)."""
         self.check_open()
+        self.recovery.hold()
         if self.quarantine.get(saga_id) is None:
             self.status(saga_id)
             return
         definitions = self.catalog.definitions
-        self._take_over([self.quarantine.retry(self.journal, saga_id, definitions)])
+        self.take_over([self.quarantine.retry(self.journal, saga_id, definitions)])
 
     def retry_dead(self, saga_id: str) -> None:
         """Bring a dead letter back and resume it (see ``Runtime.retry_dead``)."""
         self.check_open()
+        self.recovery.hold()
         state = self.dead_letters.revive(self.journal, saga_id, self.catalog.definitions)
         if state is not None:
-            self._take_over([state])
+            self.take_over([state])
 
     def load_saga(self, saga_id: str) -> SagaState | NativeState | None:
         """The saga rebuilt for a driver; None if unknown or quarantined (it is then)."""
         return self.quarantine.load(self.journal, saga_id, self.directory.definitions)
 
-    def _take_over(self, states: list[SagaState | NativeState]) -> list[str]:
+    def take_over(self, states: list[SagaState | NativeState]) -> list[str]:
         """Hand loaded sagas to their actors, which resume them; returns their ids."""
         done: Future[list[str]] = Future()
         native_done: Future[list[str]] = Future()
@@ -369,6 +368,7 @@ class Engine:
             left = None if deadline is None else max(0.0, deadline - time.monotonic())
             with contextlib.suppress(pykka.Timeout):  # a handler still running at exit
                 future.get(timeout=left)
+        self.recovery.join(grace)  # its actors are gone: it ends (RuntimeClosed) if running
         if already_dead:
             self.env.journal.kill()  # from this thread it waits until the file is released
         else:

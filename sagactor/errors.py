@@ -19,6 +19,7 @@ __all__ = [
     "NotActive",
     "OperationRefused",
     "PayloadError",
+    "RecoveryPending",
     "RuntimeClosed",
     "RuntimeCrashed",
     "SagaIdConflict",
@@ -209,6 +210,13 @@ class SagaTimeout(SagactorError, TimeoutError):  # noqa: N818
     def __init__(self, saga_id: str, timeout: float | None) -> None:
         super().__init__(f"saga {saga_id!r} did not finish within {timeout}s")
         self.saga_id = saga_id
+
+
+class RecoveryPending(SagactorError, TimeoutError):  # noqa: N818 - named after the condition
+    """A background recovery (``recover="background"``) was not done in the time allowed."""
+
+    def __init__(self, timeout: float | None) -> None:
+        super().__init__(f"the background recovery is not done after {timeout} s")
 
 
 class UnrecordedChange(SagactorError):  # noqa: N818 - names what the handler did

@@ -88,6 +88,16 @@ class Operations:
 
     _engine: Engine
 
+    def wait_recovered(self, timeout: float | None = None) -> list[str]:
+        """Wait for a background recovery (``recover="background"``) to be done; the ids of
+        the sagas it resumed (at once, and empty, when none ran).
+
+        Raises:
+            RecoveryPending: It is not done within ``timeout`` seconds.
+            SagactorError: What stopped it (the runtime crashed or closed, a journal error).
+        """
+        return self._engine.recovery.wait(timeout)
+
     # -- find ------------------------------------------------------------------------------------
 
     def list(

@@ -30,6 +30,7 @@ from .operations import Operations
 from .persistence.journal import Journal
 from .persistence.memory import MemoryJournal
 from .persistence.opening import discarding, open_journal
+from .recovering import BACKGROUND, Recover
 from .retention import Retention
 from .sagas.definition import Choreography, Saga
 from .sagas.versions import Definitions
@@ -50,7 +51,7 @@ class Runtime(Operations, Drills, cluster.Clustered, AsyncFace):
         *,
         participants: Iterable[Participant[Any]] = (),
         sagas: Iterable[Saga | Choreography] = (),
-        recover: bool | RecoveryCallback = True,
+        recover: Recover = True,
         snapshot_every: int = 1000,
         check_state: bool | None = None,
         listeners: Iterable[Listener] = (),
@@ -70,8 +71,10 @@ class Runtime(Operations, Drills, cluster.Clustered, AsyncFace):
         try:
             self.register(*participants)
             self.define(*sagas)
-            if recover:
-                self.recover(None if recover is True else recover)
+            if recover == BACKGROUND:
+                self._engine.recover_in_background()
+            elif recover:
+                self.recover(recover if callable(recover) else None)
         except BaseException:
             self.close()
             raise
@@ -88,7 +91,7 @@ class Runtime(Operations, Drills, cluster.Clustered, AsyncFace):
         create: bool = True,
         participants: Iterable[Participant[Any]] = (),
         sagas: Iterable[Saga | Choreography] = (),
-        recover: bool | RecoveryCallback = True,
+        recover: Recover = True,
         snapshot_every: int = 1000,
         check_state: bool | None = None,
         listeners: Iterable[Listener] = (),
@@ -101,14 +104,12 @@ class Runtime(Operations, Drills, cluster.Clustered, AsyncFace):
         """A runtime over the journal at ``path``; in-flight sagas are resumed.
 
         ``path`` is a SQLite file, or a PostgreSQL URL (``postgresql://...``, with the
-        ``postgres`` extra installed; see the PostgreSQL page). ``create=False`` refuses a journal
-        that does not exist yet (a missing or empty file, a database without sagactor's
-        tables) instead of making one.
+        ``postgres`` extra; see the PostgreSQL page). ``create=False`` refuses a journal that
+        does not exist yet (a missing or empty file, a database without sagactor's tables).
 
         ``check_state=True`` (the default under ``sagactor.testing.check_state()``) makes a
         handler that changes its participant's state without ``ctx.record`` fail its step with
         :class:`UnrecordedChange`: a mode for tests, it costs a state copy per handler.
-
         ``retention`` prunes ended sagas in the background (see :class:`Retention`).
         ``max_recovery_attempts``: a saga that this many recoveries in a row resumed without
         it making progress (its handling kills the process: a poison saga) is parked as a
@@ -117,7 +118,8 @@ class Runtime(Operations, Drills, cluster.Clustered, AsyncFace):
         then lose the steps in between, and leave an external effect of a later step
         uncompensated (read "Durability" in the operations docs before choosing it).
         ``standby`` and ``lease``: several runtimes on one PostgreSQL journal, see :attr:`role`.
-        ``recover`` may be a callable: it is given a :class:`RecoveryProgress` as it goes.
+        ``recover`` may be a callable: it is given a :class:`RecoveryProgress` as it goes;
+        ``"background"`` returns at once and resumes on a thread (see :meth:`wait_recovered`).
         """
         participants, sagas, listeners = list(participants), list(sagas), list(listeners)
         journal = open_journal(
@@ -149,16 +151,15 @@ class Runtime(Operations, Drills, cluster.Clustered, AsyncFace):
         journal: MemoryJournal | None = None,
         participants: Iterable[Participant[Any]] = (),
         sagas: Iterable[Saga | Choreography] = (),
-        recover: bool | RecoveryCallback = True,
+        recover: Recover = True,
         snapshot_every: int = 1000,
         check_state: bool | None = None,
         listeners: Iterable[Listener] = (),
         max_recovery_attempts: int | None = DEFAULT_MAX_RECOVERY_ATTEMPTS,
         kinds: ActorKinds | None = None,
     ) -> Runtime:
-        """A runtime whose journal lives in memory: fast, gone with the process.
-
-        Pass the ``journal`` of a crashed in-memory runtime to recover from it.
+        """A runtime whose journal lives in memory: fast, gone with the process. Pass the
+        ``journal`` of a crashed in-memory runtime to recover from it.
         ``kinds=SimulatedKinds(seed)`` (``sagactor.testing``) runs it as a simulation (see
         :func:`sagactor.testing.simulate`).
         """
@@ -296,7 +297,6 @@ class Runtime(Operations, Drills, cluster.Clustered, AsyncFace):
     def resume(self, saga_id: str) -> None:
         """Retry what left a saga stuck (after fixing its cause): the failed compensation, or
         in native choreography the reaction that failed. Other sagas are left as they are.
-
         Raises :class:`SagaQuarantined` for a quarantined saga, and the error that keeps a
         stuck saga from loading (its definition removed, say) rather than ignore the resume.
         """

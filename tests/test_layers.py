@@ -60,6 +60,7 @@ LAYERS: list[tuple[str, ...]] = [
         "sagactor.catalog",
         "sagactor.quarantine",
         "sagactor.dead_letters",
+        "sagactor.recovering",
         "sagactor.history",
         "sagactor.aio",
         "sagactor.handles",

@@ -12,7 +12,7 @@ others (see :mod:`sagactor.quarantine`).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Container, Mapping
 from dataclasses import dataclass, field
 
 import msgspec
@@ -153,15 +153,20 @@ def find_in_flight(
     definitions: Mapping[str, Saga | Choreography],
     progress: Callable[[int, int], object] | None = None,
     every: int = PROGRESS_EVERY,
+    *,
+    only: Container[str] | None = None,
 ) -> InFlight:
     """Every saga whose stream has no terminal event, rebuilt, or quarantined if it cannot be.
 
     A saga that cannot load never stops the others; an unreadable file (a damaged page, an I/O
     error) stops recovery with the journal's error. ``progress(loaded, quarantined)`` is
-    called each time ``every`` more sagas are loaded.
+    called each time ``every`` more sagas are loaded. ``only``: of these streams alone (a
+    background recovery's, fixed before new sagas could start).
     """
     found = InFlight()
     for stream, records in journal.read_open("saga/"):  # a few range scans, not one per saga
+        if only is not None and stream not in only:
+            continue
         saga_id = stream.removeprefix("saga/")
         try:
             found.states.append(load_saga(journal, saga_id, records, definitions))
