@@ -203,7 +203,8 @@ def test_a_limited_start_waits_for_recovered_sagas_to_hold_their_slots(tmp_path:
         )
         starter.start()
         starter.join(0.3)
-        assert starter.is_alive() and not late  # no slot taken ahead of the recovered sagas
+        assert starter.is_alive()  # no slot taken ahead of the recovered sagas
+        assert not late
         held.release.set()
         starter.join(WAIT)
         assert [run.result(timeout=WAIT).ok for run in late] == [True]
