@@ -99,17 +99,28 @@ def rss_growth_per_100k(total: int, windows: int = 10) -> tuple[float, list[int]
     return grown / 2**20 * 100_000 / sagas, samples
 
 
-def recovery(n: int) -> tuple[float, float]:
-    """Seconds to reopen a journal holding ``n`` in-flight sagas, and until all have finished."""
+def recovery(n: int) -> tuple[float, float, float]:
+    """Seconds to reopen a journal holding ``n`` in-flight sagas with ``recover="background"``,
+    until all of them have finished, and to reopen a copy of it resuming them before ``open``
+    returns (the default)."""
+    import shutil
+
     with tempfile.TemporaryDirectory() as directory:
-        path = Path(directory) / "recover.db"
+        path, copy = Path(directory) / "recover.db", Path(directory) / "copy.db"
         rt = workload.open_durable(path, synchronous="normal")
         rt.inject(workload.NAMES[0], "work", sa.Fault("delay", seconds=3600))
         rt.start_many(workload.SAGA, [workload.Job(-i) for i in range(1, n + 1)])
         rt.crash()
         rt.close()
+        for suffix in ("", "-wal", "-shm"):
+            if Path(f"{path}{suffix}").exists():
+                shutil.copy(f"{path}{suffix}", f"{copy}{suffix}")
         began = time.perf_counter()
-        rt = workload.open_durable(path)
+        rt = workload.open_durable(copy)
+        blocking = time.perf_counter() - began
+        rt.close()
+        began = time.perf_counter()
+        rt = workload.open_durable(path, recover="background")
         reopened = time.perf_counter() - began
         try:
             for saga_id in rt.saga_ids():
@@ -118,7 +129,7 @@ def recovery(n: int) -> tuple[float, float]:
             finished = time.perf_counter() - began
         finally:
             rt.close()
-    return reopened, finished
+    return reopened, finished, blocking
 
 
 def in_child(what: str, size: int) -> Any:

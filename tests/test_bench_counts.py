@@ -97,7 +97,8 @@ def test_without_dbos_installed_the_baseline_says_so(monkeypatch: pytest.MonkeyP
                "p99_ms": 9.0, "raw_sagas_per_s": 2000.0, "rows_per_saga": 18.0,
                "group_rows": 90.0}  # fmt: skip
     memory = {"memory_1": 1.0, "pykka_1": 2.0, "memory_100": 1.0, "pykka_100": 4.0}
-    held = {"reopen_s": 0.5, "finished_s": 9.0, "in_flight_kb": 4.0, "rss_mb_per_100k": 0.5}
+    held = {"reopen_s": 0.5, "finished_s": 9.0, "reopen_blocking_s": 2.0, "in_flight_kb": 4.0,
+            "rss_mb_per_100k": 0.5}  # fmt: skip
     rows = run.rows_of(durable, memory, held, None, run.Sizes.pick(quick=False, long=False))
     versus_dbos = [row for row in rows if row.baseline.startswith("DBOS")]
     assert [row.baseline for row in versus_dbos] == ["DBOS not installed"] * 5
