@@ -106,9 +106,14 @@ _SAGAS: Final = (
     "strftime('%Y-%m-%d %H:%M:%f', ended, 'unixepoch') AS ended_at, reason, json(input) AS input, "
     "json(result) AS result, events FROM sagas",
 )
+# Set once by a saga's start, never changed by its later events: an update leaves them (and
+# the indexes on them) alone, so SQLite rewrites only the status and ended indexes' entries.
+_FIXED_AT_START: Final = frozenset({"id", "type", "version", "mode", "started", "input"})
 UPSERT_SAGAS: Final = (
     f"INSERT INTO sagas ({SAGA_COLUMNS}) VALUES {{}} ON CONFLICT (id) DO UPDATE SET "
-    + ", ".join(f"{c} = excluded.{c}" for c in SAGA_COLUMNS.split(", ")[1:])
+    + ", ".join(
+        f"{c} = excluded.{c}" for c in SAGA_COLUMNS.split(", ") if c not in _FIXED_AT_START
+    )
 )
 
 
