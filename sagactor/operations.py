@@ -9,6 +9,7 @@ quarantine lives in memory (a saga that cannot be loaded), so it is laid over th
 
 from __future__ import annotations
 
+import builtins
 import dataclasses
 import logging
 from collections.abc import Callable, Iterable, Mapping
@@ -218,6 +219,15 @@ class Operations:
         from .handles import SagaRun
 
         return SagaRun(cast(Any, self), forks.restart(self._engine, saga_id, from_step))
+
+    async def arestart(self, saga_id: str, *, from_step: str | None = None) -> SagaRun:
+        """:meth:`restart` for async callers: the journal is read and the fork's start
+        journaled in a worker thread; ``await`` the returned run for its outcome."""
+        return await anyio.to_thread.run_sync(lambda: self.restart(saga_id, from_step=from_step))
+
+    async def await_recovered(self, timeout: float | None = None) -> builtins.list[str]:
+        """:meth:`wait_recovered` for async callers (the wait runs in a worker thread)."""
+        return await anyio.to_thread.run_sync(lambda: self.wait_recovered(timeout))
 
     # -- forget ----------------------------------------------------------------------------------
 

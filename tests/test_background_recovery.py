@@ -256,3 +256,14 @@ def test_a_start_reusing_the_id_of_a_saga_being_recovered_is_that_saga(tmp_path:
         rt.wait_recovered(timeout=WAIT)
         assert all(rt.run(i).result(timeout=WAIT).ok for i in ids)
         assert _state(rt, "vault_b").applied == 20  # none started twice
+
+
+@pytest.mark.anyio
+async def test_await_recovered_from_an_event_loop(tmp_path: Path) -> None:
+    ids = _crashed_with_sagas_in_flight(tmp_path / "j.db", count=30)
+    with sa.Runtime.open(
+        tmp_path / "j.db", participants=_vaults(), sagas=SAGAS, recover="background"
+    ) as rt:
+        assert sorted(await rt.await_recovered(WAIT)) == sorted(ids)
+        for saga_id in ids:
+            assert (await rt.run(saga_id).wait(WAIT)).ok

@@ -220,3 +220,15 @@ def test_restart_from_the_shell(tmp_path: Path, capsys: pytest.CaptureFixture[st
     shown = json.loads(capsys.readouterr().out)
     assert shown["events"][0]["origin"] == "t"
     assert shown["events"][0]["carried"]["hotel"]["saga"] == "t"
+
+
+@pytest.mark.anyio
+async def test_arestart_forks_from_an_event_loop(tmp_path: Path) -> None:
+    with open_runtime(tmp_path / "j.db") as rt:
+        assert (await (await rt.astart(TRIP, Trip("a"), saga_id="a")).wait(WAIT)).ok
+        run = await rt.arestart("a", from_step="pay")
+        assert run.id == "a~1"
+        outcome = await run.wait(WAIT)
+        assert outcome.results["pay"] == Booking("pay", "a~1", ["car", "flight", "hotel"])
+        with pytest.raises(sa.OperationRefused):
+            await rt.arestart("a", from_step="boat")

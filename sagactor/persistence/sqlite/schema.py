@@ -111,9 +111,7 @@ _SAGAS: Final = (
 _FIXED_AT_START: Final = frozenset({"id", "type", "version", "mode", "started", "input"})
 UPSERT_SAGAS: Final = (
     f"INSERT INTO sagas ({SAGA_COLUMNS}) VALUES {{}} ON CONFLICT (id) DO UPDATE SET "
-    + ", ".join(
-        f"{c} = excluded.{c}" for c in SAGA_COLUMNS.split(", ") if c not in _FIXED_AT_START
-    )
+    + ", ".join(f"{c} = excluded.{c}" for c in SAGA_COLUMNS.split(", ") if c not in _FIXED_AT_START)
 )
 
 
