@@ -30,16 +30,21 @@ MONEY = sum(BALANCES.values())
 PARTICIPANTS = ("inventory", "payment", "shipping", "notification")
 
 
-def _open(db: Path) -> sa.Runtime:
+def _open(db: Path, *, background: bool = False) -> sa.Runtime:
     return sa.Runtime.open(
-        db, participants=make_shop(STOCK, BALANCES), sagas=[order_saga], snapshot_every=50
+        db,
+        participants=make_shop(STOCK, BALANCES),
+        sagas=[order_saga],
+        snapshot_every=50,
+        recover="background" if background else True,
     )
 
 
-def child(db: Path, seed: int) -> None:
-    """Run sagas until killed, announcing each acknowledged id on stdout."""
+def child(db: Path, seed: int, *, background: bool = False) -> None:
+    """Run sagas until killed, announcing each acknowledged id on stdout. ``background``:
+    new sagas start while the last kill's sagas are still being recovered."""
     rng = random.Random(seed)
-    rt = _open(db)
+    rt = _open(db, background=background)
     rt.inject("payment", "charge", sa.Fault("fail", probability=0.15, seed=seed))
     rt.inject("shipping", "create", sa.Fault("error", probability=0.2, seed=seed + 1))
     rt.inject(
@@ -81,6 +86,7 @@ def soak(
     db: Path | None = None,
     max_delay: float = 0.4,
     progress: bool = False,
+    background: bool = False,
 ) -> SoakReport:
     rng = random.Random(seed)
     workdir = Path(tempfile.mkdtemp(prefix="sagactor-soak-")) if db is None else db.parent
@@ -103,6 +109,7 @@ def soak(
                 str(db),
                 "--seed",
                 str(seed * 100_000 + kill),
+                *(["--background"] if background else []),
             ],
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
@@ -161,13 +168,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--kills", type=int, default=50)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--background", action="store_true", help='children open with recover="background"'
+    )
     parser.add_argument("--child", metavar="DB", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child(Path(args.child), args.seed)
+        child(Path(args.child), args.seed, background=args.background)
         return
     started = time.perf_counter()
-    report = soak(args.kills, seed=args.seed, progress=True)
+    report = soak(args.kills, seed=args.seed, progress=True, background=args.background)
     elapsed = time.perf_counter() - started
     print(
         f"kills: {report.kills}  acknowledged sagas: {report.acknowledged}  "
