@@ -263,8 +263,8 @@ class Engine:
 
     def recover_in_background(self, progress: RecoveryCallback | None = None) -> None:
         """Resume the sagas in flight now on a thread of its own (see :mod:`.recovering`)."""
-        only = recovering.open_sagas(self)
-        self.recovery.begin(lambda: recovering.recover(self, progress, only))
+        only, threads = recovering.open_sagas(self), self.kinds.threaded
+        self.recovery.begin(lambda: recovering.recover(self, progress, only), threaded=threads)
 
     def listen(self, listener: Listener) -> Callable[[], None]:
         """Subscribe a listener to saga and recovery notices (see ``Runtime.listen``)."""

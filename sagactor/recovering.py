@@ -47,8 +47,12 @@ class RecoveryGate:
     def pending(self) -> bool:
         return not self._done.is_set()
 
-    def begin(self, recover: Callable[[], list[str]]) -> None:
-        """Run ``recover`` on a thread of its own; :meth:`wait` waits for its end."""
+    def begin(self, recover: Callable[[], list[str]], *, threaded: bool = True) -> None:
+        """Run ``recover`` on a thread of its own; :meth:`wait` waits for its end. Not
+        ``threaded`` (a simulation: one thread runs everything), it runs here and now."""
+        if not threaded:
+            self._run(recover)
+            return
         self._done.clear()
         self._thread = threading.Thread(
             target=self._run, args=(recover,), name="sagactor-recovery", daemon=True

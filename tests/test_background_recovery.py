@@ -267,3 +267,24 @@ async def test_await_recovered_from_an_event_loop(tmp_path: Path) -> None:
         assert sorted(await rt.await_recovered(WAIT)) == sorted(ids)
         for saga_id in ids:
             assert (await rt.run(saga_id).wait(WAIT)).ok
+
+
+def test_a_simulation_recovers_before_open_returns() -> None:
+    """Under the deterministic simulation one thread runs everything: "background" recovers
+    at once, so a seed replays the same way."""
+    from sagactor.testing import SimulatedKinds
+
+    rt = sa.Runtime.in_memory(participants=_vaults(), sagas=SAGAS)
+    journal = rt.journal
+    rt.inject("vault_b", "put", sa.Fault("delay", seconds=3600))
+    ids = [run.id for run in rt.start_many(TRANSFER, [Deposit("s", 1) for _ in range(5)])]
+    deadline = time.monotonic() + WAIT
+    while _state(rt, "vault_a").applied < 5 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    rt.crash()
+    rt.close()
+    with sa.Runtime(
+        journal, participants=_vaults(), sagas=SAGAS, recover="background", kinds=SimulatedKinds(3)
+    ) as again:
+        # Done before open returned (running the resumed sagas is the simulation's business).
+        assert sorted(again.wait_recovered(timeout=0)) == sorted(ids)

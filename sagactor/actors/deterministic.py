@@ -246,6 +246,7 @@ class SimulatedKinds(ActorKinds):
     timers on a :class:`VirtualTimers`: ``Runtime.in_memory(kinds=SimulatedKinds(seed))``."""
 
     allows_async = False
+    threaded = False  # recover="background" recovers before open returns: one thread
 
     def __init__(self, seed: int, clock: VirtualClock | None = None) -> None:  # no threads
         self.seed = seed

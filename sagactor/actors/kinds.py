@@ -332,6 +332,7 @@ class ActorKinds:
     """
 
     allows_async = True  # async handlers run on the portal's event loop thread
+    threaded = True  # actors run on threads of their own (a simulation: on the caller's)
 
     def __init__(self) -> None:
         self.scheduler = SchedulerKind()
