@@ -43,8 +43,23 @@ def is_json(data: bytes) -> bool:
     return bool(data) and data[0] == _OPEN
 
 
+# What this process encoded last, by stored bytes: the journal's summary upkeep decodes each
+# new event once (on its writer's thread) and takes the event itself from here instead. A
+# decoded event equals the encoded one (see the module's doc); entries go once taken.
+_RECENT_MAX: Final = 4096
+_recent: dict[bytes, SagaEvent] = {}
+
+
 def encode_event(event: SagaEvent) -> bytes:
     """``event`` as stored: JSON, its nested payloads readable (see the module's doc)."""
+    data = _encode(event)
+    if len(_recent) >= _RECENT_MAX:
+        _recent.clear()  # not taken (a failed append, a reader that never came): forget them
+    _recent[data] = event
+    return data
+
+
+def _encode(event: SagaEvent) -> bytes:
     kinds = _kinds(type(event))
     if not kinds:
         return _json_encode(event)
@@ -68,7 +83,9 @@ def decode_event(data: bytes, wanted: Any = SagaEvent) -> Any:
     Raises:
         msgspec.DecodeError: ``data`` is neither (or not a ``wanted``).
     """
-    event: Any
+    event: Any = _recent.pop(data, None)
+    if event is not None and isinstance(event, wanted):
+        return event
     if not is_json(data):
         if wanted is SagaEvent:
             return _msgpack_events.decode(data)
