@@ -28,7 +28,7 @@ import msgspec
 import pytest
 
 import sagactor as sa
-from sagactor.persistence.journal import DoneCallback, Record, Snapshot
+from sagactor.persistence.journal import DoneCallback, Journal, Record, Snapshot
 from sagactor.persistence.memory import MemoryJournal
 from sagactor.persistence.sqlite import SqliteJournal
 
@@ -105,16 +105,10 @@ LIMITED = sa.Saga("limited", [sa.Step("add", "counter", "add")], input_type=Item
 RELAY = sa.Choreography("relay-flow", start=Ping, completed=(Pong,))
 
 
-def _refuses(journal: Refusing, records: Sequence[Record]) -> None:
-    """Raise as a broken backend would, before storing anything, for a refused saga's append."""
-    for record in records:
-        saga_id = record.stream.removeprefix("saga/")
-        if record.stream.startswith("saga/") and journal.refused in saga_id:
-            raise journal.error
-
-
-class RefusingMemoryJournal(MemoryJournal):
-    """A memory journal that raises from ``append`` for sagas whose id contains ``refused``."""
+class Refusing(Journal):
+    """A journal that raises from ``append`` (as a broken backend would, before storing
+    anything) when asked to write for a saga whose id contains ``refused``. Mixed into the
+    memory and the SQLite journal below."""
 
     refused = "bad"
     error: Exception = OSError("the journal's connection dropped")
@@ -122,24 +116,19 @@ class RefusingMemoryJournal(MemoryJournal):
     def append(
         self, records: Sequence[Record], on_done: DoneCallback, *, snapshot: Snapshot | None = None
     ) -> None:
-        _refuses(self, records)
-        super().append(records, on_done, snapshot=snapshot)
+        for record in records:
+            if record.stream.startswith("saga/") and self.refused in record.stream[5:]:
+                raise self.error
+        # The journal after this mixin in the MRO (memory, SQLite) implements it.
+        super().append(records, on_done, snapshot=snapshot)  # type: ignore[safe-super]
 
 
-class RefusingSqliteJournal(SqliteJournal):
-    """:class:`RefusingMemoryJournal`, over a SQLite file."""
-
-    refused = "bad"
-    error: Exception = OSError("the journal's connection dropped")
-
-    def append(
-        self, records: Sequence[Record], on_done: DoneCallback, *, snapshot: Snapshot | None = None
-    ) -> None:
-        _refuses(self, records)
-        super().append(records, on_done, snapshot=snapshot)
+class RefusingMemoryJournal(Refusing, MemoryJournal):
+    pass
 
 
-Refusing = RefusingMemoryJournal | RefusingSqliteJournal
+class RefusingSqliteJournal(Refusing, SqliteJournal):
+    pass
 
 
 @pytest.fixture(params=["memory", "sqlite"])
