@@ -10,7 +10,8 @@ start raises promptly (a hang fails the test through its own timeout), with a
 :class:`~sagactor.StartFailed` naming the saga and the cause (a ``SagactorError`` the journal
 raised passes as it is); sagas started before and after complete; nothing of the failed one
 is journaled or kept in memory (its id starts cleanly once the fault is gone); a slot under
-``max_in_flight`` is given back; a reaction's nested start fails the reaction, not for ever.
+``max_in_flight`` is given back; a choreography started again under a refused id cancels
+cleanly; a reaction's nested start fails the reaction, not for ever.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ import sagactor as sa
 from sagactor.persistence.journal import DoneCallback, Journal, Record, Snapshot
 from sagactor.persistence.memory import MemoryJournal
 from sagactor.persistence.sqlite import SqliteJournal
+
+from . import test_native_cancel_resume as trips
 
 WAIT = 10.0  # seconds: far above a start's time, far below pytest's own timeout
 T = TypeVar("T")
@@ -227,6 +230,29 @@ def test_a_choreography_start_that_raises_fails_at_once(rt: sa.Runtime) -> None:
         _promptly(lambda: rt.start(RELAY, Ping("bad-5"), saga_id="bad-5"))
     _nothing_of(rt, "bad-5")
     _completes(rt.start(RELAY, Ping("f"), saga_id="f"))
+
+
+def test_a_choreography_refused_once_cancels_cleanly_when_started_again(
+    journal: Refusing,
+) -> None:
+    """The refused start's deliveries were planned, never sent: the id's second start must
+    not wait for their answers (a cancel waits for every delivery in flight)."""
+    entered, release = trips.gate("bad-7", "flight")
+    try:
+        with sa.Runtime(journal, participants=trips.participants(), sagas=[trips.TRIP]) as rt:
+            booked = trips.Booked("bad-7", hold="flight")
+            with pytest.raises(sa.StartFailed):
+                _promptly(lambda: rt.start(trips.TRIP, booked, saga_id="bad-7"))
+            journal.refused = "nothing refused"
+            run = rt.start(trips.TRIP, booked, saga_id="bad-7")
+            assert entered.wait(WAIT)  # the airline holds a seat: the trip is mid-flight
+            rt.cancel("bad-7", "changed plans")
+            release.set()
+            outcome = _promptly(lambda: run.result(WAIT))
+        assert outcome.status is sa.SagaStatus.COMPENSATED, outcome
+    finally:
+        release.set()
+        trips.GATES.clear()
 
 
 def test_a_reaction_whose_nested_start_raises_fails_instead_of_waiting(
