@@ -27,6 +27,7 @@ __all__ = [
     "SagaTimeout",
     "SagactorError",
     "SignalRefused",
+    "StartFailed",
     "StepFailed",
     "StreamConflict",
     "UnknownChildSaga",
@@ -131,6 +132,21 @@ class SagaIdConflict(SagactorError):  # noqa: N818
     def __init__(self, saga_id: str, problem: str) -> None:
         super().__init__(f"saga id {saga_id!r} already used {problem}")
         self.saga_id = saga_id
+
+
+class StartFailed(SagactorError):  # noqa: N818 - named after what happened to the start
+    """The runtime could not carry out a start: its driver raised while handling it (a bug, or
+    a journal that raised instead of answering). Nothing of the saga was journaled, so the same
+    id may be started again; the other sagas go on. ``cause`` is what was raised."""
+
+    def __init__(self, saga_id: str, saga: str, cause: BaseException, driver: str) -> None:
+        super().__init__(
+            f"saga {saga!r} (id {saga_id!r}) did not start: the {driver} raised {cause!r}; "
+            "nothing of it was journaled"
+        )
+        self.saga_id = saga_id
+        self.saga = saga
+        self.cause = cause
 
 
 class UnknownSaga(SagactorError, KeyError):  # noqa: N818

@@ -16,7 +16,7 @@ from .messages import Outcome, SagaStatus
 from .names import Mode
 from .sagas.definition import Choreography, Saga
 
-__all__ = ["SagaRun", "start_nowait", "start_runs"]
+__all__ = ["SagaRun", "StartOne", "start_nowait", "start_runs"]
 
 
 class _HasEngine(Protocol):
@@ -135,6 +135,38 @@ class SagaRun:
 
     def __repr__(self) -> str:
         return f"SagaRun({self.id!r})"
+
+
+class StartOne:
+    """``start``, as ``start_many`` of one input: shared by the faces that start sagas
+    (:class:`~sagactor.Runtime` and :class:`~sagactor.Partitioned`)."""
+
+    start_many: Callable[..., list[SagaRun]]  # the face's own
+
+    def start(
+        self,
+        saga: Saga | Choreography | str,
+        input: Any,
+        *,
+        saga_id: str | None = None,
+        mode: Mode = "orchestration",
+        priority: int = 0,
+    ) -> SagaRun:
+        """Start ``saga`` (a definition, or the name of a registered one) on ``input``; returns
+        once the start is durably journaled (on a standby: forwarded to the runtime holding
+        the journal; ``priority``: see ``Saga(max_in_flight=)``).
+
+        The input is first converted to the saga's ``input_type`` (a dict or a dataclass becomes
+        that Struct); one that does not fit raises :class:`PayloadError` naming the field, and
+        nothing is journaled. Handlers get the input as the journal gives it back, so they see
+        the same value live and after a restart.
+
+        A ``saga_id`` is an idempotency key: the same id with the same input returns the
+        existing run; with another input, or another saga or version, it raises
+        :class:`SagaIdConflict`.
+        """
+        ids = None if saga_id is None else [saga_id]
+        return self.start_many(saga, [input], saga_ids=ids, mode=mode, priority=priority)[0]
 
 
 def start_runs(

@@ -21,7 +21,7 @@ from .dead_letters import DEFAULT_MAX_RECOVERY_ATTEMPTS
 from .drills import Drills
 from .engine import Engine
 from .errors import SagaQuarantined
-from .handles import SagaRun, start_nowait, start_runs
+from .handles import SagaRun, StartOne, start_nowait, start_runs
 from .history import HistoryEntry
 from .messages import Outcome
 from .names import Durability, Mode
@@ -38,7 +38,7 @@ from .sagas.versions import Definitions
 __all__ = ["Footprint", "HistoryEntry", "Mode", "Runtime", "SagaRun"]
 
 
-class Runtime(Operations, Drills, cluster.Clustered, AsyncFace):
+class Runtime(Operations, Drills, cluster.Clustered, AsyncFace, StartOne):
     """Runs sagas over registered participants, journaling everything they do.
 
     Open one with :meth:`open` (a durable SQLite journal) or :meth:`in_memory`; use it as a
@@ -204,30 +204,6 @@ class Runtime(Operations, Drills, cluster.Clustered, AsyncFace):
         self._engine.catalog.define(*sagas)
 
     # -- running sagas -------------------------------------------------------------------------
-
-    def start(
-        self,
-        saga: Saga | Choreography | str,
-        input: Any,
-        *,
-        saga_id: str | None = None,
-        mode: Mode = "orchestration",
-        priority: int = 0,
-    ) -> SagaRun:
-        """Start ``saga`` (a definition, or the name of a registered one) on ``input``; returns
-        once the start is durably journaled (``priority``: see ``Saga(max_in_flight=)``).
-
-        The input is first converted to the saga's ``input_type`` (a dict or a dataclass becomes
-        that Struct); one that does not fit raises :class:`PayloadError` naming the field, and
-        nothing is journaled. Handlers get the input as the journal gives it back, so they see
-        the same value live and after a restart.
-
-        A ``saga_id`` is an idempotency key: the same id with the same input returns the
-        existing run; with another input, or another saga or version, it raises
-        :class:`SagaIdConflict`.
-        """
-        ids = None if saga_id is None else [saga_id]
-        return self.start_many(saga, [input], saga_ids=ids, mode=mode, priority=priority)[0]
 
     def start_many(
         self,

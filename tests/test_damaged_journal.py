@@ -12,9 +12,7 @@ The child that a test kills is this module run as a script.
 from __future__ import annotations
 
 import os
-import signal
 import sqlite3
-import subprocess
 import sys
 import threading
 from pathlib import Path
@@ -24,7 +22,8 @@ import pytest
 
 import sagactor as sa
 
-ROOT = Path(__file__).resolve().parent.parent
+from .killed_child import run_until_killed
+
 WAIT = 10.0
 PAGE = 4096
 
@@ -118,23 +117,7 @@ def child(db: Path) -> None:
 @pytest.mark.timeout(120)
 def test_a_refused_open_loses_nothing_a_killed_process_left_in_the_wal(tmp_path: Path) -> None:
     db = tmp_path / "post.db"
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
-    }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.test_damaged_journal", str(db)],
-        stdout=subprocess.PIPE,
-        env=env,
-        cwd=ROOT,
-        text=True,
-    )
-    assert proc.stdout is not None
-    try:
-        assert proc.stdout.readline() == "ack 50\n"
-    finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.communicate()
+    assert run_until_killed("tests.test_damaged_journal", db, "ack 50") == []
     assert {"post.db-wal", "post.db-shm"} <= files(tmp_path)  # the sagas are in the WAL
     before = files(tmp_path)
     with pytest.raises(sa.DefinitionError):

@@ -12,9 +12,6 @@ The child is this module run as a script: ``python -m tests.test_quarantine_afte
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
 import sys
 import threading
 import time
@@ -26,7 +23,8 @@ import pytest
 
 import sagactor as sa
 
-ROOT = Path(__file__).resolve().parent.parent
+from .killed_child import run_until_killed
+
 TRIPS = 999
 WAIT = 60.0
 
@@ -121,24 +119,7 @@ def child(db: Path) -> None:
 @pytest.mark.timeout(300)
 def test_one_quarantined_saga_among_a_thousand_after_kill_9(tmp_path: Path) -> None:
     db = tmp_path / "trips.db"
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
-    }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.test_quarantine_after_kill", str(db)],
-        stdout=subprocess.PIPE,
-        env=env,
-        cwd=ROOT,
-        text=True,
-    )
-    assert proc.stdout is not None
-    try:
-        assert proc.stdout.readline() == f"ack {TRIPS + 1}\n"
-    finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.communicate()
-    assert proc.returncode == -signal.SIGKILL
+    assert run_until_killed("tests.test_quarantine_after_kill", db, f"ack {TRIPS + 1}") == []
 
     with sa.Runtime.open(db, participants=[Hotel(), Bank()], sagas=[TRIP]) as rt:
         outcomes = {f"t{i}": rt.run(f"t{i}").result(WAIT) for i in range(TRIPS)}

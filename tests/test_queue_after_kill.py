@@ -12,19 +12,15 @@ The child is this module run as a script: ``python -m tests.test_queue_after_kil
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import sagactor as sa
 from sagactor.messages import SagaAdmitted, SagaQueued
 
+from .killed_child import run_until_killed, wait_to_be_killed
 from .test_admission import Gate, Turnstile, gated
 
-ROOT = Path(__file__).resolve().parent.parent
 SAGAS = 40
 LIMIT = 3
 
@@ -34,32 +30,12 @@ def child(path: str) -> None:
     for i in range(SAGAS):
         rt.start("gated", f"o{i:02}", saga_id=f"o{i:02}", priority=int(i >= SAGAS // 2))
         print(f"o{i:02}", flush=True)
-    print("started", flush=True)
-    threading.Event().wait()  # until killed
+    wait_to_be_killed("started")
 
 
 def test_a_kill_9_keeps_the_queue_its_order_and_the_limit(tmp_path: Path) -> None:
     path = tmp_path / "queue.db"
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.test_queue_after_kill", str(path)],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    acknowledged: list[str] = []
-    try:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            if line.strip() == "started":
-                break
-            acknowledged.append(line.strip())
-    finally:
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(10)
-        if proc.stdout is not None:
-            proc.stdout.close()
+    acknowledged = run_until_killed("tests.test_queue_after_kill", path, "started")
     assert len(acknowledged) == SAGAS
     with sa.Runtime.open(path, participants=[Turnstile()], sagas=[gated(LIMIT, pause=0.3)]) as rt:
         queued = [s for s in acknowledged if rt.status(s).status == sa.SagaStatus.QUEUED]

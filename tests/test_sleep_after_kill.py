@@ -10,11 +10,7 @@ The child is this module run as a script: ``python -m tests.test_sleep_after_kil
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
 import sys
-import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -22,9 +18,9 @@ from pathlib import Path
 import sagactor as sa
 from sagactor.messages import SleepStarted
 
+from .killed_child import run_until_killed, wait_to_be_killed
 from .test_waits import Bank, Ledger, sleepy
 
-ROOT = Path(__file__).resolve().parent.parent
 SAGAS = 1000
 NAP = 4.0
 MARGIN = 1.5  # seconds after its due time by which a saga must have completed
@@ -35,28 +31,12 @@ def child(path: str) -> None:
     runs = rt.start_many("sleepy", [f"o{i}" for i in range(SAGAS)])
     while not all(rt.status(r.id).reason.startswith("sleeping") for r in runs[-10:]):
         time.sleep(0.01)
-    print("asleep", flush=True)
-    threading.Event().wait()  # until killed
+    wait_to_be_killed("asleep")
 
 
 def test_a_kill_9_of_1000_sleeping_sagas_wakes_them_on_time(tmp_path: Path) -> None:
     path = tmp_path / "sleepers.db"
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.test_sleep_after_kill", str(path)],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        assert proc.stdout.readline().strip() == "asleep"
-    finally:
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(10)
-        if proc.stdout is not None:
-            proc.stdout.close()
+    assert run_until_killed("tests.test_sleep_after_kill", path, "asleep") == []
     time.sleep(0.5)  # down for a while: the naps go on meanwhile
     reopening = time.time()
     with sa.Runtime.open(path, participants=[Bank()], sagas=[sleepy(NAP)]) as rt:

@@ -14,7 +14,6 @@ children are released; a held child found at recovery whose parent completed is 
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any, Protocol
 
 import msgspec
@@ -24,13 +23,13 @@ from ..actor_messages import Cancel, Reply
 from ..errors import DefinitionError
 from ..messages import SagaCompleted, SagaEvent, SagaStatus
 from ..names import ACTION, COMPENSATION
-from ..sagas.children import ChildInput, ChildSpec, answer, child_id, result_step
+from ..sagas.children import ChildSpec, answer, child_id, result_step
 from ..sagas.definition import Saga
 from ..sagas.effects import Send
-from ..sagas.inputs import prepare_input
 from ..sagas.machine import SagaState, deadline_timer, decide, emit, start
-from ..sagas.outcomes import decode_result, earlier_results, result_type
+from ..sagas.outcomes import decode_result, result_type
 from ..sagas.versions import Definitions
+from .child_input import child_input
 from .flows import FlowSteps, awaited_of
 from .nested import StartNested
 from .saga_actor import SagaActor
@@ -103,21 +102,10 @@ class ChildSteps:
         self, parent: SagaState, step: str, spec: ChildSpec, saga_id: str, attempt: int
     ) -> SagaState | None:
         definition = self._definition(spec)
-        try:
-            if definition is None:
-                raise LookupError(f"the child saga {spec.saga_name!r} is not registered")
-            given = parent.input
-            if spec.input is not None:
-                types = self.coordinator.outcomes.result_types
-                results = earlier_results(parent, step, ACTION, types)
-                given = spec.input(ChildInput(parent.saga_id, parent.input, results))
-            value, raw = prepare_input(definition, given)
-        except Exception as error:  # noqa: BLE001 - the user's input function: a business failure
-            problem = f"the child saga's input: {type(error).__name__}: {error}"
-            failed = Reply(parent.saga_id, step, ACTION, attempt, "failed", reason=problem)
-            self._reply(failed)
-            return None
-        digest = hashlib.blake2b(raw, digest_size=16).hexdigest()
+        given = child_input(self.coordinator, parent, step, attempt, definition, "child saga")
+        if definition is None or given is None:
+            return None  # the step failed: answered
+        value, raw, digest = given
         state, events = start(definition, saga_id, parent.mode, value, raw, digest, clock.now())
         state.parent = parent.saga_id
         events[0] = msgspec.structs.replace(events[0], parent=parent.saga_id)  # a SagaStarted

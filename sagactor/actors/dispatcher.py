@@ -79,6 +79,9 @@ class NativeDispatcher(SagaActor):
     def _start(self, msg: StartSaga) -> None:
         if self.already_started(msg):
             return
+        # New here: a count left by an earlier start of this id that failed is of deliveries
+        # planned but never sent (their answers will not come).
+        self.outstanding.pop(msg.saga_id, None)
         state, events = native_start(msg.definition, msg.saga_id, msg.input, msg.raw, msg.digest)
         self.sagas[msg.saga_id] = state
         first = events[-1]

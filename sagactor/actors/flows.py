@@ -15,7 +15,6 @@ if it failed; one that completed cannot be undone from outside, and says so.
 
 from __future__ import annotations
 
-import hashlib
 from concurrent.futures import Future
 from typing import Any
 
@@ -25,12 +24,12 @@ from ..actor_messages import Reply, StartSaga
 from ..messages import EventDispatched, SagaStatus
 from ..names import ACTION, COMPENSATION, NATIVE, saga_stream
 from ..persistence.recovery import decode_saga_events
-from ..sagas.children import ChildInput, ChildSpec, child_id
+from ..sagas.children import ChildSpec, child_id
 from ..sagas.definition import Choreography
 from ..sagas.fold import summarize
-from ..sagas.inputs import prepare_input
 from ..sagas.machine import SagaState
-from ..sagas.outcomes import decode_result, earlier_results, result_type
+from ..sagas.outcomes import decode_result, result_type
+from .child_input import child_input
 from .outcomes import Completion
 from .saga_actor import SagaActor
 
@@ -70,21 +69,10 @@ class FlowSteps:
             self._reply(Reply(parent.saga_id, step, kind, attempt, "ok"))
             return
         definition = self._definition(spec)
-        try:
-            if definition is None:
-                raise LookupError(f"the choreography {spec.saga_name!r} is not registered")
-            given = parent.input
-            if spec.input is not None:
-                types = self.coordinator.outcomes.result_types
-                results = earlier_results(parent, step, ACTION, types)
-                given = spec.input(ChildInput(parent.saga_id, parent.input, results))
-            value, raw = prepare_input(definition, given)
-            if not isinstance(value, definition.start):
-                raise TypeError(f"starts with a {definition.start.__name__}, not {value!r}")
-        except Exception as error:  # noqa: BLE001 - the user's input function: a business failure
-            problem = f"the choreography's start event: {type(error).__name__}: {error}"
-            self._reply(Reply(parent.saga_id, step, ACTION, attempt, "failed", reason=problem))
-            return
+        given = child_input(self.coordinator, parent, step, attempt, definition, "choreography")
+        if definition is None or given is None:
+            return  # the step failed: answered
+        value, raw, digest = given
         accepted: Future[str] = Future()
         accepted.add_done_callback(lambda done: self._accepted(saga_id, done))
         env = self.coordinator.env
@@ -96,7 +84,7 @@ class FlowSteps:
                 mode=NATIVE,
                 input=value,
                 raw=raw,
-                digest=hashlib.blake2b(raw, digest_size=16).hexdigest(),
+                digest=digest,
                 fresh=False,
                 accepted=accepted,
             ),

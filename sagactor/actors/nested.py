@@ -11,7 +11,6 @@ reacting participant itself: its command would queue behind the waiting reaction
 
 from __future__ import annotations
 
-import hashlib
 import time
 from concurrent.futures import Future
 from typing import Any
@@ -25,7 +24,7 @@ from ..names import saga_stream
 from ..persistence.recovery import decode_saga_events
 from ..sagas.definition import Saga
 from ..sagas.fold import summarize
-from ..sagas.inputs import prepare_input
+from ..sagas.inputs import input_digest, prepare_input
 from .environment import Environment
 
 __all__ = ["StartNested", "run_saga"]
@@ -73,7 +72,7 @@ def run_saga(
             mode="orchestration",
             input=value,
             raw=raw,
-            digest=hashlib.blake2b(raw, digest_size=16).hexdigest(),
+            digest=input_digest(raw),
             fresh=False,
             accepted=accepted,
         )

@@ -36,6 +36,7 @@ from .aborts import die_of
 from .environment import Environment
 from .kinds import ActorKind, Callback, KindActor
 from .outcomes import OutcomeBoard
+from .start_failures import fail_start
 
 __all__ = ["SagaActor", "SagaLoader"]
 
@@ -78,9 +79,10 @@ class SagaActor(KindActor):
                 self.receive(message)
         except SimulatedCrash:
             return None  # the runtime is already dead; this thread just stops working
-        except Exception:
+        except Exception as error:
             # Never let pykka stop the actor silently: one bad message must not stop every saga.
             logger.exception("%s failed on %r", self.role, message)
+            fail_start(self.sagas, message, self.role, error)  # its caller must not wait for ever
         except BaseException as error:  # noqa: BLE001 - pykka would stop every actor (see aborts)
             die_of(self.env, f"the {self.role} raised {error!r}", error)
         return None

@@ -35,7 +35,7 @@ from ..errors import (
     SagaTimeout,
     UnknownSaga,
 )
-from ..handles import SagaRun
+from ..handles import SagaRun, StartOne
 from ..history import HistoryEntry
 from ..messages import Outcome
 from ..names import Mode
@@ -59,7 +59,7 @@ log = logging.getLogger("sagactor")
 _GONE = (RuntimeClosed, RuntimeCrashed, JournalWriteError)
 
 
-class Partitioned(Asking):
+class Partitioned(Asking, StartOne):
     """This process's part of a database whose sagas several processes share.
 
     Open with :meth:`open`; close it (or use it as a context manager) to give its partitions
@@ -286,21 +286,6 @@ class Partitioned(Asking):
                 self._heal(partition)
                 time.sleep(0.05)
 
-    def start(
-        self,
-        saga: Saga | Choreography | str,
-        input: Any,
-        *,
-        saga_id: str | None = None,
-        mode: Mode = "orchestration",
-    ) -> SagaRun:
-        """Start a saga in its partition; returns once the start is durable (journaled, or
-        forwarded to the process holding the partition). Without ``saga_id``, a partition this
-        process holds is chosen and the id made for it."""
-        return self.start_many(
-            saga, [input], saga_ids=None if saga_id is None else [saga_id], mode=mode
-        )[0]
-
     def start_many(
         self,
         saga: Saga | Choreography | str,
@@ -308,8 +293,12 @@ class Partitioned(Asking):
         *,
         saga_ids: Sequence[str] | None = None,
         mode: Mode = "orchestration",
+        priority: int = 0,
     ) -> list[SagaRun]:
-        """Start many sagas, each in its partition (one batch per partition)."""
+        """Start many sagas, each in its partition (one batch per partition); returns once
+        each start is durable (journaled, or forwarded to the process holding the partition).
+        Without ``saga_ids``, a partition this process holds is chosen and the ids made for it.
+        (:meth:`start` starts one.)"""
         if saga_ids is None:
             partition = self._local()
             saga_ids = [self.id_in(partition) for _ in inputs]
@@ -321,7 +310,11 @@ class Partitioned(Asking):
             started = self._retrying(
                 partition,
                 lambda rt, ix=indexes: rt.start_many(  # type: ignore[misc]
-                    saga, [inputs[i] for i in ix], saga_ids=[saga_ids[i] for i in ix], mode=mode
+                    saga,
+                    [inputs[i] for i in ix],
+                    saga_ids=[saga_ids[i] for i in ix],
+                    mode=mode,
+                    priority=priority,
                 ),
             )
             for index, run in zip(indexes, started, strict=True):

@@ -34,10 +34,10 @@ import msgspec
 
 from ..errors import OperationRefused
 from ..messages import SagaEvent, SagaStarted, StepCompensated, StepResolved, StepSucceeded
-from . import waits
 from .definition import Saga
-from .machine import advance, step_started
-from .state import SagaState, emit
+from .machine import start_stage
+from .starts import new_saga
+from .state import SagaState
 
 __all__ = ["Fork", "plan_fork", "standing", "start_fork"]
 
@@ -118,22 +118,17 @@ def start_fork(
     """A fork and its first events: started (with what it carries), then the commands of the
     stage of ``fork.from_step``. :func:`~sagactor.sagas.machine.start` for a saga that begins
     part-way (kept apart: the machine is at its size limit)."""
-    state = SagaState(saga_id, definition, mode, value, raw, digest, started_at=now)
-    started = SagaStarted(
-        saga=definition.name,
-        version=definition.version,
-        mode=mode,
-        input=msgspec.Raw(raw),
-        digest=digest,
-        deadline=now + definition.deadline if definition.deadline else 0.0,
+    state, events = new_saga(
+        definition,
+        saga_id,
+        mode,
+        value,
+        raw,
+        digest,
+        now,
         origin=fork.origin,
         from_step=fork.from_step,
-        carried=dict(fork.carried),
+        carried=fork.carried,
     )
-    events: list[SagaEvent] = []
-    emit(state, events, started)
-    for step in definition.stages[definition.stage(fork.from_step)]:
-        emit(state, events, step_started(state, definition.index(step.name), 1, now))
-        if waits.arrive(state, step, now, events):
-            advance(state, events, now)
+    start_stage(state, definition.stage(fork.from_step), now, events)
     return state, events

@@ -19,7 +19,7 @@ from .. import clock
 from ..errors import DefinitionError, PayloadError
 from .definition import Choreography, Saga
 
-__all__ = ["Start", "describe", "prepare_input", "prepare_starts"]
+__all__ = ["Start", "describe", "input_digest", "prepare_input", "prepare_starts"]
 
 _MISSING = re.compile(r"missing required field `([^`]*)`")
 
@@ -57,8 +57,14 @@ def prepare_starts(
         value, raw = prepare_input(saga, given)
         saga_id = saga_ids[index] if saga_ids is not None else clock.fresh_id()
         _check_saga_id(saga.name, saga_id)
-        starts.append(Start(value, raw, saga_id, hashlib.blake2b(raw, digest_size=16).hexdigest()))
+        starts.append(Start(value, raw, saga_id, input_digest(raw)))
     return starts
+
+
+def input_digest(raw: bytes) -> str:
+    """The digest of an encoded input: a start with a taken id is the same run only if its
+    input's digest is the same (see :class:`~sagactor.SagaIdConflict`)."""
+    return hashlib.blake2b(raw, digest_size=16).hexdigest()
 
 
 def _check_saga_id(saga: str, saga_id: str) -> None:

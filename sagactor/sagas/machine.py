@@ -28,8 +28,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import msgspec
-
 from ..actor_messages import Began, Cancel, DeadlinePassed, Reply, Resolve, Resume, Timeout, Wake
 from ..messages import (
     CompensationFailed,
@@ -39,7 +37,6 @@ from ..messages import (
     SagaEvent,
     SagaOverdue,
     SagaResumed,
-    SagaStarted,
     SagaStatus,
     SagaStuck,
     StepAbandoned,
@@ -55,6 +52,7 @@ from . import waits
 from .children import completion
 from .definition import Saga
 from .effects import Effect, Finish, Send, Timer
+from .starts import new_saga
 from .state import Attempt, SagaState, emit, evolve
 
 __all__ = [
@@ -68,6 +66,7 @@ __all__ = [
     "follow_up",
     "pending",
     "start",
+    "start_stage",
     "step_started",
 ]
 
@@ -76,18 +75,8 @@ def start(
     definition: Saga, saga_id: str, mode: str, value: Any, raw: bytes, digest: str, now: float
 ) -> tuple[SagaState, list[SagaEvent]]:
     """A new saga and its first events: started, then its first stage's commands."""
-    state = SagaState(saga_id, definition, mode, value, raw, digest, started_at=now)
-    started = SagaStarted(
-        saga=definition.name,
-        version=definition.version,
-        mode=mode,
-        input=msgspec.Raw(raw),
-        digest=digest,
-        deadline=now + definition.deadline if definition.deadline else 0.0,
-    )
-    events: list[SagaEvent] = []
-    emit(state, events, started)
-    _start_stage(state, 0, now, events)
+    state, events = new_saga(definition, saga_id, mode, value, raw, digest, now)
+    start_stage(state, 0, now, events)
     return state, events
 
 
@@ -231,7 +220,7 @@ def advance(state: SagaState, events: list[SagaEvent], now: float) -> None:
         if not state.running and events and isinstance(events[-1], StepSucceeded):
             following = state.definition.stage(events[-1].step) + 1
             if following < len(state.definition.stages):
-                _start_stage(state, following, now, events)
+                start_stage(state, following, now, events)
             else:
                 emit(state, events, completion(state))  # a child saga is held
     elif state.status is SagaStatus.COMPENSATING:
@@ -244,7 +233,8 @@ def advance(state: SagaState, events: list[SagaEvent], now: float) -> None:
 # -- internals ---------------------------------------------------------------------------------
 
 
-def _start_stage(state: SagaState, stage: int, now: float, events: list[SagaEvent]) -> None:
+def start_stage(state: SagaState, stage: int, now: float, events: list[SagaEvent]) -> None:
+    """Start every step of stage ``stage``: its commands, sleeps and waits."""
     for step in state.definition.stages[stage]:
         _reach(state, state.definition.index(step.name), 1, now, events)
 

@@ -13,20 +13,17 @@ from __future__ import annotations
 
 from typing import Any
 
-import msgspec
-
 from ..messages import (
     SagaAdmitted,
     SagaCancelled,
     SagaCompensated,
     SagaEvent,
     SagaQueued,
-    SagaStarted,
     SagaStatus,
 )
-from . import waits
 from .definition import Saga
-from .machine import advance, step_started
+from .machine import start_stage
+from .starts import new_saga
 from .state import SagaState, emit
 
 __all__ = ["admit", "cancel_queued", "start_queued"]
@@ -46,17 +43,7 @@ def start_queued(
 ) -> tuple[SagaState, list[SagaEvent]]:
     """A new saga that must wait for a slot: started (the same event a free start writes,
     its ``deadline`` counted from now, so the wait counts toward it), then queued."""
-    state = SagaState(saga_id, definition, mode, value, raw, digest, started_at=now)
-    started = SagaStarted(
-        saga=definition.name,
-        version=definition.version,
-        mode=mode,
-        input=msgspec.Raw(raw),
-        digest=digest,
-        deadline=now + definition.deadline if definition.deadline else 0.0,
-    )
-    events: list[SagaEvent] = []
-    emit(state, events, started)
+    state, events = new_saga(definition, saga_id, mode, value, raw, digest, now)
     emit(state, events, SagaQueued(priority=priority, ticket=ticket))
     return state, events
 
@@ -69,10 +56,7 @@ def admit(state: SagaState, now: float) -> list[SagaEvent]:
         return events
     waited = max(0.0, now - state.started_at) if state.started_at else 0.0
     emit(state, events, SagaAdmitted(waited=round(waited, 6)))
-    for step in state.definition.stages[0]:
-        emit(state, events, step_started(state, state.definition.index(step.name), 1, now))
-        if waits.arrive(state, step, now, events):
-            advance(state, events, now)
+    start_stage(state, 0, now, events)
     return events
 
 
