@@ -25,7 +25,7 @@ from .actors.coordinator import Coordinator
 from .actors.dispatcher import NativeDispatcher
 from .actors.environment import Environment
 from .actors.kinds import ActorKinds
-from .actors.outcomes import OutcomeBoard, Submitted
+from .actors.outcomes import OutcomeBoard, Submitted, fail_waiting
 from .catalog import Catalog
 from .crashpoints import CrashPlan, CrashPoint, SimulatedCrash
 from .dead_letters import DEFAULT_MAX_RECOVERY_ATTEMPTS, DeadLetters
@@ -188,9 +188,8 @@ class Engine:
         return outcome
 
     def ended_in_journal(self, saga_id: str) -> Outcome | None:
-        """The saga's outcome if its journal says it ended (a resumed one: ended again);
-        raises if it is unknown or quarantined. A caller waiting for the end takes a waiter
-        from :attr:`outcomes` first, then calls this (an end in between is not missed)."""
+        """The saga's outcome if its journal says it ended (a resumed one: ended again), or
+        raises. A waiter takes its future from :attr:`outcomes` first, then calls this."""
         # The seq first: read after the events, it could pass a "stuck" read for a resumed end.
         try:
             last = self.journal.last_seq(saga_stream(saga_id))
@@ -204,8 +203,7 @@ class Engine:
         return outcome
 
     def on_commit(self, saga_id: str, callback: Callable[[], None]) -> Callable[[], None]:
-        """Call ``callback`` (from any thread) whenever the saga has new records; returns the
-        function that stops it."""
+        """Call ``callback`` (any thread) whenever the saga has new records; returns its stop."""
         return self.env.commits.subscribe(saga_id, callback)
 
     def history(self, saga_id: str) -> list[HistoryEntry]:
@@ -296,7 +294,8 @@ class Engine:
         """Hand loaded sagas to their actors, which resume them; returns their ids."""
         done: Future[list[str]] = Future()
         native_done: Future[list[str]] = Future()
-        with self._lock:  # both now, so that a crash meanwhile fails both
+        with self._lock:  # both now, so that a crash or close meanwhile fails both
+            self.check_open()  # one before now would never answer them (a background recovery)
             self._accepting.update((done, native_done))
         natives = [st for st in states if isinstance(st, NativeState)]
         others = [st for st in states if not isinstance(st, NativeState)]
@@ -312,8 +311,7 @@ class Engine:
                 self._accepting.difference_update((done, native_done))
 
     @property
-    def drivers(self) -> list[pykka.ActorRef[Any]]:
-        """The coordinator and the native dispatcher (see :mod:`sagactor.inspection`)."""
+    def drivers(self) -> list[pykka.ActorRef[Any]]:  # the coordinator, the native dispatcher
         return [self._coordinator, self._dispatcher]
 
     # -- life and death --------------------------------------------------------------------------
@@ -341,9 +339,7 @@ class Engine:
         self.env.portal.close()  # cancels running async handlers
         error = RuntimeCrashed(f"the runtime crashed ({crash}); reopen the journal to recover")
         self.outcomes.fail_all(error)
-        for future in accepting:
-            if not future.done():
-                future.set_exception(error)
+        fail_waiting(accepting, error)
         logger.warning("runtime died: %s", crash)
 
     def shutdown(self, grace: float | None) -> None:
@@ -359,6 +355,7 @@ class Engine:
             self._closed = True
             already_dead = self.env.dead.is_set()
             self.env.dead.set()
+            accepting = list(self._accepting)
         self.env.timers.stop()
         self.env.portal.close()  # cancels running async handlers, so their actors stop soon
         stopping = [r.stop(block=False) for r in [*self.drivers, *self.catalog.refs.values()]]
@@ -368,7 +365,8 @@ class Engine:
             left = None if deadline is None else max(0.0, deadline - time.monotonic())
             with contextlib.suppress(pykka.Timeout):  # a handler still running at exit
                 future.get(timeout=left)
-        self.recovery.join(grace)  # its actors are gone: it ends (RuntimeClosed) if running
+        fail_waiting(accepting, RuntimeClosed("the runtime was closed"))  # never answered now
+        self.recovery.join(grace)  # a background recovery ends (RuntimeClosed)
         if already_dead:
             self.env.journal.kill()  # from this thread it waits until the file is released
         else:

@@ -114,6 +114,7 @@ def recover(engine: Any, progress: RecoveryCallback | None, only: set[str] | Non
         logger.warning("%s", error, extra={"saga_id": error.saga_id})
     for state in found.states:
         engine.quarantine.release(state.saga_id)  # its cause was fixed since
+    engine.check_open()  # closed while loading: count no recovery attempt (dead letters)
     states, _parked = engine.dead_letters.screen(engine.journal, found.states, found.stalled)
     resumed: list[str] = engine.take_over(states)
     quarantined = tuple(error.saga_id for error in found.quarantined)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from typing import Any, NamedTuple
 
@@ -24,7 +24,7 @@ from ..sagas.machine import SagaState
 from ..sagas.native import NativeState
 from ..sagas.outcomes import ResultTypes, outcome_of
 
-__all__ = ["Completion", "OutcomeBoard", "Submitted"]
+__all__ = ["Completion", "OutcomeBoard", "Submitted", "fail_waiting"]
 
 logger = logging.getLogger("sagactor")
 
@@ -222,3 +222,10 @@ class Submitted(NamedTuple):
     saga_id: str
     accepted: Future[str]
     completion: Completion | None
+
+
+def fail_waiting(futures: Iterable[Future[Any]], error: BaseException) -> None:
+    """Fail the futures not yet answered (their answer would never come: a crash, a close)."""
+    for future in futures:
+        if not future.done():
+            future.set_exception(error)

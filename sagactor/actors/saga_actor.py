@@ -80,6 +80,8 @@ class SagaActor(KindActor):
         except SimulatedCrash:
             return None  # the runtime is already dead; this thread just stops working
         except Exception as error:
+            if self.env.dead.is_set():
+                return None  # it died meanwhile (its journal closed under it): the crash answers
             # Never let pykka stop the actor silently: one bad message must not stop every saga.
             logger.exception("%s failed on %r", self.role, message)
             fail_start(self.sagas, message, self.role, error)  # its caller must not wait for ever
