@@ -154,6 +154,16 @@ class _HeldRecovery:
             self.release.wait(WAIT)
 
 
+def _open_held(path: Path) -> tuple[sa.Runtime, _HeldRecovery]:
+    """The journal reopened in the background, its recovery held (pending) until released."""
+    held = _HeldRecovery()
+    rt = sa.Runtime.open(
+        path, participants=_vaults(), sagas=SAGAS, recover="background", listeners=[held]
+    )
+    assert held.entered.wait(WAIT)
+    return rt, held
+
+
 def test_acts_on_existing_sagas_wait_for_the_recovery(tmp_path: Path) -> None:
     path = tmp_path / "j.db"
     with sa.Runtime.open(path, participants=_vaults(), sagas=SAGAS) as rt:
@@ -163,11 +173,8 @@ def test_acts_on_existing_sagas_wait_for_the_recovery(tmp_path: Path) -> None:
         while _state(rt, "vault_a").applied < 2 and time.monotonic() < deadline:
             time.sleep(0.01)
         rt.crash()
-    held = _HeldRecovery()
-    with sa.Runtime.open(
-        path, participants=_vaults(), sagas=SAGAS, recover="background", listeners=[held]
-    ) as rt:
-        assert held.entered.wait(WAIT)
+    rt, held = _open_held(path)
+    with rt:
         with pytest.raises(sa.RecoveryPending):
             rt.wait_recovered(timeout=0.05)
         assert rt.status("a1").status == "running"  # reads do not wait
@@ -192,11 +199,8 @@ def test_a_limited_start_waits_for_recovered_sagas_to_hold_their_slots(tmp_path:
         for i in range(4):  # two run (held in their step), two queue
             rt.start(LIMITED, Deposit("acct", 1), saga_id=f"l{i}")
         rt.crash()
-    held = _HeldRecovery()
-    with sa.Runtime.open(
-        path, participants=_vaults(), sagas=SAGAS, recover="background", listeners=[held]
-    ) as rt:
-        assert held.entered.wait(WAIT)
+    rt, held = _open_held(path)
+    with rt:
         late: list[sa.SagaRun] = []
         starter = threading.Thread(
             target=lambda: late.append(rt.start(LIMITED, Deposit("acct", 1), saga_id="l9"))

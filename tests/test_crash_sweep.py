@@ -72,10 +72,9 @@ class Disk:
             return len(journal.open_streams("saga/"))
 
 
-@pytest.mark.parametrize("kind", ["memory", "sqlite"])
-@pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("steps", [1, 2, 3, 4, 5])
-def test_every_crash_point_and_pass(kind: str, mode: sa.Mode, steps: int, tmp_path: Path) -> None:
+def _sweep(kind: str, mode: sa.Mode, steps: int, tmp_path: Path, **reopen: Any) -> None:
+    """Every (point, pass) of the workload: die there, reopen (with ``reopen``'s options),
+    check every guarantee once the acknowledged sagas ended."""
     saga = chain_saga(steps)
 
     def workload(rt: sa.Runtime) -> list[str]:
@@ -86,11 +85,19 @@ def test_every_crash_point_and_pass(kind: str, mode: sa.Mode, steps: int, tmp_pa
     for case in cases:
         disk = Disk(kind, tmp_path)
         acknowledged, recovered = crash_and_recover(
-            functools.partial(disk.open, saga, steps), workload, case
+            functools.partial(disk.open, saga, steps, **reopen), workload, case
         )
         with recovered as rt:
             problems = violations(rt, acknowledged, steps)
+            rt.wait_recovered(timeout=10)
         assert problems == [], f"{mode}, {case.point} pass {case.hit}: {problems}"
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("steps", [1, 2, 3, 4, 5])
+def test_every_crash_point_and_pass(kind: str, mode: sa.Mode, steps: int, tmp_path: Path) -> None:
+    _sweep(kind, mode, steps, tmp_path)
 
 
 @pytest.mark.parametrize("kind", ["memory", "sqlite"])
@@ -126,22 +133,7 @@ def test_every_crash_point_recovered_in_the_background(
 ) -> None:
     """The sweep again, each reopen with ``recover="background"``: the invariants are read
     while (and after) the recovery thread resumes the sagas."""
-    saga = chain_saga(steps)
-
-    def workload(rt: sa.Runtime) -> list[str]:
-        return _workload(rt, saga, mode, steps)
-
-    dry = Disk("memory", tmp_path)
-    cases = crash_cases(functools.partial(dry.open, saga, steps), workload, _points(mode))
-    for case in cases:
-        disk = Disk(kind, tmp_path)
-        acknowledged, recovered = crash_and_recover(
-            functools.partial(disk.open, saga, steps, recover="background"), workload, case
-        )
-        with recovered as rt:
-            problems = violations(rt, acknowledged, steps)
-            rt.wait_recovered(timeout=10)
-        assert problems == [], f"{mode}, {case.point} pass {case.hit}: {problems}"
+    _sweep(kind, mode, steps, tmp_path, recover="background")
 
 
 @pytest.mark.parametrize("kind", ["memory", "sqlite"])
