@@ -72,6 +72,17 @@ class Disk:
             return len(journal.open_streams("saga/"))
 
 
+def _died_early(disk: Disk, saga: sa.Saga, mode: sa.Mode, steps: int) -> list[str]:
+    """Die early in the run, so sagas are still in flight; the ids acknowledged."""
+    acknowledged, recovered = crash_and_recover(
+        functools.partial(disk.open, saga, steps, recover=False),
+        lambda rt: _workload(rt, saga, mode, steps),
+        CrashCase(sa.CrashPoint.AFTER_COMMIT, 3),
+    )
+    recovered.close()
+    return acknowledged
+
+
 def _sweep(kind: str, mode: sa.Mode, steps: int, tmp_path: Path, **reopen: Any) -> None:
     """Every (point, pass) of the workload: die there, reopen (with ``reopen``'s options),
     check every guarantee once the acknowledged sagas ended."""
@@ -106,13 +117,7 @@ def test_every_crash_point_and_pass(kind: str, mode: sa.Mode, steps: int, tmp_pa
 def test_crash_during_recovery(kind: str, mode: sa.Mode, steps: int, tmp_path: Path) -> None:
     saga = chain_saga(steps)
     disk = Disk(kind, tmp_path)
-    # Die early in the run, so sagas are still in flight.
-    acknowledged, recovered = crash_and_recover(
-        functools.partial(disk.open, saga, steps, recover=False),
-        lambda rt: _workload(rt, saga, mode, steps),
-        CrashCase(sa.CrashPoint.AFTER_COMMIT, 3),
-    )
-    recovered.close()
+    acknowledged = _died_early(disk, saga, mode, steps)
     in_flight = disk.in_flight()
     assert in_flight > 0
     assert acknowledged
@@ -144,12 +149,7 @@ def test_crashes_during_background_recoveries(kind: str, mode: sa.Mode, tmp_path
     steps = 3
     saga = chain_saga(steps)
     disk = Disk(kind, tmp_path)
-    acknowledged, recovered = crash_and_recover(
-        functools.partial(disk.open, saga, steps, recover=False),
-        lambda rt: _workload(rt, saga, mode, steps),
-        CrashCase(sa.CrashPoint.AFTER_COMMIT, 3),
-    )
-    recovered.close()
+    acknowledged = _died_early(disk, saga, mode, steps)
     assert disk.in_flight() > 0
     for delay in (0.0, 0.0005, 0.001, 0.002, 0.005, 0.01):
         rt = disk.open(saga, steps, recover="background")
