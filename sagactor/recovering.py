@@ -18,12 +18,20 @@ from collections.abc import Callable
 from typing import Any, Literal, TypeAlias
 
 from . import clock
-from .errors import RecoveryPending
+from .errors import DefinitionError, RecoveryPending
 from .names import SAGA_PREFIX
 from .observe import RecoveryCallback, RecoveryNotice, report_loading
 from .persistence.recovery import find_in_flight
 
-__all__ = ["BACKGROUND", "Recover", "RecoveryGate", "open_sagas", "recover", "waits_for_recovery"]
+__all__ = [
+    "BACKGROUND",
+    "Recover",
+    "RecoveryGate",
+    "check_recover",
+    "open_sagas",
+    "recover",
+    "waits_for_recovery",
+]
 
 logger = logging.getLogger("sagactor")
 
@@ -92,6 +100,18 @@ class RecoveryGate:
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout)
+
+
+def check_recover(recover: object) -> None:
+    """Refuse a ``recover=`` that is none of True, False, "background" or a callable (a typo
+    must not quietly mean "recover before open returns")."""
+    if isinstance(recover, bool) or recover == BACKGROUND or callable(recover):
+        return
+    raise DefinitionError(
+        "recover",
+        f'must be True, False, "background" or a callable, not {recover!r}',
+        kind="setting",
+    )
 
 
 def waits_for_recovery(definition: Any, fork: Any) -> bool:

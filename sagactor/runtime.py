@@ -30,7 +30,7 @@ from .operations import Operations
 from .persistence.journal import Journal
 from .persistence.memory import MemoryJournal
 from .persistence.opening import discarding, open_journal
-from .recovering import BACKGROUND, Recover
+from .recovering import BACKGROUND, Recover, check_recover
 from .retention import Retention
 from .sagas.definition import Choreography, Saga
 from .sagas.versions import Definitions
@@ -59,6 +59,7 @@ class Runtime(Operations, Drills, cluster.Clustered, AsyncFace, StartOne):
         durability: Durability = "full",
         kinds: ActorKinds | None = None,
     ) -> None:
+        check_recover(recover)
         self._engine = Engine(
             journal,
             snapshot_every=snapshot_every,

@@ -292,3 +292,16 @@ def test_a_simulation_recovers_before_open_returns() -> None:
     ) as again:
         # Done before open returned (running the resumed sagas is the simulation's business).
         assert sorted(again.wait_recovered(timeout=0)) == sorted(ids)
+
+
+@pytest.mark.parametrize("wrong", ["backgroud", "BACKGROUND", 1.5, None])
+def test_a_wrong_recover_value_is_refused_and_keeps_nothing_open(
+    tmp_path: Path, wrong: Any
+) -> None:
+    ids = _crashed_with_sagas_in_flight(tmp_path / "j.db", count=5)
+    with pytest.raises(sa.DefinitionError, match="recover"):
+        sa.Runtime.open(tmp_path / "j.db", participants=_vaults(), sagas=SAGAS, recover=wrong)
+    # The file is not held open (no JournalLocked) and nothing was resumed by the refusal.
+    with sa.Runtime.open(tmp_path / "j.db", participants=_vaults(), sagas=SAGAS) as rt:
+        assert all(rt.run(i).result(timeout=WAIT).ok for i in ids)
+        assert _state(rt, "vault_b").applied == 5
