@@ -196,7 +196,9 @@ def test_a_paused_runtime_is_taken_over_on_expiry_and_fenced_when_it_wakes(
         # Its database session lives on: only the lease's expiry let the standby in.
         assert took > LEASE / 2
         active.process.send_signal(signal.SIGCONT)
-        assert active.process.wait(LEASE + MARGIN) == 3, active.stderr()
+        # Woken, it finds itself fenced at its next lease renewal and exits 3 (a loaded machine
+        # can delay that renewal past one lease: the exit, not its speed, is what is asserted).
+        assert active.process.wait(3 * LEASE + MARGIN) == 3, active.stderr()
         active.drain()
         assert "fenced" in active.last, active.last
         assert problems(standby, active.ids) == []
