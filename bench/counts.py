@@ -61,7 +61,7 @@ class PerSaga:
 
 
 class _CountingAppends:
-    """Counts ``append`` calls (a mixin over a concrete journal)."""
+    """Counts ``append`` and ``append_unawaited`` calls (a mixin over a concrete journal)."""
 
     appends = 0
 
@@ -70,6 +70,14 @@ class _CountingAppends:
     ) -> None:
         self.appends += 1  # appends come from several threads; a bench counter needs no lock
         super().append(records, on_done, snapshot=snapshot)  # type: ignore[misc]
+
+    def append_unawaited(
+        self, records: Sequence[Record], on_done: DoneCallback, *, snapshot: Snapshot | None = None
+    ) -> None:
+        then = super().append_unawaited  # type: ignore[misc]
+        if then.__func__ is not Journal.append_unawaited:  # that one counts through append
+            self.appends += 1
+        then(records, on_done, snapshot=snapshot)
 
 
 class CountingSqlite(_CountingAppends, SqliteJournal):

@@ -25,6 +25,7 @@ from __future__ import annotations
 import collections
 import itertools
 import logging
+import queue
 import sys
 import threading
 from abc import ABC, abstractmethod
@@ -150,31 +151,29 @@ class KindActor(pykka.Actor):
 
 
 class _QueueInbox:
-    """A thread's inbox: deques and a condition (cheaper than ``queue.Queue``); ``urgent``
-    (callbacks, see :meth:`KindActor.on_turn`) is read before ``items``."""
+    """A thread's inbox: two deques and a doorbell (a C ``SimpleQueue`` of one token per
+    message: far cheaper than a ``Condition``'s Python-level notify); ``urgent`` (callbacks,
+    see :meth:`KindActor.on_turn`) is read before ``items``. Each token is put after its
+    message, so the one reader always finds a message behind the token it takes."""
 
-    __slots__ = ("_cond", "items", "urgent")
+    __slots__ = ("_bell", "items", "urgent")
 
     def __init__(self) -> None:
         self.items: collections.deque[Envelope[Any]] = collections.deque()
         self.urgent: collections.deque[Envelope[Any]] = collections.deque()
-        self._cond = threading.Condition(threading.Lock())
+        self._bell: queue.SimpleQueue[None] = queue.SimpleQueue()
 
     def put(self, envelope: Envelope[Any], /) -> None:
-        with self._cond:
-            self.items.append(envelope)
-            self._cond.notify()
+        self.items.append(envelope)
+        self._bell.put(None)
 
     def put_urgent(self, envelope: Envelope[Any], /) -> None:
-        with self._cond:
-            self.urgent.append(envelope)
-            self._cond.notify()
+        self.urgent.append(envelope)
+        self._bell.put(None)
 
     def get(self) -> Envelope[Any]:
-        with self._cond:
-            while not self.urgent and not self.items:
-                self._cond.wait()
-            return self.urgent.popleft() if self.urgent else self.items.popleft()
+        self._bell.get()
+        return self.urgent.popleft() if self.urgent else self.items.popleft()
 
     def empty(self) -> bool:
         return not self.items and not self.urgent
@@ -254,9 +253,8 @@ class SchedulerKind(ActorKind):
 
     def __init__(self, name: str = "sagactor-scheduler", batch: int = 64) -> None:
         self.batch = batch
-        self._ready: collections.deque[KindActor] = collections.deque()
-        self._cond = threading.Condition(threading.Lock())
-        self._closed = False
+        # Ready actors, then None once closed (a C queue: readying an actor is cheap).
+        self._ready: queue.SimpleQueue[KindActor | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
@@ -267,10 +265,7 @@ class SchedulerKind(ActorKind):
         self.ready(actor)  # its first turn runs on_start (see _turn)
 
     def ready(self, actor: KindActor) -> None:
-        with self._cond:
-            self._ready.append(actor)
-            if len(self._ready) == 1:
-                self._cond.notify()
+        self._ready.put(actor)
 
     @property
     def on_scheduler(self) -> bool:
@@ -278,21 +273,24 @@ class SchedulerKind(ActorKind):
         return threading.current_thread() is self._thread
 
     def close(self) -> None:
-        with self._cond:
-            self._closed = True
-            self._cond.notify()
+        self._ready.put(None)
         if not self.on_scheduler:
             self._thread.join(timeout=5)
 
     def _run(self) -> None:
+        ready, closed = self._ready, False
         while True:
-            with self._cond:
-                while not self._ready and not self._closed:
-                    self._cond.wait()
-                if not self._ready:
+            if not closed:
+                actor = ready.get()
+            else:
+                try:  # closed: finish the actors still ready (their stops), then end
+                    actor = ready.get_nowait()
+                except queue.Empty:
                     return
-                actor = self._ready.popleft()
-            self._turn(actor)
+            if actor is None:
+                closed = True
+            else:
+                self._turn(actor)
 
     def _turn(self, actor: KindActor) -> None:
         inbox: _Mailbox = actor.actor_inbox  # type: ignore[assignment]

@@ -207,7 +207,8 @@ class SagaActor(KindActor):
                 return
             if not wait:
                 self.env.early += 1
-                self.env.append(records, _only_failure(functools.partial(self.on_turn, done)))
+                answer = _only_failure(functools.partial(self.on_turn, done))
+                self.env.append_unawaited(records, answer)
                 done(None)
                 return
         # The answer runs on this actor's turn, not on the journal's thread: it touches sagas.

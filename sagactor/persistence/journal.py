@@ -103,6 +103,19 @@ class Journal(ABC):
         that was killed or closed never calls ``on_done`` for appends it did not commit.
         """
 
+    def append_unawaited(
+        self,
+        records: Sequence[Record],
+        on_done: DoneCallback,
+        *,
+        snapshot: Snapshot | None = None,
+    ) -> None:
+        """:meth:`append` for a batch nobody waits for (a decision acted on before its commit:
+        see :mod:`sagactor.actors.recomputable`; ``on_done`` only matters on failure). A
+        journal may hold it back a moment so that it shares the commit of the append that
+        follows it; by default it is appended as any other."""
+        self.append(records, on_done, snapshot=snapshot)
+
     @abstractmethod
     def read(self, stream: str, after: int = 0, limit: int | None = None) -> list[Record]:
         """The stream's records with ``seq > after``, in order."""

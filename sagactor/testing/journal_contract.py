@@ -13,8 +13,9 @@ has (called before each commit; an ``OSError`` from it fails that commit); witho
 
 from __future__ import annotations
 
+import threading
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -98,6 +99,28 @@ class JournalContract(ABC):
         journal.append_and_wait([record("s", 3)])
         assert [r.seq for r in journal.read("s")] == [1, 2, 3]
         assert journal.last_seq("s") == 3
+
+    def test_an_unawaited_append_is_stored_and_answered_in_order(self, journal: Journal) -> None:
+        answered: list[tuple[str, BaseException | None]] = []
+        done = threading.Event()
+
+        def answer(tag: str) -> Callable[[BaseException | None], None]:
+            def on_done(error: BaseException | None) -> None:
+                answered.append((tag, error))
+                if len(answered) == 3:
+                    done.set()
+
+            return on_done
+
+        journal.append_unawaited([record("s", 1)], answer("first"))
+        journal.append_unawaited([record("s", 3)], answer("gap"))  # refused, as by append
+        journal.append([record("s", 2)], answer("awaited"))
+        assert done.wait(30)
+        assert [tag for tag, _ in answered] == ["first", "gap", "awaited"]
+        assert answered[0][1] is None
+        assert answered[2][1] is None
+        assert isinstance(answered[1][1], StreamConflict)
+        assert [r.seq for r in journal.read("s")] == [1, 2]
 
     # -- optimistic concurrency ----------------------------------------------------------------
 

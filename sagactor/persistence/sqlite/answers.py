@@ -7,8 +7,8 @@ A callback that raises is logged (its owner must not take the others down). One 
 
 from __future__ import annotations
 
-import collections
 import logging
+import queue
 import sqlite3
 import threading
 from collections.abc import Callable, Sequence
@@ -21,6 +21,7 @@ __all__ = ["Answers", "fails_group", "refusal", "write_error"]
 
 log = logging.getLogger(__name__)
 
+_WAKE = object()
 Group = tuple[Sequence[DoneCallback], Sequence[BaseException | None]]
 
 
@@ -43,8 +44,9 @@ class Answers:
         self._dead = dead
         self._die = die
         self._last = last
-        self._groups: collections.deque[Group | None] = collections.deque()
-        self._ready = threading.Condition(threading.Lock())
+        # Groups to answer, None at the end, _WAKE to look at ``dead`` again (a C queue: no
+        # Condition to notify per group).
+        self._groups: queue.SimpleQueue[Group | object] = queue.SimpleQueue()
         self.thread = threading.Thread(
             target=self._run, name=f"sagactor-journal-callbacks:{path}", daemon=True
         )
@@ -53,33 +55,28 @@ class Answers:
     def give(
         self, callbacks: Sequence[DoneCallback], results: Sequence[BaseException | None]
     ) -> None:
-        with self._ready:
-            self._groups.append((callbacks, results))
-            self._ready.notify()
+        self._groups.put((callbacks, results))
 
     def end(self) -> None:
         """No more groups will come: answer those given, then stop."""
-        with self._ready:
-            self._groups.append(None)
-            self._ready.notify()
+        self._groups.put(None)
 
     def wake(self) -> None:
         """Look at ``dead`` again (the journal was killed)."""
-        with self._ready:
-            self._ready.notify_all()
+        self._groups.put(_WAKE)
 
     def _run(self) -> None:
         try:
             while True:
-                with self._ready:
-                    while not self._groups and not self._dead():
-                        self._ready.wait()
-                    if self._dead():
-                        return  # a dead process answers nobody
-                    group = self._groups.popleft()
+                group = self._groups.get()
+                if self._dead():
+                    return  # a dead process answers nobody
                 if group is None:
                     return
-                for on_done, result in zip(*group, strict=True):
+                if not isinstance(group, tuple):
+                    continue  # _WAKE: it was only to look at dead again
+                callbacks, results = group
+                for on_done, result in zip(callbacks, results, strict=True):
                     if self._dead():
                         return
                     self._answer(on_done, result)

@@ -24,8 +24,9 @@ from sagactor.persistence.journal import (
 
 from ..summaries import SagaQuery, SagaRow
 from . import files, sagas, schema
+from .intake import Batch
 from .reader import Reader
-from .writer import Batch, Writer
+from .writer import Writer
 
 __all__ = ["SqliteJournal"]
 
@@ -162,6 +163,17 @@ class SqliteJournal(Journal):
         """
         # A copy: the caller may reuse its list.
         self._writer.put(Batch(tuple(records), on_done, snapshot))
+
+    def append_unawaited(
+        self,
+        records: Sequence[Record],
+        on_done: DoneCallback,
+        *,
+        snapshot: Snapshot | None = None,
+    ) -> None:
+        """Queue a batch nobody waits for: the writer holds a group of only such batches back
+        for up to :data:`~.writer.UNAWAITED_WAIT` seconds, until an awaited one joins it."""
+        self._writer.put(Batch(tuple(records), on_done, snapshot, unawaited=True))
 
     def append_and_wait(
         self, records: Sequence[Record], *, snapshot: Snapshot | None = None

@@ -1,6 +1,7 @@
 """The SQLite journal's single writer: group commit, sequence numbers checked in memory.
 
-Appends are queued; the writer thread takes every queued batch (up to :data:`MAX_GROUP`),
+Appends are queued (:mod:`.intake`, which also says how a group is formed); the writer thread
+takes every queued batch (up to :data:`MAX_GROUP`),
 checks each one's sequence numbers against what it remembers of each stream, writes the group
 as one multi-row ``INSERT`` in one transaction (one row per append and stream, see
 :mod:`sagactor.persistence.packing`) (one fsync for all of them), and hands the
@@ -19,29 +20,27 @@ remembered sequence numbers are dropped: they are read again from the journal, n
 
 from __future__ import annotations
 
-import collections
 import functools
 import logging
 import sqlite3
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any, Final, Literal
+from typing import Any, Final
 
 from sagactor.crashpoints import SimulatedCrash
-from sagactor.errors import RuntimeClosed, StreamConflict
-from sagactor.persistence.journal import DoneCallback, JournalStats, Record, Snapshot
+from sagactor.errors import StreamConflict
+from sagactor.persistence.journal import JournalStats, Record, Snapshot
 from sagactor.persistence.packing import Row, packs
 from sagactor.persistence.summaries import SagaRow, SummaryKeeper, saga_ids_of
 
 from .answers import Answers, fails_group, refusal, write_error
+from .intake import MAX_GROUP, Batch, Intake, State
 from .reader import any_stored, stored_below, stored_many
 from .schema import SAGA_COLUMNS, UPSERT_SAGAS
 
 __all__ = ["MAX_GROUP", "Batch", "Writer"]
 
-MAX_GROUP: Final = 1000  # batches per transaction: bounds the blast radius of one failure
 _MAX_REMEMBERED: Final = 100_000  # streams whose last seq is kept; past it, start afresh
 _EVENT_COLUMNS: Final = 8
 _INSERT_EVENTS: Final = (
@@ -64,13 +63,6 @@ Ends = dict[str, tuple[int, bool]]
 Sagas = dict[str, SagaRow]
 """The new summary row of each saga a group writes to."""
 _SAGA_FIELDS: Final = SAGA_COLUMNS.split(", ")
-
-
-@dataclass(slots=True)
-class Batch:
-    records: tuple[Record, ...]
-    on_done: DoneCallback
-    snapshot: Snapshot | None
 
 
 class _Redo(Exception):  # noqa: N818 - a signal inside the writer, never seen outside
@@ -98,12 +90,10 @@ class Writer:
         self.guard = guard  # held for each transaction (and by readers of ":memory:")
         # A test hook: called before each batch; raising fails that batch's group.
         self.fault: Callable[[Sequence[Record]], None] | None = None
-        self.state: Literal["open", "closing", "killed"] = "open"
         self.commits = self.batches = self.rows = self.syncs = 0
         self._syncs_per_commit = 1 if syncs else 0
         self._release = release
-        self._cond = threading.Condition(threading.Lock())
-        self._queue: collections.deque[Batch] = collections.deque()
+        self.intake = Intake(path)
         self._last: dict[str, int] = {}  # committed last seq of streams seen (not final)
         self._assumed: list[str] = []  # streams of this group assumed new (see _ends)
         self.summaries = SummaryKeeper(  # the sagas table
@@ -120,8 +110,12 @@ class Writer:
         self.thread.start()
 
     @property
+    def state(self) -> State:
+        return self.intake.state
+
+    @property
     def killed(self) -> bool:
-        return self.state == "killed"
+        return self.intake.state == "killed"
 
     @property
     def stats(self) -> JournalStats:
@@ -130,19 +124,10 @@ class Writer:
     # -- the appenders' side -------------------------------------------------------------------
 
     def put(self, batch: Batch) -> None:
-        with self._cond:
-            if self.killed:
-                return
-            if self.state == "closing":
-                raise RuntimeClosed(f"journal {self.path!r} is closed")
-            self._queue.append(batch)
-            self._cond.notify()
+        self.intake.put(batch)
 
     def close(self) -> None:
-        with self._cond:
-            if self.state == "open":
-                self.state = "closing"
-            self._cond.notify_all()
+        self.intake.to("closing")
         self.finish()
 
     def kill(self) -> None:
@@ -150,9 +135,7 @@ class Writer:
         self.finish()
 
     def die(self) -> None:
-        with self._cond:
-            self.state = "killed"
-            self._cond.notify_all()
+        self.intake.to("killed")
         self.answers.wake()
 
     def finish(self) -> None:
@@ -170,13 +153,9 @@ class Writer:
     def _run(self) -> None:
         try:
             while True:
-                with self._cond:
-                    while not self._queue and self.state == "open":
-                        self._cond.wait()
-                    if self.killed or not self._queue:
-                        return
-                    count = min(len(self._queue), MAX_GROUP)
-                    batches = [self._queue.popleft() for _ in range(count)]
+                batches = self.intake.next_group()
+                if batches is None:
+                    return
                 results = self._commit(batches)
                 if results is None:
                     return  # killed mid-group: like a crash before COMMIT
@@ -189,7 +168,7 @@ class Writer:
         finally:
             self.answers.end()
 
-    def _commit(self, batches: list[Batch]) -> list[BaseException | None] | None:
+    def _commit(self, batches: Sequence[Batch]) -> list[BaseException | None] | None:
         """Write the group; each batch's result, or None when killed before the commit."""
         with self.guard:
             try:
@@ -231,7 +210,7 @@ class Writer:
         return results
 
     def _prepare(
-        self, batches: list[Batch]
+        self, batches: Sequence[Batch]
     ) -> tuple[list[BaseException | None], Ends, list[Row], list[Snapshot], Sagas] | None:
         """The group's rows, each batch checked in memory (no SQL but a first look at a
         stream this journal has not seen, when the batch does not start it)."""
@@ -327,7 +306,7 @@ class Writer:
             remaining -= size
 
     def _write_each(
-        self, batches: list[Batch]
+        self, batches: Sequence[Batch]
     ) -> tuple[list[BaseException | None], Ends, list[Row]] | None:
         """The slow way, after SQLite refused a row: each batch in a savepoint, so a batch
         refused for its own values (a taken seq, an unstorable value) leaves the others."""

@@ -1,0 +1,186 @@
+"""The SQLite writer holds a group of unawaited appends back a moment, so that the awaited
+append that follows shares its commit; it never holds an awaited one, nor a close.
+
+``UNAWAITED_WAIT`` is stretched here (seconds instead of milliseconds) so that what is shared,
+and what is not, does not depend on the machine's speed.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import msgspec
+import pytest
+
+import sagactor as sa
+from sagactor.persistence.journal import DoneCallback
+from sagactor.persistence.sqlite import SqliteJournal, intake
+from sagactor.testing.journal_contract import record
+
+WAIT = 30.0
+
+
+class Answers:
+    """Collects the answers of appends, by tag."""
+
+    def __init__(self) -> None:
+        self.got: dict[str, BaseException | None] = {}
+        self.when: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def to(self, tag: str) -> DoneCallback:
+        def on_done(error: BaseException | None) -> None:
+            with self._lock:
+                self.got[tag] = error
+                self.when[tag] = time.monotonic()
+
+        return on_done
+
+    def wait(self, *tags: str) -> None:
+        deadline = time.monotonic() + WAIT
+        while not all(tag in self.got for tag in tags):
+            assert time.monotonic() < deadline, f"unanswered: {set(tags) - set(self.got)}"
+            time.sleep(0.005)
+
+
+@pytest.fixture
+def journal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[SqliteJournal]:
+    monkeypatch.setattr(intake, "UNAWAITED_WAIT", 1.0)
+    journal = SqliteJournal(tmp_path / "j.db")
+    yield journal
+    journal.close()
+
+
+def test_an_awaited_append_joins_the_held_unawaited_one_in_one_commit(
+    journal: SqliteJournal,
+) -> None:
+    answers = Answers()
+    before = journal.stats.commits
+    journal.append_unawaited([record("saga/a", 1)], answers.to("decision"))
+    time.sleep(0.1)  # the writer has taken it and holds it
+    assert answers.got == {}
+    journal.append([record("participant/p", 1)], answers.to("reply"))
+    answers.wait("decision", "reply")
+    assert answers.got == {"decision": None, "reply": None}
+    assert journal.stats.commits == before + 1
+    assert [r.seq for r in journal.read("saga/a")] == [1]
+
+
+def test_an_unawaited_append_alone_is_committed_after_the_wait(journal: SqliteJournal) -> None:
+    answers = Answers()
+    began = time.monotonic()
+    journal.append_unawaited([record("saga/a", 1)], answers.to("decision"))
+    answers.wait("decision")
+    assert answers.got["decision"] is None
+    assert 0.5 <= answers.when["decision"] - began < WAIT
+    assert journal.last_seq("saga/a") == 1
+
+
+def test_an_awaited_append_is_never_held(journal: SqliteJournal) -> None:
+    answers = Answers()
+    began = time.monotonic()
+    journal.append([record("participant/p", 1)], answers.to("reply"))
+    answers.wait("reply")
+    assert answers.when["reply"] - began < 0.5  # nowhere near the (stretched) wait
+    assert journal.stats.commits == 1
+
+
+def test_a_close_does_not_wait_for_company_and_keeps_the_held_append(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(intake, "UNAWAITED_WAIT", 60.0)
+    path = tmp_path / "closing.db"
+    journal = SqliteJournal(path)
+    answers = Answers()
+    journal.append_unawaited([record("saga/a", 1)], answers.to("decision"))
+    time.sleep(0.1)
+    began = time.monotonic()
+    journal.close()
+    assert time.monotonic() - began < WAIT / 2
+    assert answers.got == {"decision": None}
+    with SqliteJournal(path) as again:
+        assert [r.seq for r in again.read("saga/a")] == [1]
+
+
+def test_a_kill_drops_the_held_append_as_a_crash_would(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(intake, "UNAWAITED_WAIT", 60.0)
+    path = tmp_path / "killed.db"
+    journal = SqliteJournal(path)
+    answers = Answers()
+    journal.append_unawaited([record("saga/a", 1)], answers.to("decision"))
+    time.sleep(0.1)
+    began = time.monotonic()
+    journal.kill()
+    assert time.monotonic() - began < WAIT / 2
+    assert answers.got == {}  # a dead process answers nobody
+    with SqliteJournal(path) as again:
+        assert again.read("saga/a") == []
+
+
+def test_a_failed_held_append_fails_alone(journal: SqliteJournal) -> None:
+    answers = Answers()
+    journal.append_and_wait([record("saga/a", 1)])
+    journal.append_unawaited([record("saga/a", 3)], answers.to("gap"))  # not the stream's next
+    journal.append([record("participant/p", 1)], answers.to("reply"))
+    answers.wait("gap", "reply")
+    assert isinstance(answers.got["gap"], sa.StreamConflict)
+    assert answers.got["reply"] is None
+
+
+class _Did(msgspec.Struct, frozen=True):
+    pass
+
+
+class _Undid(msgspec.Struct, frozen=True):
+    pass
+
+
+class _Step(sa.Participant[int]):
+    """A participant of this test's own: counts its steps."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def initial_state(self) -> int:
+        return 0
+
+    @sa.action("do")
+    def do(self, ctx: sa.StepContext, n: int) -> int:
+        ctx.record(_Did())
+        return n
+
+    @sa.compensation("do")
+    def undo(self, ctx: sa.StepContext, n: int, done: int) -> None:
+        ctx.record(_Undid())
+
+    @sa.evolve
+    def _did(self, state: int, change: _Did) -> int:
+        return state + 1
+
+    @sa.evolve
+    def _undid(self, state: int, change: _Undid) -> int:
+        return state - 1
+
+
+def test_a_saga_alone_syncs_once_per_step(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each 'step succeeded, start the next' decision shares the commit of the record its
+    command causes: start, 3 steps and the end take 5 commits, not 7."""
+    monkeypatch.setattr(intake, "UNAWAITED_WAIT", 5.0)  # the record always comes within it
+    names = ("a", "b", "c")
+    three = sa.Saga("three", steps=[sa.Step(name, participant=name, action="do") for name in names])
+    with sa.Runtime.open(
+        tmp_path / "rt.db", participants=[_Step(n) for n in names], sagas=[three]
+    ) as rt:
+        journal = rt.journal
+        assert isinstance(journal, SqliteJournal)
+        rt.start(three, 1).result(WAIT)  # warm: the first snapshot, caches
+        commits = journal.stats.commits
+        outcome = rt.start(three, 2).result(WAIT)
+        assert outcome.ok
+        # 1 start + 3 participants' records (2 joined by the decision before them) + 1 end.
+        assert journal.stats.commits - commits == 5
