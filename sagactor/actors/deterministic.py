@@ -132,6 +132,8 @@ class VirtualTimers(TimerService):
 class DeterministicKind(ActorKind):
     """All actors on the caller's thread, the next one chosen by ``random`` (see the module)."""
 
+    replies_off_turn = False  # see ActorKind
+
     def __init__(self, rng: random.Random) -> None:
         self.random = rng
         self.current = _OUTSIDE  # the actor whose message is being handled (its sender id)

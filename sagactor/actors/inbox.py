@@ -16,7 +16,6 @@ the air: the records of sagas whose journal says they ended are dropped at once.
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -209,9 +208,20 @@ class ParticipantInbox(KindActor):
             self.env.append_relaxed(records, snapshot=snapshot)
             done(None)
             return
-        # The answer runs on this actor's turn, not on the journal's thread: a failed commit
-        # marks the state stale and may schedule a retry (host state, so the host's own turn).
-        self.env.append(records, functools.partial(self.on_turn, done), snapshot=snapshot)
+
+        # A success only replies (a message, built from what is already decided), so it goes
+        # out from the journal's thread at once, without a hop through this actor's mailbox;
+        # a failure marks the state stale and may schedule a retry: host state, so the
+        # host's own turn.
+        def answer(error: BaseException | None) -> None:
+            if error is None and off_turn:
+                done(None)
+            else:
+                self.on_turn(done, error)
+
+        off_turn = self.kind.replies_off_turn
+
+        self.env.append(records, answer, snapshot=snapshot)
 
     def _snapshot(self) -> Snapshot | None:
         try:

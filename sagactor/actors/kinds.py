@@ -48,6 +48,12 @@ _names = itertools.count()
 class ActorKind(ABC):
     """Where and when the actors of one runtime handle their messages."""
 
+    # Whether a journal's answer may act for an actor from the journal's own thread when it
+    # only sends a message (a participant's reply once its record is durable). A simulation
+    # says no: there, every message is sent on its sender's turn, so it is ordered and
+    # copied as that sender's.
+    replies_off_turn = True
+
     @abstractmethod
     def mailbox(self, actor: KindActor) -> Any:
         """A new inbox for ``actor`` (pykka's ``ActorInbox`` protocol: put, get, empty)."""
