@@ -10,28 +10,25 @@ twice. ``python -m tests.soak --kills 1000`` (``make soak``) prints kills and vi
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
 import signal
-import socket
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
 
 import sagactor as sa
 from sagactor.examples.shop import Order, conservation_problems, make_shop, order_saga
+
+from .zygote import Zygote
 
 STOCK = {"sku-1": 10**6, "sku-2": 10**6}
 BALANCES = {"alice": 10**9, "bob": 10**9, "carol": 10**9}
 MONEY = sum(BALANCES.values())
 PARTICIPANTS = ("inventory", "payment", "shipping", "notification")
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def _open(db: Path, *, background: bool = False) -> sa.Runtime:
@@ -97,105 +94,40 @@ def soak(
     db = db or workdir / "soak.db"
     report = SoakReport()
     acknowledged: list[str] = []
-    zygote = _Zygote()
-    for kill in range(kills):
-        proc = zygote.fork(db, seed * 100_000 + kill, background=background)
-        # Sometimes kill during recovery (before "ready"), mostly while sagas run.
-        if rng.random() < 0.8:
-            proc.stdout.readline()
-        time.sleep(rng.uniform(0.0, max_delay))
-        output = proc.kill()
-        lines = output.split("\n")[:-1]  # the last piece may be a torn line: never acknowledged
-        acknowledged += [line.split()[1] for line in lines if line.startswith("ack ")]
-        report.kills += 1
-        check = sqlite3.connect(db)
-        try:
-            verdict = check.execute("PRAGMA integrity_check").fetchone()[0]
-        finally:
-            check.close()
-        if verdict != "ok":
-            report.violations.append(f"kill {kill}: integrity_check says {verdict}")
-        if progress and (kill + 1) % 50 == 0:
-            print(f"  {kill + 1}/{kills} kills, {len(acknowledged)} acknowledged", file=sys.stderr)
-    zygote.close()
+    with Zygote("tests.soak") as zygote:  # imports sagactor once, not once per kill
+        for kill in range(kills):
+            proc = zygote.start("forked_child", str(db), seed * 100_000 + kill, background)
+            # Sometimes kill during recovery (before "ready"), mostly while sagas run.
+            if rng.random() < 0.8:
+                proc.stdout.readline()
+            time.sleep(rng.uniform(0.0, max_delay))
+            proc.send_signal(signal.SIGKILL)
+            with proc.stdout, proc.stderr:
+                output = proc.stdout.read()  # to EOF: it is dead then
+            proc.wait(30)
+            lines = output.split("\n")[:-1]  # the last piece may be a torn line: never acknowledged
+            acknowledged += [line.split()[1] for line in lines if line.startswith("ack ")]
+            report.kills += 1
+            check = sqlite3.connect(db)
+            try:
+                verdict = check.execute("PRAGMA integrity_check").fetchone()[0]
+            finally:
+                check.close()
+            if verdict != "ok":
+                report.violations.append(f"kill {kill}: integrity_check says {verdict}")
+            if progress and (kill + 1) % 50 == 0:
+                print(
+                    f"  {kill + 1}/{kills} kills, {len(acknowledged)} acknowledged", file=sys.stderr
+                )
     report.acknowledged = len(acknowledged)
     report.violations += _final_check(db, acknowledged)
     return report
 
 
-# The children are forked from a zygote that imported sagactor once (``python -m`` would
-# import it again for every child: about 0.5 s of each kill). Each child is still a process of
-# its own that opens the journal itself and dies by SIGKILL; only the imports are shared.
-class _Zygote:
-    """``python -m tests.soak --zygote FD``: forks a :func:`child` per :meth:`fork`."""
-
-    def __init__(self) -> None:
-        self._sock, theirs = socket.socketpair()
-        env = {
-            **os.environ,
-            "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
-        }
-        with theirs:
-            self._process = subprocess.Popen(
-                [sys.executable, "-m", "tests.soak", "--zygote", str(theirs.fileno())],
-                pass_fds=[theirs.fileno()],
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                env=env,
-            )
-
-    def fork(self, db: Path, seed: int, *, background: bool) -> _Child:
-        read_end, write_end = os.pipe()
-        try:
-            request = json.dumps([str(db), seed, background]).encode()
-            socket.send_fds(self._sock, [request], [write_end])
-        finally:
-            os.close(write_end)  # the child has its own copy: EOF once it is dead
-        reply = b""
-        while not reply.endswith(b"\n"):
-            piece = self._sock.recv(64)
-            assert piece, "the soak's zygote died"
-            reply += piece
-        return _Child(int(reply), os.fdopen(read_end, "r"))
-
-    def close(self) -> None:
-        self._sock.close()  # the zygote reads EOF and exits
-        self._process.wait(30)
-
-
-@dataclass
-class _Child:
-    pid: int
-    stdout: TextIO
-
-    def kill(self) -> str:
-        """SIGKILL it; all it printed (read to EOF: it is dead then)."""
-        os.kill(self.pid, signal.SIGKILL)
-        with self.stdout:
-            return self.stdout.read()
-
-
-def _zygote(fd: int) -> None:
-    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the kernel reaps the killed children
-    with socket.socket(fileno=fd) as sock:
-        while True:
-            request, fds, _, _ = socket.recv_fds(sock, 4096, 1)
-            if not request:
-                return  # the parent is done
-            db, seed, background = json.loads(request)
-            pid = os.fork()
-            if pid == 0:
-                sock.close()
-                signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-                os.dup2(fds[0], 1)  # print() goes to the parent's pipe, as stdout would
-                os.close(fds[0])
-                try:
-                    child(Path(db), seed, background=background)
-                finally:
-                    os._exit(1)
-            os.close(fds[0])
-            sock.sendall(f"{pid}\n".encode())
+def forked_child(db: str, seed: int, background: bool) -> None:
+    """:func:`child`, in a process forked from a :class:`~tests.zygote.Zygote`."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), 2)  # as before: its stderr is not read
+    child(Path(db), seed, background=background)
 
 
 def _final_check(db: Path, acknowledged: list[str]) -> list[str]:
@@ -230,11 +162,7 @@ def main() -> None:
         "--background", action="store_true", help='children open with recover="background"'
     )
     parser.add_argument("--child", metavar="DB", help=argparse.SUPPRESS)
-    parser.add_argument("--zygote", type=int, metavar="FD", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.zygote is not None:
-        _zygote(args.zygote)
-        return
     if args.child:
         child(Path(args.child), args.seed, background=args.background)
         return
