@@ -17,4 +17,4 @@ settings.register_profile(
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
 # The PostgreSQL tests' fixtures (a throwaway cluster per session, a database per test).
-from .pg import pg_cluster, pg_url  # noqa: E402, F401
+from .pg import pg_class_url, pg_cluster, pg_url  # noqa: E402, F401

@@ -14,7 +14,6 @@ import os
 import random
 import signal
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import time
@@ -23,6 +22,8 @@ from pathlib import Path
 
 import sagactor as sa
 from sagactor.examples.shop import Order, conservation_problems, make_shop, order_saga
+
+from .zygote import Zygote
 
 STOCK = {"sku-1": 10**6, "sku-2": 10**6}
 BALANCES = {"alice": 10**9, "bob": 10**9, "carol": 10**9}
@@ -93,51 +94,40 @@ def soak(
     db = db or workdir / "soak.db"
     report = SoakReport()
     acknowledged: list[str] = []
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join(
-            [str(Path(__file__).parent.parent), os.environ.get("PYTHONPATH", "")]
-        ),
-    }
-    for kill in range(kills):
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "tests.soak",
-                "--child",
-                str(db),
-                "--seed",
-                str(seed * 100_000 + kill),
-                *(["--background"] if background else []),
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            env=env,
-            text=True,
-        )
-        assert proc.stdout is not None
-        # Sometimes kill during recovery (before "ready"), mostly while sagas run.
-        if rng.random() < 0.8:
-            proc.stdout.readline()
-        time.sleep(rng.uniform(0.0, max_delay))
-        proc.send_signal(signal.SIGKILL)
-        output, _ = proc.communicate()
-        lines = output.split("\n")[:-1]  # the last piece may be a torn line: never acknowledged
-        acknowledged += [line.split()[1] for line in lines if line.startswith("ack ")]
-        report.kills += 1
-        check = sqlite3.connect(db)
-        try:
-            verdict = check.execute("PRAGMA integrity_check").fetchone()[0]
-        finally:
-            check.close()
-        if verdict != "ok":
-            report.violations.append(f"kill {kill}: integrity_check says {verdict}")
-        if progress and (kill + 1) % 50 == 0:
-            print(f"  {kill + 1}/{kills} kills, {len(acknowledged)} acknowledged", file=sys.stderr)
+    with Zygote("tests.soak") as zygote:  # imports sagactor once, not once per kill
+        for kill in range(kills):
+            proc = zygote.start("forked_child", str(db), seed * 100_000 + kill, background)
+            # Sometimes kill during recovery (before "ready"), mostly while sagas run.
+            if rng.random() < 0.8:
+                proc.stdout.readline()
+            time.sleep(rng.uniform(0.0, max_delay))
+            proc.send_signal(signal.SIGKILL)
+            with proc.stdout, proc.stderr:
+                output = proc.stdout.read()  # to EOF: it is dead then
+            proc.wait(30)
+            lines = output.split("\n")[:-1]  # the last piece may be a torn line: never acknowledged
+            acknowledged += [line.split()[1] for line in lines if line.startswith("ack ")]
+            report.kills += 1
+            check = sqlite3.connect(db)
+            try:
+                verdict = check.execute("PRAGMA integrity_check").fetchone()[0]
+            finally:
+                check.close()
+            if verdict != "ok":
+                report.violations.append(f"kill {kill}: integrity_check says {verdict}")
+            if progress and (kill + 1) % 50 == 0:
+                print(
+                    f"  {kill + 1}/{kills} kills, {len(acknowledged)} acknowledged", file=sys.stderr
+                )
     report.acknowledged = len(acknowledged)
     report.violations += _final_check(db, acknowledged)
     return report
+
+
+def forked_child(db: str, seed: int, background: bool) -> None:
+    """:func:`child`, in a process forked from a :class:`~tests.zygote.Zygote`."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), 2)  # as before: its stderr is not read
+    child(Path(db), seed, background=background)
 
 
 def _final_check(db: Path, acknowledged: list[str]) -> list[str]:

@@ -35,6 +35,7 @@ from typing import Any
 import sagactor as sa
 
 from .warehouse import ITEMS, MODES, MONEY, NOWHERE, Courier, Ledger, Rounds, shipment, shipping
+from .zygote import Forked, Zygote
 
 ROOT = Path(__file__).resolve().parent.parent
 PARTITIONS = 8
@@ -82,17 +83,24 @@ def worker(url: str, prefix: str) -> None:
 
 
 class Worker:
-    """A worker process; the ids it acknowledged are collected by a reader thread."""
+    """A worker process; the ids it acknowledged are collected by a reader thread. Forked
+    from ``zygote`` if given (psycopg and sagactor imported once), else ``python -m``."""
 
-    def __init__(self, url: str, prefix: str, acked: list[str]) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "tests.soak_pg", "--worker", url, prefix],
-            cwd=ROOT,
-            env={**os.environ, "PYTHONPATH": str(ROOT)},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+    def __init__(
+        self, url: str, prefix: str, acked: list[str], zygote: Zygote | None = None
+    ) -> None:
+        self.process: subprocess.Popen[str] | Forked
+        if zygote is not None:
+            self.process = zygote.start("worker", url, prefix)
+        else:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "tests.soak_pg", "--worker", url, prefix],
+                cwd=ROOT,
+                env={**os.environ, "PYTHONPATH": str(ROOT)},
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
         self.ready: queue.Queue[bool] = queue.Queue()
         self.stderr_tail: list[str] = []
         self.taken_over = 0  # partitions it found taken over (it was fenced) and replaced
@@ -154,8 +162,10 @@ def soak(
 
     def launch(name: str) -> Worker:
         generations[name] += 1
-        return Worker(url, f"{name}{generations[name]}-", acked)
+        return Worker(url, f"{name}{generations[name]}-", acked, zygote)
 
+    # A restart then costs no imports (2-3 s of each on a busy machine).
+    zygote = Zygote("tests.soak_pg", preload=("sagactor.persistence.postgres",))
     workers = {name: launch(name) for name in names}
     report = Report()
     try:
@@ -183,6 +193,7 @@ def soak(
     finally:
         for process in workers.values():
             process.kill()
+        zygote.close()
     report.acknowledged = len(acked)
     log(f"checking {len(acked)} acknowledged sagas")
     report.violations += check(url, list(acked))

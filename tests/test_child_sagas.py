@@ -375,7 +375,9 @@ def test_a_crash_anywhere_applies_each_effect_once(
         path = tmp_path / f"j{number}.db"
 
         def reopen(memory: MemoryJournal = memory, path: Path = path) -> sa.Runtime:
-            return runtime(memory if kind == "memory" else SqliteJournal(path))
+            return runtime(
+                memory if kind == "memory" else SqliteJournal(path, synchronous="normal")
+            )
 
         started, rt = crash_and_recover(reopen, workload, case)
         trips = {f"s-{trip.id}": trip for trip in TRIPS}

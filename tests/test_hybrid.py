@@ -193,7 +193,9 @@ def test_a_crash_anywhere_leaves_the_books_right(kind: str, tmp_path: Path) -> N
         path = tmp_path / f"j{number}.db"
 
         def reopen(memory: MemoryJournal = memory, path: Path = path) -> sa.Runtime:
-            return _runtime(memory if kind == "memory" else SqliteJournal(path))
+            return _runtime(
+                memory if kind == "memory" else SqliteJournal(path, synchronous="normal")
+            )
 
         started, rt = crash_and_recover(reopen, workload, case)
         with rt:

@@ -213,7 +213,7 @@ def test_a_crash_anywhere_keeps_the_point_of_no_return(mode: sa.Mode, tmp_path: 
         def reopen(
             memory: MemoryJournal = memory, path: Path = path, disk: bool = on_disk
         ) -> sa.Runtime:
-            return runtime(SqliteJournal(path) if disk else memory)
+            return runtime(SqliteJournal(path, synchronous="normal") if disk else memory)
 
         started, rt = crash_and_recover(reopen, workload, case)
         with rt:

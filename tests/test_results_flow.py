@@ -157,7 +157,9 @@ def test_a_crash_anywhere_leaves_the_same_reads(kind: str, mode: sa.Mode, tmp_pa
         path = tmp_path / f"j{number}.db"
 
         def reopen(memory: MemoryJournal = memory, path: Path = path) -> sa.Runtime:
-            return runtime(memory if kind == "memory" else SqliteJournal(path))
+            return runtime(
+                memory if kind == "memory" else SqliteJournal(path, synchronous="normal")
+            )
 
         started, rt = crash_and_recover(reopen, workload, case)
         with rt:
