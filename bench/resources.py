@@ -96,8 +96,8 @@ def in_flight_bytes(n: int) -> float:
             before = rss()
             more, more_waiters = _hold(rt, n + 1, n)
             after = rss()
-            print(f"single-shot (first {n:,}, caches included): {(before - empty) / n:.0f} B per saga",
-                  file=sys.stderr)  # fmt: skip
+            single = (before - empty) / n
+            print(f"first {n:,} (caches included): {single:.0f} B per saga", file=sys.stderr)
             gate.set()
             for run in [*runs, *more]:
                 if not run.result(workload.WAIT).ok:
