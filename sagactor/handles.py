@@ -89,13 +89,9 @@ class SagaRun:
         read the journal once (not for a saga this runtime started with a fresh id).
         """
 
-        def settled(completion: Completion) -> None:
-            if completion.error is None and completion.outcome is not None:
-                fn(completion.outcome)
-
         tracked = self._tracked()
         if tracked is not None:
-            tracked.add_done_callback(settled)
+            tracked.add_outcome_callback(fn)  # ``fn`` itself: no wrapper per saga
             return
         engine = self._engine
         waiter = engine.outcomes.wait(self.id)  # first wait, then look, as in result()
@@ -111,7 +107,8 @@ class SagaRun:
 
         def released(completion: Completion) -> None:
             engine.outcomes.release(self.id, completion)
-            settled(completion)
+            if completion.error is None and completion.outcome is not None:
+                fn(completion.outcome)
 
         waiter.add_done_callback(released)
 

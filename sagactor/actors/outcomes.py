@@ -31,14 +31,20 @@ logger = logging.getLogger("sagactor")
 
 class Completion:
     """One saga's end: its outcome, or why it will not come (the runtime closed or crashed,
-    the saga was quarantined). Settled once; waited for from any thread."""
+    the saga was quarantined). Settled once; waited for from any thread.
 
-    __slots__ = ("_callbacks", "_guard", "_parked", "error", "finished", "holders", "outcome")
+    Light because a runtime holds one per saga in flight: a slot for the callbacks holds the
+    one callback most sagas get as itself (a list only from the second on), and a callback on
+    the outcome alone (:meth:`add_outcome_callback`) needs no wrapper of its own."""
+
+    __slots__ = ("_callbacks", "_guard", "_on_outcome", "_parked", "error", "finished", "holders",
+                 "outcome")  # fmt: skip
 
     def __init__(self, guard: threading.Lock) -> None:
         self._guard = guard  # the board's lock: one per runtime, held only for a moment
         self._parked: list[Any] | None = None  # locks of blocked threads
-        self._callbacks: list[Callable[[Completion], None]] | None = None
+        self._callbacks: Any = None  # None, one callable, or a list of them
+        self._on_outcome: Any = None  # the same, called with the outcome if one comes
         self.outcome: Outcome | None = None
         self.error: BaseException | None = None
         self.finished = False
@@ -50,15 +56,15 @@ class Completion:
             if self.finished:
                 return
             self.outcome, self.error, self.finished = outcome, error, True
-            parked, callbacks = self._parked, self._callbacks
-            self._parked = self._callbacks = None
+            parked, callbacks, on_outcome = self._parked, self._callbacks, self._on_outcome
+            self._parked = self._callbacks = self._on_outcome = None
         for lock in parked or ():
             lock.release()
-        for callback in callbacks or ():
-            try:
-                callback(self)
-            except Exception:
-                logger.exception("a saga's done callback failed")
+        for callback in _each(callbacks):
+            _run(callback, self)
+        if error is None and outcome is not None:
+            for callback in _each(on_outcome):
+                _run(callback, outcome)
 
     def done(self) -> bool:
         return self.finished
@@ -94,15 +100,46 @@ class Completion:
     def exception(self) -> BaseException | None:
         return self.error
 
-    def add_done_callback(self, callback: Callable[[Completion], None]) -> None:
+    def add_done_callback(self, callback: Callable[[Completion], object]) -> None:
         """Call ``callback(self)`` once settled (at once, on this thread, if it is)."""
         with self._guard:
             if not self.finished:
-                if self._callbacks is None:
-                    self._callbacks = []
-                self._callbacks.append(callback)
+                self._callbacks = _joined(self._callbacks, callback)
                 return
         callback(self)
+
+    def add_outcome_callback(self, callback: Callable[[Outcome], object]) -> None:
+        """Call ``callback(outcome)`` once settled with an outcome (at once, on this thread,
+        if it is); never if it settles with an error."""
+        with self._guard:
+            if not self.finished:
+                self._on_outcome = _joined(self._on_outcome, callback)
+                return
+        if self.error is None and self.outcome is not None:
+            callback(self.outcome)
+
+
+def _joined(held: Any, callback: Callable[..., object]) -> Any:
+    """``held`` (None, one callable or a list of them) with ``callback`` after it."""
+    if held is None:
+        return callback
+    if isinstance(held, list):
+        held.append(callback)
+        return held
+    return [held, callback]
+
+
+def _each(held: Any) -> list[Callable[..., object]]:
+    if held is None:
+        return []
+    return held if isinstance(held, list) else [held]
+
+
+def _run(callback: Callable[..., object], argument: object) -> None:
+    try:
+        callback(argument)
+    except Exception:
+        logger.exception("a saga's done callback failed")
 
 
 class OutcomeBoard:

@@ -122,8 +122,10 @@ class SagaRow(msgspec.Struct, frozen=True, kw_only=True):
 
 
 @dataclass(slots=True)
-class _Tracked:
-    summary: Summary
+class _Tracked(Summary):
+    """A saga's summary and what its row adds: one object per saga in flight (the keeper's
+    key is its stream, so it holds no saga id of its own)."""
+
     started: float = 0.0
     input: str = "null"
     cancelled: bool = False
@@ -156,38 +158,42 @@ class SummaryKeeper:
         # Every record of many streams in one read: a batch touching many sagas not
         # remembered (recovery's RecoveryAttempted marks, one per in-flight saga).
         self._load_many = load_many
-        self._tracked: dict[str, _Tracked] = {}
+        self._tracked: dict[str, _Tracked] = {}  # by stream: the writer keeps that string too
 
     def rows(self, records: Sequence[StoredRecord], now: float) -> dict[str, SagaRow]:
         """The new row of each saga ``records`` (a batch, in order) write to."""
         touched: dict[str, _Tracked] = {}
         preloaded = self._preload(records)
         for record in records:
-            if not record.stream.startswith(SAGA_PREFIX):
+            stream = record.stream
+            if not stream.startswith(SAGA_PREFIX):
                 continue
-            saga_id = record.stream[len(SAGA_PREFIX) :]
-            tracked = touched.get(saga_id) or self._tracked.get(saga_id)
+            tracked = touched.get(stream) or self._tracked.get(stream)
             if tracked is None or tracked.seq != record.seq - 1:
                 # A new saga starts afresh; one not remembered is read again.
                 stored: Sequence[StoredRecord] = ()
                 if record.seq > 1:
-                    early = preloaded.get(record.stream)
+                    early = preloaded.get(stream)
                     stored = (
                         [r for r in early if r.seq < record.seq]
                         if early is not None
-                        else self._load(record.stream, record.seq)
+                        else self._load(stream, record.seq)
                     )
-                tracked = self._fold(saga_id, stored)
+                tracked = _fold(stored)
             _apply(tracked, record, now)
-            touched[saga_id] = tracked
+            touched[stream] = tracked
         if len(self._tracked) > _MAX_TRACKED:
             self._tracked.clear()
-        for saga_id, tracked in touched.items():
-            if tracked.ended is not None and tracked.summary.status is not SagaStatus.STUCK:
-                self._tracked.pop(saga_id, None)  # ended for good: rarely written again
+        for stream, tracked in touched.items():
+            if tracked.ended is not None and tracked.status is not SagaStatus.STUCK:
+                self._tracked.pop(stream, None)  # ended for good: rarely written again
             else:
-                self._tracked[saga_id] = tracked
-        return {saga_id: _row(saga_id, tracked) for saga_id, tracked in touched.items()}
+                self._tracked[stream] = tracked
+        return {
+            saga_id: _row(saga_id, tracked)
+            for stream, tracked in touched.items()
+            for saga_id in (stream[len(SAGA_PREFIX) :],)
+        }
 
     def _preload(self, records: Sequence[StoredRecord]) -> Mapping[str, Sequence[StoredRecord]]:
         if self._load_many is None or len(records) < 2:
@@ -199,7 +205,7 @@ class SummaryKeeper:
             if stream in seen or not stream.startswith(SAGA_PREFIX):
                 continue
             seen.add(stream)
-            tracked = self._tracked.get(stream[len(SAGA_PREFIX) :])
+            tracked = self._tracked.get(stream)
             if record.seq > 1 and (tracked is None or tracked.seq != record.seq - 1):
                 wanted[stream] = None
         return self._load_many(list(wanted)) if len(wanted) > 1 else {}
@@ -210,13 +216,14 @@ class SummaryKeeper:
             self._tracked.clear()
         else:
             for saga_id in saga_ids:
-                self._tracked.pop(saga_id, None)
+                self._tracked.pop(SAGA_PREFIX + saga_id, None)
 
-    def _fold(self, saga_id: str, records: Sequence[StoredRecord]) -> _Tracked:
-        tracked = _Tracked(Summary(saga_id))
-        for record in records:
-            _apply(tracked, record, record.ts)
-        return tracked
+
+def _fold(records: Sequence[StoredRecord]) -> _Tracked:
+    tracked = _Tracked("")  # its id is its stream's: the keeper's key
+    for record in records:
+        _apply(tracked, record, record.ts)
+    return tracked
 
 
 def saga_ids_of(records: Iterable[StoredRecord]) -> set[str]:
@@ -226,7 +233,7 @@ def saga_ids_of(records: Iterable[StoredRecord]) -> set[str]:
 def fold_rows(records: Iterable[StoredRecord]) -> Iterable[SagaRow]:
     """Rows of every saga in ``records`` (sorted by stream, then seq): the backfill."""
     current: str | None = None
-    tracked = _Tracked(Summary(""))
+    tracked = _Tracked("")
     for record in records:
         if not record.stream.startswith(SAGA_PREFIX):
             continue
@@ -234,7 +241,7 @@ def fold_rows(records: Iterable[StoredRecord]) -> Iterable[SagaRow]:
             if current is not None:
                 yield _row(current[len(SAGA_PREFIX) :], tracked)
             current = record.stream
-            tracked = _Tracked(Summary(current[len(SAGA_PREFIX) :]))
+            tracked = _Tracked(current[len(SAGA_PREFIX) :])
         _apply(tracked, record, record.ts)
     if current is not None:
         yield _row(current[len(SAGA_PREFIX) :], tracked)
@@ -243,13 +250,12 @@ def fold_rows(records: Iterable[StoredRecord]) -> Iterable[SagaRow]:
 def _apply(tracked: _Tracked, record: StoredRecord, now: float) -> None:
     ts = record.ts or now
     tracked.seq, tracked.updated = record.seq, ts
-    summary = tracked.summary
     try:
         event: SagaEvent = decode_event(record.data)
     except msgspec.DecodeError as error:
         # Never fail a write for its summary: the row says the stream cannot be read.
-        summary.reason = f"record {record.seq} ({record.type}) cannot be decoded: {error}"
-        log.warning("saga %r: %s", summary.saga_id, summary.reason)
+        tracked.reason = f"record {record.seq} ({record.type}) cannot be decoded: {error}"
+        log.warning("%s: %s", record.stream, tracked.reason)
         return
     if isinstance(event, SagaStarted):
         tracked.started = ts
@@ -259,12 +265,13 @@ def _apply(tracked: _Tracked, record: StoredRecord, now: float) -> None:
             tracked.input = "null"
     elif isinstance(event, SagaCancelled):
         tracked.cancelled = True
-    summary.apply(event)
-    tracked.ended = ts if summary.status.terminal else None
+    tracked.apply(event)
+    tracked.digest = ""  # no column of the row: not kept per saga in flight
+    tracked.ended = ts if tracked.status.terminal else None
 
 
 def _row(saga_id: str, tracked: _Tracked) -> SagaRow:
-    summary = tracked.summary
+    summary = tracked
     status = str(summary.status)
     result: str | None = None
     if summary.status in (SagaStatus.COMPLETED, SagaStatus.COMPENSATED):

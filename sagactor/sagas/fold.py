@@ -14,8 +14,9 @@ reader says the same.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Final
 
 import msgspec
 
@@ -44,6 +45,10 @@ from .machine import SagaState, evolve
 from .native import NativeState
 
 __all__ = ["Summary", "rebuild", "summarize"]
+
+# A summary's containers, made on first use: the journal keeps one summary per saga in flight
+# (see persistence.summaries), most of them with nothing in these yet.
+_LAZY: Final = {"done": list, "results": dict, "compensated": list, "dispatched": list}
 
 
 def rebuild(
@@ -74,7 +79,10 @@ def rebuild(
 @dataclass(slots=True)
 class Summary:
     """A saga as its own events describe it, definition-free: enough for its status and
-    outcome, to judge a start that reuses its id, and to say where it stands."""
+    outcome, to judge a start that reuses its id, and to say where it stands.
+
+    Lean, as the journal keeps one per saga in flight: its containers are made on first use,
+    and the names it reads (saga, mode, step) are interned, so every saga shares one copy."""
 
     saga_id: str
     saga: str = ""
@@ -89,21 +97,33 @@ class Summary:
     attempt: int = 0
     retry_due: float = 0.0
     last_error: str = ""
-    done: list[str] = field(default_factory=list)
-    results: dict[str, Any] = field(default_factory=dict)
-    compensated: list[str] = field(default_factory=list)
-    dispatched: list[str] = field(default_factory=list)
+    done: list[str] = field(init=False)
+    results: dict[str, Any] = field(init=False)
+    compensated: list[str] = field(init=False)
+    dispatched: list[str] = field(init=False)
     last_event: str = ""  # native choreography: the last event dispatched, and its publisher
+
+    if not TYPE_CHECKING:  # hidden from mypy: a typo'd attribute stays an error
+
+        def __getattr__(self, name: str) -> Any:
+            """A container not used yet: made now (see ``_LAZY``)."""
+            make = _LAZY.get(name)
+            if make is None:
+                raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+            value = make()
+            object.__setattr__(self, name, value)
+            return value
 
     def apply(self, event: SagaEvent) -> None:
         """Fold one event in."""
         if isinstance(event, SagaStarted):
-            self.saga, self.version, self.mode = event.saga, event.version, event.mode
-            self.digest = event.digest
-            self.results.update(event.carried)  # a fork's, from its origin
+            self.saga, self.version = sys.intern(event.saga), event.version
+            self.mode, self.digest = sys.intern(event.mode), event.digest
+            if event.carried:
+                self.results.update(event.carried)  # a fork's, from its origin
         elif isinstance(event, StepStarted | CompensationStarted):
             self.kind = ACTION if isinstance(event, StepStarted) else COMPENSATION
-            self.step, self.attempt, self.retry_due = event.step, event.attempt, 0.0
+            self.step, self.attempt, self.retry_due = sys.intern(event.step), event.attempt, 0.0
         elif isinstance(event, StepSucceeded):
             self.done.append(event.step)
             self.results.setdefault(event.step, event.result)
