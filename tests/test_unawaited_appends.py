@@ -88,38 +88,31 @@ def test_an_awaited_append_is_never_held(journal: SqliteJournal) -> None:
     assert journal.stats.commits == 1
 
 
-def test_a_close_does_not_wait_for_company_and_keeps_the_held_append(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("end", ["close", "kill"])
+def test_an_end_does_not_wait_for_company(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, end: str
 ) -> None:
+    """A close writes the held append at once; a kill drops it, as a crash would."""
     monkeypatch.setattr(intake, "UNAWAITED_WAIT", 60.0)
-    path = tmp_path / "closing.db"
+    path = tmp_path / "ending.db"
     journal = SqliteJournal(path)
     answers = Answers()
     journal.append_unawaited([record("saga/a", 1)], answers.to("decision"))
     time.sleep(0.1)
     began = time.monotonic()
-    journal.close()
+    if end == "close":
+        journal.close()
+    else:
+        journal.kill()
     assert time.monotonic() - began < WAIT / 2
-    assert answers.got == {"decision": None}
     with SqliteJournal(path) as again:
-        assert [r.seq for r in again.read("saga/a")] == [1]
-
-
-def test_a_kill_drops_the_held_append_as_a_crash_would(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(intake, "UNAWAITED_WAIT", 60.0)
-    path = tmp_path / "killed.db"
-    journal = SqliteJournal(path)
-    answers = Answers()
-    journal.append_unawaited([record("saga/a", 1)], answers.to("decision"))
-    time.sleep(0.1)
-    began = time.monotonic()
-    journal.kill()
-    assert time.monotonic() - began < WAIT / 2
-    assert answers.got == {}  # a dead process answers nobody
-    with SqliteJournal(path) as again:
-        assert again.read("saga/a") == []
+        stored = [r.seq for r in again.read("saga/a")]
+    if end == "close":
+        assert answers.got == {"decision": None}
+        assert stored == [1]
+    else:
+        assert answers.got == {}  # a dead process answers nobody
+        assert stored == []
 
 
 def test_a_failed_held_append_fails_alone(journal: SqliteJournal) -> None:

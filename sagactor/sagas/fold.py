@@ -43,6 +43,7 @@ from .definition import Choreography, Saga
 from .endings import failure_reason, fold_end
 from .machine import SagaState, evolve
 from .native import NativeState
+from .state import made_on_first_use
 
 __all__ = ["Summary", "rebuild", "summarize"]
 
@@ -106,13 +107,7 @@ class Summary:
     if not TYPE_CHECKING:  # hidden from mypy: a typo'd attribute stays an error
 
         def __getattr__(self, name: str) -> Any:
-            """A container not used yet: made now (see ``_LAZY``)."""
-            make = _LAZY.get(name)
-            if make is None:
-                raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
-            value = make()
-            object.__setattr__(self, name, value)
-            return value
+            return made_on_first_use(self, name, _LAZY)
 
     def apply(self, event: SagaEvent) -> None:
         """Fold one event in."""

@@ -7,7 +7,7 @@ it goes, so a live saga and a recovered one pass through the same code.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
@@ -40,7 +40,14 @@ from ..names import ACTION, COMPENSATION
 from .definition import Saga
 from .endings import failure_reason, fold_end
 
-__all__ = ["Attempt", "SagaState", "emit", "evolve", "stack_for_compensation"]
+__all__ = [
+    "Attempt",
+    "SagaState",
+    "emit",
+    "evolve",
+    "made_on_first_use",
+    "stack_for_compensation",
+]
 
 FENCE_OUTCOMES = {"completed": "completed", "failed": "failed", "refused": "was refused"}
 # A saga's containers, made on first use: most sagas in flight never touch most of them, and
@@ -56,6 +63,17 @@ _LAZY: Final = {
     "signals": dict,
     "signal_ids": set,
 }
+
+
+def made_on_first_use(owner: object, name: str, makers: dict[str, Callable[[], Any]]) -> Any:
+    """The container ``name`` of ``owner``, made now by ``makers[name]`` because nothing used
+    it before (a ``__getattr__``: most sagas in flight never need most of their containers)."""
+    make = makers.get(name)
+    if make is None:
+        raise AttributeError(f"{type(owner).__name__!r} object has no attribute {name!r}")
+    value = make()
+    object.__setattr__(owner, name, value)
+    return value
 
 
 @dataclass(slots=True)
@@ -129,13 +147,7 @@ class SagaState:
     if not TYPE_CHECKING:  # hidden from mypy: a typo'd attribute stays an error
 
         def __getattr__(self, name: str) -> Any:
-            """A container not used yet: made now (see ``_LAZY``)."""
-            make = _LAZY.get(name)
-            if make is None:
-                raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
-            value = make()
-            object.__setattr__(self, name, value)
-            return value
+            return made_on_first_use(self, name, _LAZY)
 
     @property
     def in_flight(self) -> bool:
