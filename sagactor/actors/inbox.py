@@ -208,18 +208,17 @@ class ParticipantInbox(KindActor):
             self.env.append_relaxed(records, snapshot=snapshot)
             done(None)
             return
-
         # A success only replies (a message, built from what is already decided), so it goes
-        # out from the journal's thread at once, without a hop through this actor's mailbox;
-        # a failure marks the state stale and may schedule a retry: host state, so the
-        # host's own turn.
+        # out from the journal's thread at once, without a hop through this actor's mailbox
+        # (unless a simulation wants it on this actor's turn); a failure marks the state
+        # stale and may schedule a retry: host state, so the host's own turn.
+        off_turn = self.kind.replies_off_turn
+
         def answer(error: BaseException | None) -> None:
             if error is None and off_turn:
                 done(None)
             else:
                 self.on_turn(done, error)
-
-        off_turn = self.kind.replies_off_turn
 
         self.env.append(records, answer, snapshot=snapshot)
 
