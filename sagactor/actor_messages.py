@@ -77,7 +77,7 @@ class Command(msgspec.Struct, frozen=True, kw_only=True):
     report_start: bool = False  # tell ``reply_to`` a ``Began`` when the handler starts
     fence: bool = False  # a non-compensable step in doubt: record, refuse later copies, run nothing
     retriable: bool = False  # past the pivot: every error is retried, StepFailed included
-    results: dict[str, Any] = {}  # earlier steps' results, typed, from the journal (ctx.results)
+    results: Mapping[str, Any] = {}  # earlier steps' results, typed, from the journal (ctx.results)
 
     @property
     def key(self) -> str:

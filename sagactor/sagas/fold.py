@@ -64,14 +64,12 @@ def rebuild(
     assert isinstance(started, SagaStarted)
     if isinstance(definition, Choreography):
         first = msgspec.msgpack.decode(started.input, type=definition.start)
-        native = NativeState(saga_id, definition, first, bytes(started.input), started.digest)
+        native = NativeState(saga_id, definition, first, started.digest)
         for event in events:
             native.evolve(event)
         return native
     value: Any = msgspec.msgpack.decode(started.input, type=definition.input_type or Any)
-    state = SagaState(
-        saga_id, definition, started.mode, value, bytes(started.input), started.digest
-    )
+    state = SagaState(saga_id, definition, started.mode, value, started.digest)
     for event in events:
         evolve(state, event)
     return state

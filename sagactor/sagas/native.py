@@ -55,8 +55,7 @@ def event_id(saga_id: str, source: str, cause: str, index: int) -> str:
 class NativeState:
     saga_id: str
     definition: Choreography
-    input: Any
-    input_raw: bytes
+    input: Any  # its encoding is in SagaStarted only
     digest: str
     mode: str = "native"
     status: SagaStatus = SagaStatus.RUNNING
@@ -95,7 +94,7 @@ class NativeState:
 def native_start(
     definition: Choreography, saga_id: str, value: Any, raw: bytes, digest: str
 ) -> tuple[NativeState, list[SagaEvent]]:
-    state = NativeState(saga_id, definition, value, raw, digest)
+    state = NativeState(saga_id, definition, value, digest)
     events: list[SagaEvent] = [
         SagaStarted(
             saga=definition.name,

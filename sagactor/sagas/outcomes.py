@@ -6,7 +6,8 @@ The callers waiting for outcomes meet them on :class:`~sagactor.actors.outcomes.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from types import MappingProxyType
+from typing import Any, Final
 
 import msgspec
 
@@ -22,6 +23,9 @@ __all__ = ["ResultTypes", "decode_result", "earlier_results", "outcome_of", "res
 
 ResultTypes = Mapping[tuple[str, str], Any]
 """``(participant, action) -> the type its action declares it returns``."""
+# What a step with no earlier results reads: one read-only mapping shared by every such
+# command, not an empty dict per command (a saga held at its first step keeps its command).
+_NO_RESULTS: Final[Mapping[str, Any]] = MappingProxyType({})
 
 
 def decode_result(raw: msgspec.Raw | bytes, wanted: Any) -> Any:
@@ -47,7 +51,7 @@ def result_type(types: ResultTypes, definition: Saga, step: str) -> Any:
 
 def earlier_results(
     state: SagaState, step: str, kind: str, types: ResultTypes | None = None
-) -> dict[str, Any]:
+) -> Mapping[str, Any]:
     """What a command of ``step`` reads as ``ctx.results``: the results of the steps before
     it (a compensation: and its own), each decoded afresh from the journal as its action
     declares it. The saga's journaled state alone decides it, so it is the same live, on a
@@ -56,6 +60,8 @@ def earlier_results(
     names = list(definition.before(step))
     if kind == COMPENSATION:
         names.append(step)
+    if not names:
+        return _NO_RESULTS
     return {
         name: decode_result(state.raws[name], result_type(types or {}, definition, name))
         for name in names

@@ -35,7 +35,7 @@ def new_saga(
 ) -> tuple[SagaState, list[SagaEvent]]:
     """A new saga's state, with ``SagaStarted`` emitted (applied) as its first event;
     ``origin``, ``from_step`` and ``carried``: a fork's (see :mod:`sagactor.sagas.forks`)."""
-    state = SagaState(saga_id, definition, mode, value, raw, digest, started_at=now)
+    state = SagaState(saga_id, definition, mode, value, digest, started_at=now)
     started = SagaStarted(
         saga=definition.name,
         version=definition.version,

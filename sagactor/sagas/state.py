@@ -108,8 +108,7 @@ class SagaState:
     saga_id: str
     definition: Saga
     mode: str
-    input: Any
-    input_raw: bytes
+    input: Any  # as handlers get it; its encoding is in SagaStarted only (nothing reads it here)
     digest: str
     status: SagaStatus = SagaStatus.RUNNING
     step: str = ""
