@@ -26,6 +26,7 @@ from ..codec import decode_event
 from ..messages import SagaCancelled, SagaEvent, SagaStarted, SagaStatus
 from ..names import SAGA_PREFIX
 from ..sagas.fold import Summary
+from ..sagas.state import Seldom
 
 
 class StoredRecord(Protocol):
@@ -128,10 +129,10 @@ class _Tracked(Summary):
 
     started: float = 0.0
     input: str = "null"
-    cancelled: bool = False
-    ended: float | None = None
     updated: float = 0.0
     seq: int = 0
+    cancelled = Seldom(False)
+    ended = Seldom[float | None](None)
 
 
 def _json(value: Any) -> str:

@@ -43,13 +43,13 @@ from .definition import Choreography, Saga
 from .endings import failure_reason, fold_end
 from .machine import SagaState, evolve
 from .native import NativeState
-from .state import made_on_first_use
+from .state import Seldom, SeldomMade, made_on_first_use
 
 __all__ = ["Summary", "rebuild", "summarize"]
 
 # A summary's containers, made on first use: the journal keeps one summary per saga in flight
 # (see persistence.summaries), most of them with nothing in these yet.
-_LAZY: Final = {"done": list, "results": dict, "compensated": list, "dispatched": list}
+_LAZY: Final = {"done": list, "results": dict}
 
 
 def rebuild(
@@ -81,6 +81,7 @@ class Summary:
     outcome, to judge a start that reuses its id, and to say where it stands.
 
     Lean, as the journal keeps one per saga in flight: its containers are made on first use,
+    what most sagas never set is :class:`~sagactor.sagas.state.Seldom` (no slot of its own),
     and the names it reads (saga, mode, step) are interned, so every saga shares one copy."""
 
     saga_id: str
@@ -89,18 +90,20 @@ class Summary:
     mode: str = ""
     digest: str = ""
     status: SagaStatus = SagaStatus.RUNNING
-    reason: str = ""
-    failure: str = ""  # the reason before a stuck compensation's, restored by a resume
     step: str = ""  # the step (action or compensation) last sent
     kind: str = ""
     attempt: int = 0
-    retry_due: float = 0.0
-    last_error: str = ""
     done: list[str] = field(init=False)
     results: dict[str, Any] = field(init=False)
-    compensated: list[str] = field(init=False)
-    dispatched: list[str] = field(init=False)
-    last_event: str = ""  # native choreography: the last event dispatched, and its publisher
+    seldom: dict[str, Any] | None = None  # the Seldom fields set, by name
+
+    reason = Seldom("")
+    failure = Seldom("")  # the reason before a stuck compensation's, restored by a resume
+    retry_due = Seldom(0.0)
+    last_error = Seldom("")
+    compensated = SeldomMade[list[str]](list)
+    dispatched = SeldomMade[list[str]](list)
+    last_event = Seldom("")  # native choreography: the last event dispatched, and its publisher
 
     if not TYPE_CHECKING:  # hidden from mypy: a typo'd attribute stays an error
 
