@@ -4,18 +4,31 @@
   many there are, and one that raises does not stop the others;
 * a saga that fails, compensates or runs a parallel group reports the same outcome and the
   same ``sagas`` row as before, though its containers are made on first use;
-* the ``sagas`` table's upkeep keeps one object per saga in flight and none once it ended.
+* the ``sagas`` table's upkeep keeps one object per saga in flight and none once it ended;
+* a saga held at its first step keeps no input bytes, its input's digest packed, and none of
+  its seldom-set fields (a failure's, a compensation's, a queue's): they cost a dict only once
+  set, read the same either way, and a fold of its journal rebuilds it just as lean; the first
+  step's command shares one read-only empty ``ctx.results``; a queued saga still says how long
+  it waited.
 """
 
 from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import pytest
 
 import sagactor as sa
+from sagactor.messages import SagaAdmitted
+from sagactor.names import ACTION
+from sagactor.sagas.fold import rebuild
+from sagactor.sagas.inputs import digest_key, prepare_starts
+from sagactor.sagas.machine import SagaState, start
+from sagactor.sagas.outcomes import earlier_results
+from sagactor.sagas.queueing import admit, start_queued
 
 WAIT = 10.0
 
@@ -124,6 +137,8 @@ def test_the_sagas_row_upkeep_forgets_ended_sagas(tmp_path: Path) -> None:
         runs = rt.start_many(SAGA, [Job(i) for i in range(20)])
         keeper = rt.engine.journal._writer.summaries  # type: ignore[attr-defined]
         assert len(keeper._tracked) == 20  # one per saga in flight
+        # none has set a seldom field (a reason, an end, a cancel): no dict of them made
+        assert all(tracked.seldom is None for tracked in keeper._tracked.values())
         assert {row.status for row in rt.list(limit=50).rows} == {"running"}
         gate.set()
         assert all(run.result(WAIT).ok for run in runs)
@@ -131,3 +146,68 @@ def test_the_sagas_row_upkeep_forgets_ended_sagas(tmp_path: Path) -> None:
     finally:
         gate.set()
         rt.close()
+
+
+def _held(n: int) -> SagaState:
+    """A saga of its own started by the pure machine: held at its first step."""
+    (value, raw, saga_id, digest), *_ = prepare_starts(SAGA, [Job(n)], [f"lean-{n}"])
+    state, events = start(SAGA, saga_id, "orchestration", value, raw, digest, 100.0)
+    assert list(state.running) == ["book"]
+    replayed = rebuild(saga_id, SAGA, events)
+    assert isinstance(replayed, SagaState)
+    for one in (state, replayed):  # live and after a restart alike
+        assert one.seldom is None  # nothing seldom-set was made
+        assert one.digest == bytes.fromhex(digest)  # 16 bytes, not 32 characters
+        assert one.input == Job(n)
+    return state
+
+
+def test_a_held_saga_keeps_no_input_bytes_and_no_seldom_fields() -> None:
+    state = _held(1)
+    assert not hasattr(state, "input_raw")  # SagaStarted journals them; nothing reads them
+    # one slot per field it always uses: the seldom ones share ``seldom``
+    assert len(SagaState.__slots__) <= 20
+    assert (state.reason, state.queue, state.stack) == ("", (0, 0), [])
+    # a read of a container makes it (it may be changed in place): only then
+    assert state.seldom == {"stack": []}
+
+
+def test_seldom_fields_are_made_on_the_first_other_value_and_read_back() -> None:
+    state = _held(2)
+    state.reason, state.retry_due, state.held = "", 0.0, False  # defaults: nothing made
+    assert state.seldom is None
+    state.reason = "no stock"
+    state.doubt.append("book")
+    assert (state.reason, state.doubt, state.retry_due) == ("no stock", ["book"], 0.0)
+    assert state.seldom == {"reason": "no stock", "doubt": ["book"]}
+    other = _held(3)
+    assert (other.reason, other.doubt) == ("", [])  # another saga's are its own
+
+
+def test_a_first_step_shares_one_read_only_empty_results_mapping() -> None:
+    first, second = _held(4), _held(5)
+    results = earlier_results(first, "book", ACTION)
+    assert results is earlier_results(second, "book", ACTION)
+    assert dict(results) == {}
+    with pytest.raises(TypeError):
+        results["book"] = 1  # type: ignore[index]
+
+
+def test_a_digest_key_is_equal_only_for_equal_digests() -> None:
+    (*_, digest), *_ = prepare_starts(SAGA, [Job(6)], ["lean-6"])
+    assert digest_key(digest) == bytes.fromhex(digest)
+    upper, odd = digest.upper(), "not-a-digest"
+    keys: list[Any] = [digest_key(d) for d in (digest, upper, odd)]
+    assert keys[1:] == [upper, odd]  # kept as they are: never equal to a packed one
+    assert len({repr(k) for k in keys}) == 3
+
+
+def test_a_queued_saga_still_says_how_long_it_waited() -> None:
+    (value, raw, saga_id, digest), *_ = prepare_starts(SAGA, [Job(7)], ["lean-7"])
+    state, _ = start_queued(
+        SAGA, saga_id, "orchestration", value, raw, digest, 100.0, priority=0, ticket=1
+    )
+    admitted = admit(state, 102.5)
+    assert isinstance(admitted[0], SagaAdmitted)
+    assert admitted[0].waited == 2.5
+    assert list(state.running) == ["book"]

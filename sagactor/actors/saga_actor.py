@@ -32,6 +32,7 @@ from ..names import saga_stream
 from ..persistence.journal import Record
 from ..persistence.recovery import decode_saga_events
 from ..sagas.fold import summarize
+from ..sagas.inputs import digest_key
 from .aborts import die_of
 from .environment import Environment
 from .kinds import ActorKind, Callback, KindActor
@@ -126,7 +127,7 @@ class SagaActor(KindActor):
                 problem = f"by a saga whose journal cannot be read ({error})"
                 msg.accepted.set_exception(SagaIdConflict(msg.saga_id, problem))
                 return True
-            name, version, digest = found.saga, found.version, found.digest
+            name, version, digest = found.saga, found.version, digest_key(found.digest)
         if name != msg.definition.name:
             msg.accepted.set_exception(SagaIdConflict(msg.saga_id, f"by saga {name!r}"))
         elif version != msg.definition.version:
@@ -134,7 +135,7 @@ class SagaActor(KindActor):
                 f"by version {version} of saga {name!r} (this is version {msg.definition.version})"
             )
             msg.accepted.set_exception(SagaIdConflict(msg.saga_id, problem))
-        elif digest != msg.digest:
+        elif digest != digest_key(msg.digest):
             msg.accepted.set_exception(SagaIdConflict(msg.saga_id, "with a different input"))
         else:
             msg.accepted.set_result(msg.saga_id)

@@ -41,6 +41,7 @@ from ..messages import (
 from ..names import ACTION, COMPENSATION, NATIVE
 from .definition import Choreography, Saga
 from .endings import failure_reason, fold_end
+from .inputs import digest_key
 from .machine import SagaState, evolve
 from .native import NativeState
 from .state import Seldom, SeldomMade, made_on_first_use
@@ -64,12 +65,12 @@ def rebuild(
     assert isinstance(started, SagaStarted)
     if isinstance(definition, Choreography):
         first = msgspec.msgpack.decode(started.input, type=definition.start)
-        native = NativeState(saga_id, definition, first, started.digest)
+        native = NativeState(saga_id, definition, first, digest_key(started.digest))
         for event in events:
             native.evolve(event)
         return native
     value: Any = msgspec.msgpack.decode(started.input, type=definition.input_type or Any)
-    state = SagaState(saga_id, definition, started.mode, value, started.digest)
+    state = SagaState(saga_id, definition, started.mode, value, digest_key(started.digest))
     for event in events:
         evolve(state, event)
     return state

@@ -19,7 +19,7 @@ from .. import clock
 from ..errors import DefinitionError, PayloadError
 from .definition import Choreography, Saga
 
-__all__ = ["Start", "describe", "input_digest", "prepare_input", "prepare_starts"]
+__all__ = ["Start", "describe", "digest_key", "input_digest", "prepare_input", "prepare_starts"]
 
 _MISSING = re.compile(r"missing required field `([^`]*)`")
 
@@ -65,6 +65,20 @@ def input_digest(raw: bytes) -> str:
     """The digest of an encoded input: a start with a taken id is the same run only if its
     input's digest is the same (see :class:`~sagactor.SagaIdConflict`)."""
     return hashlib.blake2b(raw, digest_size=16).hexdigest()
+
+
+def digest_key(digest: str) -> bytes | str:
+    """What a saga in flight keeps of its input's digest: the 16 bytes a hex digest spells
+    (49 B, not the 81 B of its text). Two digests give equal keys only if they are equal: one
+    that is not such a digest (a foreign journal's) is kept as it is."""
+    if len(digest) == 32:
+        try:
+            packed = bytes.fromhex(digest)
+        except ValueError:
+            return digest
+        if packed.hex() == digest:
+            return packed
+    return digest
 
 
 def _check_saga_id(saga: str, saga_id: str) -> None:

@@ -29,6 +29,7 @@ from ..messages import (
 )
 from .definition import Choreography
 from .endings import fold_end
+from .inputs import digest_key
 
 __all__ = [
     "CANCEL_SOURCE",
@@ -56,7 +57,7 @@ class NativeState:
     saga_id: str
     definition: Choreography
     input: Any  # its encoding is in SagaStarted only
-    digest: str
+    digest: bytes | str  # its input's digest, as digest_key keeps it
     mode: str = "native"
     status: SagaStatus = SagaStatus.RUNNING
     reason: str = ""
@@ -94,7 +95,7 @@ class NativeState:
 def native_start(
     definition: Choreography, saga_id: str, value: Any, raw: bytes, digest: str
 ) -> tuple[NativeState, list[SagaEvent]]:
-    state = NativeState(saga_id, definition, value, digest)
+    state = NativeState(saga_id, definition, value, digest_key(digest))
     events: list[SagaEvent] = [
         SagaStarted(
             saga=definition.name,

@@ -44,6 +44,7 @@ def start_queued(
     """A new saga that must wait for a slot: started (the same event a free start writes,
     its ``deadline`` counted from now, so the wait counts toward it), then queued."""
     state, events = new_saga(definition, saga_id, mode, value, raw, digest, now)
+    state.started_at = now  # its wait is counted from here (see admit)
     emit(state, events, SagaQueued(priority=priority, ticket=ticket))
     return state, events
 

@@ -15,6 +15,7 @@ import msgspec
 
 from ..messages import SagaEvent, SagaStarted
 from .definition import Saga
+from .inputs import digest_key
 from .state import SagaState, emit
 
 __all__ = ["new_saga"]
@@ -35,7 +36,7 @@ def new_saga(
 ) -> tuple[SagaState, list[SagaEvent]]:
     """A new saga's state, with ``SagaStarted`` emitted (applied) as its first event;
     ``origin``, ``from_step`` and ``carried``: a fork's (see :mod:`sagactor.sagas.forks`)."""
-    state = SagaState(saga_id, definition, mode, value, digest, started_at=now)
+    state = SagaState(saga_id, definition, mode, value, digest_key(digest))
     started = SagaStarted(
         saga=definition.name,
         version=definition.version,

@@ -167,7 +167,7 @@ class SagaState:
     definition: Saga
     mode: str
     input: Any  # as handlers get it; its encoding is in SagaStarted only (nothing reads it here)
-    digest: str
+    digest: bytes | str  # its input's digest, as digest_key keeps it
     status: SagaStatus = SagaStatus.RUNNING
     step: str = ""
     kind: str = ACTION
@@ -179,7 +179,6 @@ class SagaState:
     past_pivot: bool = False  # the pivot succeeded: the saga must complete
     parent: str = ""  # a child saga's parent (see sagas.children)
     seq: int = 0
-    started_at: float = 0.0
     # Runtime only, never journaled: started here and every decision so far followed from a
     # participant's success (see actors.recomputable); such decisions need not wait for the disk.
     plain: bool = False
@@ -195,6 +194,7 @@ class SagaState:
     failure = Seldom("")  # the reason a stuck saga had before, given back by a resume
     last_error = Seldom("")
     queue = Seldom((0, 0))  # (priority, ticket) of its SagaQueued, if it had to wait
+    started_at = Seldom(0.0)  # runtime only: when a saga that had to wait was started here
     held = Seldom(False)  # a child whose steps all succeeded, open until its parent ends
     doubt = SeldomMade[list[str]](list)  # members in doubt while a group drains
     stack = SeldomMade[list[str]](list)
