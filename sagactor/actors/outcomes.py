@@ -35,27 +35,39 @@ class Completion:
 
     Light because a runtime holds one per saga in flight: a slot for the callbacks holds the
     one callback most sagas get as itself (a list only from the second on), and a callback on
-    the outcome alone (:meth:`add_outcome_callback`) needs no wrapper of its own."""
+    the outcome alone (:meth:`add_outcome_callback`) needs no wrapper of its own, and its end
+    (the outcome or the error) is one slot."""
 
-    __slots__ = ("_callbacks", "_guard", "_on_outcome", "_parked", "error", "finished", "holders",
-                 "outcome")  # fmt: skip
+    __slots__ = ("_callbacks", "_end", "_guard", "_on_outcome", "_parked", "holders")
 
     def __init__(self, guard: threading.Lock) -> None:
         self._guard = guard  # the board's lock: one per runtime, held only for a moment
         self._parked: list[Any] | None = None  # locks of blocked threads
         self._callbacks: Any = None  # None, one callable, or a list of them
         self._on_outcome: Any = None  # the same, called with the outcome if one comes
-        self.outcome: Outcome | None = None
-        self.error: BaseException | None = None
-        self.finished = False
+        self._end: Outcome | BaseException | None = None  # the outcome, or why none comes
         self.holders = -1  # callers registered through the board; -1: tracked until the end
+
+    @property
+    def finished(self) -> bool:
+        return self._end is not None
+
+    @property
+    def outcome(self) -> Outcome | None:
+        return self._end if isinstance(self._end, Outcome) else None
+
+    @property
+    def error(self) -> BaseException | None:
+        return self._end if isinstance(self._end, BaseException) else None
 
     def settle(self, outcome: Outcome | None, error: BaseException | None) -> None:
         """Set the outcome (or the error) once, wake the blocked threads, run the callbacks."""
+        end = error if error is not None else outcome
+        assert end is not None  # every caller gives one
         with self._guard:
-            if self.finished:
+            if self._end is not None:
                 return
-            self.outcome, self.error, self.finished = outcome, error, True
+            self._end = end
             parked, callbacks, on_outcome = self._parked, self._callbacks, self._on_outcome
             self._parked = self._callbacks = self._on_outcome = None
         for lock in parked or ():
