@@ -4,7 +4,8 @@
   many there are, and one that raises does not stop the others;
 * a saga that fails, compensates or runs a parallel group reports the same outcome and the
   same ``sagas`` row as before, though its containers are made on first use;
-* the ``sagas`` table's upkeep keeps one object per saga in flight and none once it ended;
+* the ``sagas`` table's upkeep keeps one object per saga in flight (no copy of its input,
+  written with its first row) and none once it ended;
 * a saga held at its first step keeps no input bytes, its input's digest packed, and none of
   its seldom-set fields (a failure's, a compensation's, a queue's): they cost a dict only once
   set, read the same either way, and a fold of its journal rebuilds it just as lean; the first
@@ -24,6 +25,7 @@ import pytest
 import sagactor as sa
 from sagactor.messages import SagaAdmitted
 from sagactor.names import ACTION
+from sagactor.persistence.summaries import WRITTEN
 from sagactor.sagas.fold import rebuild
 from sagactor.sagas.inputs import digest_key, prepare_starts
 from sagactor.sagas.machine import SagaState, start
@@ -108,11 +110,19 @@ def test_every_done_callback_gets_the_outcome_once_in_order() -> None:
     assert seen == [("first", done), ("failing", done), ("third", done), ("late", done)]
 
 
+@pytest.mark.parametrize("durable", [True, False])
 @pytest.mark.parametrize("fail", [False, True])
 def test_outcome_and_row_of_a_saga_that_completes_or_compensates(
-    tmp_path: Path, fail: bool
+    tmp_path: Path, fail: bool, durable: bool
 ) -> None:
-    with sa.Runtime.open(tmp_path / "lean.db", participants=[Desk()], sagas=[SAGA]) as rt:
+    # The row's input is written with its start only (the upkeep keeps no copy): every later
+    # row of the saga leaves it, on SQLite and in memory alike.
+    rt = (
+        sa.Runtime.open(tmp_path / "lean.db", participants=[Desk()], sagas=[SAGA])
+        if durable
+        else sa.Runtime.in_memory(participants=[Desk()], sagas=[SAGA])
+    )
+    with rt:
         run = rt.start(SAGA, Job(5, fail=fail))
         outcome = run.result(WAIT)
         row = rt.list(limit=1).rows[0]
@@ -137,8 +147,10 @@ def test_the_sagas_row_upkeep_forgets_ended_sagas(tmp_path: Path) -> None:
         runs = rt.start_many(SAGA, [Job(i) for i in range(20)])
         keeper = rt.engine.journal._writer.summaries  # type: ignore[attr-defined]
         assert len(keeper._tracked) == 20  # one per saga in flight
-        # none has set a seldom field (a reason, an end, a cancel): no dict of them made
+        # none has set a seldom field (a reason, an end, a cancel): no dict of them made, and
+        # none keeps a copy of its input (its row has it)
         assert all(tracked.seldom is None for tracked in keeper._tracked.values())
+        assert {tracked.input for tracked in keeper._tracked.values()} == {WRITTEN}
         assert {row.status for row in rt.list(limit=50).rows} == {"running"}
         gate.set()
         assert all(run.result(WAIT).ok for run in runs)

@@ -15,7 +15,7 @@ from .. import clock
 from ..errors import JournalWriteError, StreamConflict
 from .journal import DoneCallback, Journal, JournalStats, Record, Snapshot
 from .packing import row_count
-from .summaries import SagaQuery, SagaRow, SummaryKeeper, select, to_prune
+from .summaries import SagaQuery, SagaRow, SummaryKeeper, merge_rows, select, to_prune
 
 __all__ = ["MemoryJournal"]
 
@@ -75,7 +75,7 @@ class MemoryJournal(Journal):
                         self._caused.setdefault(saga_id, []).append(stored)
                 if snapshot is not None:
                     self._snapshots[snapshot.stream] = snapshot
-                self._sagas.update(self._summaries.rows(records, now))
+                merge_rows(self._sagas, self._summaries.rows(records, now))
                 done = self._stats  # each append is its own commit; nothing is synced
                 self._stats = JournalStats(
                     done.commits + 1, done.batches + 1, done.rows + row_count(records)

@@ -50,11 +50,13 @@ __all__ = [
     "ENDED_STATUSES",
     "ROW_STATUSES",
     "SUMMARY_VERSION",
+    "WRITTEN",
     "SagaQuery",
     "SagaRow",
     "StoredRecord",
     "SummaryKeeper",
     "fold_rows",
+    "merge_rows",
     "parse_cursor",
     "saga_ids_of",
     "select",
@@ -80,6 +82,10 @@ compensation was asked for, not caused by a failure); while compensating it show
 ENDED_STATUSES: Final = ("completed", "compensated", CANCELLED)
 """Ended for good: nothing of such a saga runs again (what retention may prune)."""
 _MAX_TRACKED: Final = 100_000  # sagas whose fold is kept; past it, start afresh (read again)
+# The ``input`` of a row whose saga's first row was written already: that column is set by the
+# start and never changes, so the keeper need not keep a copy of it per saga in flight. Never
+# the JSON of an input (``null`` at least); backends keep the column's value (merge_rows).
+WRITTEN: Final = ""
 
 log = logging.getLogger(__name__)
 
@@ -190,11 +196,14 @@ class SummaryKeeper:
                 self._tracked.pop(stream, None)  # ended for good: rarely written again
             else:
                 self._tracked[stream] = tracked
-        return {
+        rows = {
             saga_id: _row(saga_id, tracked)
             for stream, tracked in touched.items()
             for saga_id in (stream[len(SAGA_PREFIX) :],)
         }
+        for tracked in touched.values():
+            tracked.input = WRITTEN  # the row above carries it; a failed write forgets us
+        return rows
 
     def _preload(self, records: Sequence[StoredRecord]) -> Mapping[str, Sequence[StoredRecord]]:
         if self._load_many is None or len(records) < 2:
@@ -218,6 +227,16 @@ class SummaryKeeper:
         else:
             for saga_id in saga_ids:
                 self._tracked.pop(SAGA_PREFIX + saga_id, None)
+
+
+def merge_rows(into: dict[str, SagaRow], rows: Mapping[str, SagaRow]) -> None:
+    """Put ``rows`` into ``into`` (by saga id): a row with a :data:`WRITTEN` input takes the
+    input of the row it replaces (one earlier in the same group, or the stored one)."""
+    for saga_id, row in rows.items():
+        earlier = into.get(saga_id)
+        if row.input == WRITTEN and earlier is not None:
+            row = msgspec.structs.replace(row, input=earlier.input)
+        into[saga_id] = row
 
 
 def _fold(records: Sequence[StoredRecord]) -> _Tracked:

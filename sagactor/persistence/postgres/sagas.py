@@ -13,6 +13,7 @@ from psycopg_pool import ConnectionPool
 from sagactor.persistence.journal import Record
 from sagactor.persistence.summaries import (
     ENDED_STATUSES,
+    WRITTEN,
     SagaQuery,
     SagaRow,
     SummaryKeeper,
@@ -62,7 +63,9 @@ def upsert(conn: Connection, schema: str, rows: Sequence[SagaRow]) -> None:
         return
     columns = ", ".join(_FIELDS)
     arrays = ", ".join(f"%s::{t}" for t in _TYPES)
-    updates = ", ".join(f"{c} = excluded.{c}" for c in _FIELDS[1:])
+    updates = ", ".join(f"{c} = excluded.{c}" for c in _FIELDS[1:] if c != "input")
+    # A WRITTEN input (see summaries.merge_rows) leaves the stored one.
+    updates += f", input = coalesce(nullif(excluded.input, '{WRITTEN}'), {schema}.sagas.input)"
     conn.execute(
         f"INSERT INTO {schema}.sagas ({columns}) SELECT * FROM unnest({arrays}) "
         f"ON CONFLICT (id) DO UPDATE SET {updates}",

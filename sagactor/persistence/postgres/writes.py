@@ -23,7 +23,7 @@ from psycopg import errors
 from sagactor.errors import JournalFenced, JournalWriteError, StreamConflict
 from sagactor.persistence.journal import DoneCallback, Record, Snapshot
 
-from ..summaries import SagaRow, SummaryKeeper, saga_ids_of
+from ..summaries import SagaRow, SummaryKeeper, merge_rows, saga_ids_of
 from .lease import LEASE_NAME, check_token
 from .sagas import upsert
 from .schema import Connection
@@ -93,7 +93,7 @@ def write_group(
             last.update((stream, end[0]) for stream, end in checked.items())
             ends.update(checked)
             rows.extend(batch.records)
-            sagas.update(summaries.rows(batch.records, now))
+            merge_rows(sagas, summaries.rows(batch.records, now))
             if batch.snapshot is not None:
                 snapshots[batch.snapshot.stream] = batch.snapshot
         _insert(conn, schema, rows, ends, snapshots.values())

@@ -32,7 +32,7 @@ from sagactor.crashpoints import SimulatedCrash
 from sagactor.errors import StreamConflict
 from sagactor.persistence.journal import JournalStats, Record, Snapshot
 from sagactor.persistence.packing import Row, packs
-from sagactor.persistence.summaries import SagaRow, SummaryKeeper, saga_ids_of
+from sagactor.persistence.summaries import SagaRow, SummaryKeeper, merge_rows, saga_ids_of
 
 from .answers import Answers, fails_group, refusal, write_error
 from .intake import MAX_GROUP, Batch, Intake, State
@@ -232,7 +232,7 @@ class Writer:
                 continue
             group.update(ends)
             rows.extend(packs(batch.records, now))
-            sagas.update(self.summaries.rows(batch.records, now))
+            merge_rows(sagas, self.summaries.rows(batch.records, now))
             if batch.snapshot is not None:
                 snapshots.append(batch.snapshot)
             results.append(None)
