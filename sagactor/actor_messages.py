@@ -68,7 +68,6 @@ class Command(msgspec.Struct, frozen=True, kw_only=True):
     attempt: int
     input: Any
     reply_to: Any
-    retry_on: tuple[type[BaseException], ...] = (Exception,)
     delayed: bool = False
     mode: str = "orchestration"
     policy: Any = None  # the RetryPolicy a choreography participant applies itself
@@ -83,6 +82,12 @@ class Command(msgspec.Struct, frozen=True, kw_only=True):
     def key(self) -> str:
         """The inbox key: the same for every attempt, so a repeat is recognised."""
         return f"{self.saga_id}/{self.step}/{self.kind}"
+
+    @property
+    def retry_on(self) -> tuple[type[BaseException], ...]:
+        """The errors that retry the step: its policy's (a command waiting in a mailbox keeps
+        no copy of them)."""
+        return self.policy.retry_on if self.policy is not None else (Exception,)
 
 
 class Deliver(msgspec.Struct, frozen=True):

@@ -9,8 +9,8 @@
 * a saga held at its first step keeps no input bytes, its input's digest packed, and none of
   its seldom-set fields (a failure's, a compensation's, a queue's): they cost a dict only once
   set, read the same either way, and a fold of its journal rebuilds it just as lean; the first
-  step's command shares one read-only empty ``ctx.results``; a queued saga still says how long
-  it waited.
+  step's command shares one read-only empty ``ctx.results`` and no copy of its policy's errors;
+  a queued saga still says how long it waited.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import msgspec
 import pytest
 
 import sagactor as sa
+from sagactor.actor_messages import Command
 from sagactor.messages import SagaAdmitted
 from sagactor.names import ACTION
 from sagactor.persistence.summaries import WRITTEN
@@ -169,7 +170,7 @@ def _held(n: int) -> SagaState:
     assert isinstance(replayed, SagaState)
     for one in (state, replayed):  # live and after a restart alike
         assert one.seldom is None  # nothing seldom-set was made
-        assert one.digest == bytes.fromhex(digest)  # 16 bytes, not 32 characters
+        assert one.digest == int(digest, 16)  # a 128-bit number, not 32 characters
         assert one.input == Job(n)
     return state
 
@@ -207,7 +208,7 @@ def test_a_first_step_shares_one_read_only_empty_results_mapping() -> None:
 
 def test_a_digest_key_is_equal_only_for_equal_digests() -> None:
     (*_, digest), *_ = prepare_starts(SAGA, [Job(6)], ["lean-6"])
-    assert digest_key(digest) == bytes.fromhex(digest)
+    assert digest_key(digest) == int(digest, 16)
     upper, odd = digest.upper(), "not-a-digest"
     keys: list[Any] = [digest_key(d) for d in (digest, upper, odd)]
     assert keys[1:] == [upper, odd]  # kept as they are: never equal to a packed one
@@ -223,3 +224,15 @@ def test_a_queued_saga_still_says_how_long_it_waited() -> None:
     assert isinstance(admitted[0], SagaAdmitted)
     assert admitted[0].waited == 2.5
     assert list(state.running) == ["book"]
+
+
+def test_a_command_reads_the_errors_that_retry_it_from_its_policy() -> None:
+    def command(policy: sa.RetryPolicy | None) -> Command:
+        return Command(
+            saga_id="s", step="book", kind=ACTION, name="book", attempt=1, input=None,
+            reply_to=None, policy=policy,
+        )  # fmt: skip
+
+    assert "retry_on" not in {f.name for f in msgspec.structs.fields(Command)}
+    assert command(sa.RetryPolicy(retry_on=(KeyError,))).retry_on == (KeyError,)
+    assert command(None).retry_on == (Exception,)

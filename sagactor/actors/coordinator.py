@@ -273,7 +273,6 @@ class Coordinator(SagaActor):
                 attempt=effect.attempt,
                 input=state.input,
                 reply_to=self._reply_to,
-                retry_on=policy.retry_on,
                 mode=state.mode,
                 policy=policy,
                 attempt_base=effect.attempt_base,

@@ -67,17 +67,17 @@ def input_digest(raw: bytes) -> str:
     return hashlib.blake2b(raw, digest_size=16).hexdigest()
 
 
-def digest_key(digest: str) -> bytes | str:
-    """What a saga in flight keeps of its input's digest: the 16 bytes a hex digest spells
-    (49 B, not the 81 B of its text). Two digests give equal keys only if they are equal: one
-    that is not such a digest (a foreign journal's) is kept as it is."""
+def digest_key(digest: str) -> int | str:
+    """What a saga in flight keeps of its input's digest: the 128-bit number a hex digest
+    spells (44 B, not the 81 B of its text). Two digests give equal keys only if they are
+    equal: one that is not such a digest (a foreign journal's) is kept as it is."""
     if len(digest) == 32:
         try:
-            packed = bytes.fromhex(digest)
+            number = int(digest, 16)
         except ValueError:
             return digest
-        if packed.hex() == digest:
-            return packed
+        if f"{number:032x}" == digest:
+            return number
     return digest
 
 

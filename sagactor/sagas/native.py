@@ -57,7 +57,7 @@ class NativeState:
     saga_id: str
     definition: Choreography
     input: Any  # its encoding is in SagaStarted only
-    digest: bytes | str  # its input's digest, as digest_key keeps it
+    digest: int | str  # its input's digest, as digest_key keeps it
     mode: str = "native"
     status: SagaStatus = SagaStatus.RUNNING
     reason: str = ""

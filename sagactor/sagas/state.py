@@ -167,7 +167,7 @@ class SagaState:
     definition: Saga
     mode: str
     input: Any  # as handlers get it; its encoding is in SagaStarted only (nothing reads it here)
-    digest: bytes | str  # its input's digest, as digest_key keeps it
+    digest: int | str  # its input's digest, as digest_key keeps it
     status: SagaStatus = SagaStatus.RUNNING
     step: str = ""
     kind: str = ACTION
