@@ -65,12 +65,14 @@ def _hold(rt: sa.Runtime, first: int, n: int) -> tuple[list[sa.SagaRun], list[ob
     runs = rt.start_many(workload.SAGA, [workload.Job(-i) for i in range(first, first + n)])
     waiters = [_wait_on(rt, run) for run in runs]
     time.sleep(0.5)  # let the commands reach the held participant's mailbox
-    stats, deadline = rt.engine.journal.stats, time.monotonic() + 30
-    while time.monotonic() < deadline:
+    # Idle: no commit for 1 s. One quiet 0.2 s poll was not enough: a collection of the many
+    # held objects can stop every thread that long, and a few hundred starts were still in
+    # flight when the RSS was read (their temporaries counted, or not, at random).
+    stats, deadline, quiet = rt.engine.journal.stats, time.monotonic() + 30, 0
+    while time.monotonic() < deadline and quiet < 5:
         time.sleep(0.2)
         stats, before = rt.engine.journal.stats, stats
-        if stats == before:
-            break
+        quiet = quiet + 1 if stats == before else 0
     return runs, waiters
 
 
