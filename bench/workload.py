@@ -30,6 +30,7 @@ import sagactor as sa
 
 __all__ = [
     "SAGA",
+    "InlineWorker",
     "Job",
     "Worker",
     "latencies",
@@ -109,20 +110,40 @@ SAGA = sa.Saga(
 )
 
 
-def participants(gate: threading.Event | None = None) -> list[sa.Participant[Any]]:
-    """Fresh participants; ``gate`` holds the first step's handler while it is clear."""
+class InlineWorker(Worker):
+    """The same participant declared ``inline`` (its handler never blocks): its host runs on
+    the runtime's scheduler thread, not on a thread of its own."""
+
+    inline = True
+
+
+def participants(
+    gate: threading.Event | None = None, *, inline: bool = False
+) -> list[sa.Participant[Any]]:
+    """Fresh participants; ``gate`` holds the first step's handler while it is clear (a gate
+    blocks, so it is never given to ``inline`` participants)."""
+    if inline:
+        return [InlineWorker(name) for name in NAMES]
     return [Worker(name, gate if name == NAMES[0] else None) for name in NAMES]
 
 
-def open_memory(**options: Any) -> sa.Runtime:
-    return sa.Runtime.in_memory(participants=participants(), sagas=[SAGA], **options)
+def open_memory(*, inline: bool = False, **options: Any) -> sa.Runtime:
+    return sa.Runtime.in_memory(participants=participants(inline=inline), sagas=[SAGA], **options)
 
 
 def open_durable(
-    path: Path, synchronous: Literal["full", "normal"] = "full", **options: Any
+    path: Path,
+    synchronous: Literal["full", "normal"] = "full",
+    *,
+    inline: bool = False,
+    **options: Any,
 ) -> sa.Runtime:
     return sa.Runtime.open(
-        path, synchronous=synchronous, participants=participants(), sagas=[SAGA], **options
+        path,
+        synchronous=synchronous,
+        participants=participants(inline=inline),
+        sagas=[SAGA],
+        **options,
     )
 
 
