@@ -31,11 +31,11 @@ from typing import Any, Final
 
 from sagactor.crashpoints import SimulatedCrash
 from sagactor.errors import StreamConflict
-from sagactor.persistence.journal import JournalStats, Record, Snapshot
+from sagactor.persistence.journal import JournalStats, Record, Snapshot, write_error
 from sagactor.persistence.packing import Row, packs
 from sagactor.persistence.summaries import SagaRow, SummaryKeeper, saga_ids_of
 
-from .answers import Answers, fails_group, refusal, write_error
+from .answers import Answers, fails_group, refusal
 from .intake import MAX_GROUP, Batch, Intake, State
 from .reader import any_stored, stored_below, stored_many
 from .schema import SAGA_COLUMNS, UPSERT_SAGAS
