@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Final
 
 import msgspec
 
@@ -19,6 +20,8 @@ from .packing import row_count
 from .summaries import SagaQuery, SagaRow, SummaryKeeper, select, to_prune
 
 __all__ = ["MemoryJournal"]
+
+_FOLD_EVERY: Final = 10_000  # saga records stored before the sagas table is brought up to date
 
 
 class MemoryJournal(Journal):
@@ -77,6 +80,8 @@ class MemoryJournal(Journal):
                         self._caused.setdefault(saga_id, []).append(stored)
                     if record.stream.startswith(SAGA_PREFIX):
                         self._unsummarized.append(stored)
+                if len(self._unsummarized) >= _FOLD_EVERY:
+                    self._summarize()  # bounded, and each saga gets one row per fold
                 if snapshot is not None:
                     self._snapshots[snapshot.stream] = snapshot
                 done = self._stats  # each append is its own commit; nothing is synced
