@@ -95,6 +95,11 @@ def durable(sizes: Sizes) -> dict[str, Any]:
             found["rows_per_saga"] = rows / total
             found["group_rows"] = rows / max(1, counts.commits_of(rt.journal) - commits)
             found["p50_ms"], found["p99_ms"] = workload.latencies(rt, sizes.latency_samples)
+        with workload.open_durable(Path(directory) / "inline.db", inline=True) as rt:
+            workload.threads(rt, 10, 100)  # warm-up
+            found["full_100_inline"] = _rate(
+                lambda f, t: workload.threads(rt, f, t), 100, sizes.seconds
+            )
         raw_rows = baselines.raw_sqlite_rows_per_s(path, round(found["group_rows"]))
         found["raw_sagas_per_s"] = raw_rows / found["rows_per_saga"]
     return found
@@ -107,6 +112,10 @@ def in_memory(sizes: Sizes) -> dict[str, float]:
         for n in (1, 100):
             found[f"memory_{n}"] = _rate(lambda f, t: workload.window(rt, f, t), n, sizes.seconds)
             found[f"pykka_{n}"] = _rate(bare.window, n, sizes.seconds)
+    with workload.open_memory(inline=True) as rt:
+        found["memory_100_inline"] = _rate(
+            lambda f, t: workload.window(rt, f, t), 100, sizes.seconds
+        )
     return found
 
 
@@ -133,12 +142,16 @@ def rows_of(
         for n in IN_FLIGHT
     ]
     rows += [
+        Row("durable FULL, 100 in flight, inline participants", d["full_100_inline"],
+            "sagas/s", dbos_name, rates.get("100"), note="100 caller threads"),
         Row("one saga at a time, p50", d["p50_ms"], "ms", dbos_name, (dbos or {}).get("p50_ms"),
             Target("figure", False, 1.5)),
         Row("one saga at a time, p99", d["p99_ms"], "ms", dbos_name, (dbos or {}).get("p99_ms")),
         Row("in memory, 1 in flight", m["memory_1"], "sagas/s", "bare pykka", m["pykka_1"]),
         Row("in memory, 100 in flight", m["memory_100"], "sagas/s", "bare pykka", m["pykka_100"],
             Target("ratio", True, 1.0)),
+        Row("in memory, 100 in flight, inline participants", m["memory_100_inline"], "sagas/s",
+            "bare pykka", m["pykka_100"]),
         Row("durable FULL, 100 in flight", d["full_100"], "sagas/s",
             "raw sqlite3", d["raw_sagas_per_s"], Target("ratio", True, 0.5),
             note=f"same {d['rows_per_saga']:.0f} rows/saga, {d['group_rows']:.0f}-row groups"),

@@ -7,8 +7,11 @@ runtime, not about the participants. The same shape runs on DBOS (:mod:`bench.be
 as a bare pykka chain (:mod:`bench.baselines`).
 
 Two ways to drive it, both over the public API: ``threads`` (``in_flight`` caller threads, each
-starting a saga and waiting for its end: the shape of the DBOS comparison) and ``window`` (one
-driver thread keeping ``in_flight`` sagas outstanding: the shape of the pykka comparison).
+starting a saga with ``Runtime.start``, which returns once the start is journaled, like DBOS's
+``start_workflow``, and waiting for its end: the shape of the DBOS comparison) and ``window`` (one
+driver thread keeping ``in_flight`` sagas outstanding, each started with
+``Runtime.start_nowait``, a tell and a completion, like the bare pykka chain's ``tell`` and
+``Future``: the shape of the pykka comparison).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import sagactor as sa
 
 __all__ = [
     "SAGA",
+    "InlineWorker",
     "Job",
     "Worker",
     "latencies",
@@ -106,20 +110,40 @@ SAGA = sa.Saga(
 )
 
 
-def participants(gate: threading.Event | None = None) -> list[sa.Participant[Any]]:
-    """Fresh participants; ``gate`` holds the first step's handler while it is clear."""
+class InlineWorker(Worker):
+    """The same participant declared ``inline`` (its handler never blocks): its host runs on
+    the runtime's scheduler thread, not on a thread of its own."""
+
+    inline = True
+
+
+def participants(
+    gate: threading.Event | None = None, *, inline: bool = False
+) -> list[sa.Participant[Any]]:
+    """Fresh participants; ``gate`` holds the first step's handler while it is clear (a gate
+    blocks, so it is never given to ``inline`` participants)."""
+    if inline:
+        return [InlineWorker(name) for name in NAMES]
     return [Worker(name, gate if name == NAMES[0] else None) for name in NAMES]
 
 
-def open_memory(**options: Any) -> sa.Runtime:
-    return sa.Runtime.in_memory(participants=participants(), sagas=[SAGA], **options)
+def open_memory(*, inline: bool = False, **options: Any) -> sa.Runtime:
+    return sa.Runtime.in_memory(participants=participants(inline=inline), sagas=[SAGA], **options)
 
 
 def open_durable(
-    path: Path, synchronous: Literal["full", "normal"] = "full", **options: Any
+    path: Path,
+    synchronous: Literal["full", "normal"] = "full",
+    *,
+    inline: bool = False,
+    **options: Any,
 ) -> sa.Runtime:
     return sa.Runtime.open(
-        path, synchronous=synchronous, participants=participants(), sagas=[SAGA], **options
+        path,
+        synchronous=synchronous,
+        participants=participants(inline=inline),
+        sagas=[SAGA],
+        **options,
     )
 
 
@@ -128,6 +152,10 @@ _numbers = itertools.count()  # unique saga inputs across every run of one proce
 
 def start(rt: sa.Runtime) -> sa.SagaRun:
     return rt.start(SAGA, Job(next(_numbers)))
+
+
+def start_nowait(rt: sa.Runtime) -> sa.SagaRun:
+    return rt.start_nowait(SAGA, Job(next(_numbers)))
 
 
 def _check(outcome: sa.Outcome) -> None:
@@ -165,13 +193,14 @@ def threads(rt: sa.Runtime, in_flight: int, total: int) -> float:
 
 
 def window(rt: sa.Runtime, in_flight: int, total: int) -> float:
-    """Sagas/s with one driver keeping ``in_flight`` sagas outstanding."""
+    """Sagas/s with one driver keeping ``in_flight`` sagas outstanding (started without
+    waiting for their acceptance: the bare pykka chain's driver does not wait either)."""
     outstanding: deque[sa.SagaRun] = deque()
     began = time.perf_counter()
     for _ in range(total):
         if len(outstanding) >= in_flight:
             _check(outstanding.popleft().result(WAIT))
-        outstanding.append(start(rt))
+        outstanding.append(start_nowait(rt))
     while outstanding:
         _check(outstanding.popleft().result(WAIT))
     return total / (time.perf_counter() - began)

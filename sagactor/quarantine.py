@@ -101,6 +101,12 @@ class Quarantine:
             quarantined = SagaQuarantined(saga_id, saga_name(records), error)
             return quarantined_outcome(self.add(quarantined))
 
+    def check_known(self, journal: Journal, saga_id: str) -> None:
+        """Raise :class:`UnknownSaga` unless a saga has that id (quarantined, or its stream
+        has records): one indexed lookup, no fold."""
+        if self.get(saga_id) is None and not journal.last_seq(saga_stream(saga_id)):
+            raise UnknownSaga(saga_id)
+
     def get(self, saga_id: str) -> SagaQuarantined | None:
         with self._lock:
             return self._errors.get(saga_id)

@@ -20,7 +20,7 @@ from .crashpoints import CrashPlan
 from .dead_letters import DEFAULT_MAX_RECOVERY_ATTEMPTS
 from .drills import Drills
 from .engine import Engine
-from .errors import SagaQuarantined
+from .errors import RuntimeClosed, SagaQuarantined
 from .handles import SagaRun, StartOne, start_nowait, start_runs
 from .history import HistoryEntry
 from .messages import Outcome
@@ -235,8 +235,18 @@ class Runtime(Operations, Drills, cluster.Clustered, AsyncFace, StartOne):
         return start_nowait(self, saga, input, mode)
 
     def run(self, saga_id: str) -> SagaRun:
-        """A handle on a saga started earlier (by this runtime or before a restart)."""
-        self.status(saga_id)
+        """A handle on a saga started earlier (by this runtime or before a restart).
+
+        Raises :class:`UnknownSaga` for an id no saga has: one indexed lookup, not a load of the
+        saga (waiting on its outcome loads it; so waiting on many recovered sagas loads each
+        once, not twice).
+        """
+        engine = self._engine
+        try:
+            engine.quarantine.check_known(engine.journal, saga_id)
+        except RuntimeClosed:
+            engine.check_open()  # a crash released the journal: say that it crashed
+            raise
         return self.remote_run(saga_id) if self.role == "standby" else SagaRun(self, saga_id)
 
     def status(self, saga_id: str) -> Outcome:

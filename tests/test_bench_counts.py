@@ -94,14 +94,15 @@ def test_the_harness_prints_every_row_without_dbos() -> None:
 def test_without_dbos_installed_the_baseline_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(bench_dbos, "installed", lambda python: False)
     assert bench_dbos.run_child(quick=True) is None
-    durable = {"full_1": 100.0, "full_10": 300.0, "full_100": 500.0, "p50_ms": 4.0,
-               "p99_ms": 9.0, "raw_sagas_per_s": 2000.0, "rows_per_saga": 18.0,
+    durable = {"full_1": 100.0, "full_10": 300.0, "full_100": 500.0, "full_100_inline": 600.0,
+               "p50_ms": 4.0, "p99_ms": 9.0, "raw_sagas_per_s": 2000.0, "rows_per_saga": 18.0,
                "group_rows": 90.0}  # fmt: skip
-    memory = {"memory_1": 1.0, "pykka_1": 2.0, "memory_100": 1.0, "pykka_100": 4.0}
+    memory = {"memory_1": 1.0, "pykka_1": 2.0, "memory_100": 1.0, "pykka_100": 4.0,
+              "memory_100_inline": 1.5}  # fmt: skip
     held = {"reopen_s": 0.5, "finished_s": 9.0, "reopen_blocking_s": 2.0, "in_flight_kb": 4.0,
             "rss_mb_per_100k": 0.5}  # fmt: skip
     rows = run.rows_of(durable, memory, held, None, run.Sizes.pick(quick=False, long=False))
     versus_dbos = [row for row in rows if row.baseline.startswith("DBOS")]
-    assert [row.baseline for row in versus_dbos] == ["DBOS not installed"] * 5
+    assert [row.baseline for row in versus_dbos] == ["DBOS not installed"] * 6
     assert {row.verdict for row in versus_dbos} == {"", "n/a", "MISS"}  # p50 needs no DBOS
     assert "DBOS not installed" in report.table(rows)

@@ -1,5 +1,5 @@
-"""The SQLite writer holds a group of unawaited appends back a moment, so that the awaited
-append that follows shares its commit; it never holds an awaited one, nor a close.
+"""The writer (SQLite and PostgreSQL) holds a group of unawaited appends back a moment, so that
+the awaited append that follows shares its commit; it never holds an awaited one, nor a close.
 
 ``UNAWAITED_WAIT`` is stretched here (seconds instead of milliseconds) so that what is shared,
 and what is not, does not depend on the machine's speed.
@@ -11,12 +11,14 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import pytest
 
 import sagactor as sa
-from sagactor.persistence.journal import DoneCallback
+from sagactor.persistence.journal import DoneCallback, Journal
+from sagactor.persistence.postgres import PostgresJournal, writes
 from sagactor.persistence.sqlite import SqliteJournal, intake
 from sagactor.testing.journal_contract import record
 
@@ -46,16 +48,40 @@ class Answers:
             time.sleep(0.005)
 
 
+class Backend:
+    """Where a test's journal lives, and how its held-back wait is stretched."""
+
+    def __init__(self, name: str, where: str, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.name, self.where, self._monkeypatch = name, where, monkeypatch
+
+    def stretch(self, seconds: float) -> None:
+        self._monkeypatch.setattr(
+            intake if self.name == "sqlite" else writes, "UNAWAITED_WAIT", seconds
+        )
+
+    def open(self) -> Journal:
+        return SqliteJournal(self.where) if self.name == "sqlite" else PostgresJournal(self.where)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def backend(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Backend:
+    if request.param == "sqlite":
+        return Backend("sqlite", str(tmp_path / "j.db"), monkeypatch)
+    return Backend("postgres", request.getfixturevalue("pg_url"), monkeypatch)
+
+
 @pytest.fixture
-def journal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[SqliteJournal]:
-    monkeypatch.setattr(intake, "UNAWAITED_WAIT", 1.0)
-    journal = SqliteJournal(tmp_path / "j.db")
+def journal(backend: Backend) -> Iterator[Journal]:
+    backend.stretch(1.0)
+    journal = backend.open()
     yield journal
     journal.close()
 
 
 def test_an_awaited_append_joins_the_held_unawaited_one_in_one_commit(
-    journal: SqliteJournal,
+    journal: Journal,
 ) -> None:
     answers = Answers()
     before = journal.stats.commits
@@ -69,7 +95,7 @@ def test_an_awaited_append_joins_the_held_unawaited_one_in_one_commit(
     assert [r.seq for r in journal.read("saga/a")] == [1]
 
 
-def test_an_unawaited_append_alone_is_committed_after_the_wait(journal: SqliteJournal) -> None:
+def test_an_unawaited_append_alone_is_committed_after_the_wait(journal: Journal) -> None:
     answers = Answers()
     began = time.monotonic()
     journal.append_unawaited([record("saga/a", 1)], answers.to("decision"))
@@ -79,7 +105,7 @@ def test_an_unawaited_append_alone_is_committed_after_the_wait(journal: SqliteJo
     assert journal.last_seq("saga/a") == 1
 
 
-def test_an_awaited_append_is_never_held(journal: SqliteJournal) -> None:
+def test_an_awaited_append_is_never_held(journal: Journal) -> None:
     answers = Answers()
     began = time.monotonic()
     journal.append([record("participant/p", 1)], answers.to("reply"))
@@ -89,13 +115,10 @@ def test_an_awaited_append_is_never_held(journal: SqliteJournal) -> None:
 
 
 @pytest.mark.parametrize("end", ["close", "kill"])
-def test_an_end_does_not_wait_for_company(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, end: str
-) -> None:
+def test_an_end_does_not_wait_for_company(backend: Backend, end: str) -> None:
     """A close writes the held append at once; a kill drops it, as a crash would."""
-    monkeypatch.setattr(intake, "UNAWAITED_WAIT", 60.0)
-    path = tmp_path / "ending.db"
-    journal = SqliteJournal(path)
+    backend.stretch(60.0)
+    journal = backend.open()
     answers = Answers()
     journal.append_unawaited([record("saga/a", 1)], answers.to("decision"))
     time.sleep(0.1)
@@ -105,7 +128,7 @@ def test_an_end_does_not_wait_for_company(
     else:
         journal.kill()
     assert time.monotonic() - began < WAIT / 2
-    with SqliteJournal(path) as again:
+    with backend.open() as again:
         stored = [r.seq for r in again.read("saga/a")]
     if end == "close":
         assert answers.got == {"decision": None}
@@ -115,7 +138,7 @@ def test_an_end_does_not_wait_for_company(
         assert stored == []
 
 
-def test_a_failed_held_append_fails_alone(journal: SqliteJournal) -> None:
+def test_a_failed_held_append_fails_alone(journal: Journal) -> None:
     answers = Answers()
     journal.append_and_wait([record("saga/a", 1)])
     journal.append_unawaited([record("saga/a", 3)], answers.to("gap"))  # not the stream's next
@@ -160,17 +183,17 @@ class _Step(sa.Participant[int]):
         return state - 1
 
 
-def test_a_saga_alone_syncs_once_per_step(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_saga_alone_syncs_once_per_step(backend: Backend) -> None:
     """Each 'step succeeded, start the next' decision shares the commit of the record its
     command causes: start, 3 steps and the end take 5 commits, not 7."""
-    monkeypatch.setattr(intake, "UNAWAITED_WAIT", 5.0)  # the record always comes within it
+    backend.stretch(5.0)  # the record always comes within it
     names = ("a", "b", "c")
     three = sa.Saga("three", steps=[sa.Step(name, participant=name, action="do") for name in names])
     with sa.Runtime.open(
-        tmp_path / "rt.db", participants=[_Step(n) for n in names], sagas=[three]
+        backend.where, participants=[_Step(n) for n in names], sagas=[three]
     ) as rt:
-        journal = rt.journal
-        assert isinstance(journal, SqliteJournal)
+        journal: Any = rt.journal
+        assert isinstance(journal, SqliteJournal | PostgresJournal)
         rt.start(three, 1).result(WAIT)  # warm: the first snapshot, caches
         commits = journal.stats.commits
         outcome = rt.start(three, 2).result(WAIT)

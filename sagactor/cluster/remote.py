@@ -123,6 +123,7 @@ class StartsConsumer:
     def stop(self) -> None:
         self._stop.set()
         if self._thread is not threading.current_thread():
+            self._queue.wake()  # else a close waits out the listener's poll (0.2 s)
             self._thread.join()
 
     def _run(self) -> None:
@@ -132,6 +133,8 @@ class StartsConsumer:
                 if conn is None or conn.closed or conn.broken:
                     conn = self._queue.listen()
                 self._take(conn)
+                if self._stop.is_set():
+                    break  # stopped while listening began: its wake may have come too soon
                 self._queue.wait(conn, min(self._poll, 0.2))
             except (RuntimeClosed, RuntimeCrashed):
                 break

@@ -19,7 +19,7 @@ from typing import Self
 
 import msgspec
 
-from ..errors import JournalError, RuntimeClosed, StreamConflict
+from ..errors import JournalError, JournalWriteError, RuntimeClosed, StreamConflict
 from .summaries import SagaQuery, SagaRow, fold_rows, select, to_prune
 
 __all__ = [
@@ -30,9 +30,17 @@ __all__ = [
     "Snapshot",
     "StreamConflict",
     "upper_bound",
+    "write_error",
 ]
 
 DoneCallback = Callable[[BaseException | None], None]
+
+
+def write_error(problem: str, cause: BaseException) -> JournalWriteError:
+    """The error a failed write answers with, the backend's own error as its cause."""
+    error = JournalWriteError(problem)
+    error.__cause__ = cause
+    return error
 
 
 class Record(msgspec.Struct, frozen=True, array_like=True):

@@ -8,16 +8,20 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Final
 
 import msgspec
 
 from .. import clock
 from ..errors import JournalWriteError, StreamConflict
+from ..names import SAGA_PREFIX
 from .journal import DoneCallback, Journal, JournalStats, Record, Snapshot
 from .packing import row_count
 from .summaries import SagaQuery, SagaRow, SummaryKeeper, merge_rows, select, to_prune
 
 __all__ = ["MemoryJournal"]
+
+_FOLD_EVERY: Final = 10_000  # saga records stored before the sagas table is brought up to date
 
 
 class MemoryJournal(Journal):
@@ -31,7 +35,8 @@ class MemoryJournal(Journal):
         self._all: list[Record] = []
         self._snapshots: dict[str, Snapshot] = {}
         self._caused: dict[str, list[Record]] = {}  # saga id -> records it caused (history)
-        self._sagas: dict[str, SagaRow] = {}  # the sagas table
+        self._sagas: dict[str, SagaRow] = {}  # the sagas table, once _summarize has run
+        self._unsummarized: list[Record] = []  # stored since: folded into rows when read
         self._gone: set[int] = set()  # positions of pruned records (read_all skips them)
         self._summaries = SummaryKeeper(lambda stream, n: self._streams.get(stream, [])[: n - 1])
         # A test hook: called before each commit; raising makes that commit fail.
@@ -73,9 +78,12 @@ class MemoryJournal(Journal):
                     saga_id, slash, _ = record.cause.partition("/")
                     if slash:
                         self._caused.setdefault(saga_id, []).append(stored)
+                    if record.stream.startswith(SAGA_PREFIX):
+                        self._unsummarized.append(stored)
+                if len(self._unsummarized) >= _FOLD_EVERY:
+                    self._summarize()  # bounded, and each saga gets one row per fold
                 if snapshot is not None:
                     self._snapshots[snapshot.stream] = snapshot
-                merge_rows(self._sagas, self._summaries.rows(records, now))
                 done = self._stats  # each append is its own commit; nothing is synced
                 self._stats = JournalStats(
                     done.commits + 1, done.batches + 1, done.rows + row_count(records)
@@ -85,6 +93,13 @@ class MemoryJournal(Journal):
     @property
     def stats(self) -> JournalStats:
         return self._stats
+
+    def _summarize(self) -> None:
+        """Fold what was stored since into the sagas table, with the lock held: the rows are
+        read far less often than sagas are written, so they are made when read."""
+        if self._unsummarized:
+            merge_rows(self._sagas, self._summaries.rows(self._unsummarized, clock.now()))
+            self._unsummarized = []
 
     def _check(self, records: Sequence[Record]) -> None:
         next_seq: dict[str, int] = {}
@@ -152,6 +167,7 @@ class MemoryJournal(Journal):
 
     def sagas(self, query: SagaQuery) -> list[SagaRow]:
         with self._lock:
+            self._summarize()
             if query.ids is not None:
                 rows = [self._sagas[i] for i in query.ids if i in self._sagas]
             else:
@@ -160,17 +176,20 @@ class MemoryJournal(Journal):
 
     def saga_row(self, saga_id: str) -> SagaRow | None:
         with self._lock:
+            self._summarize()
             return self._sagas.get(saga_id)
 
     def saga_counts(self) -> dict[str, int]:
         counts: dict[str, int] = {}
         with self._lock:
+            self._summarize()
             for row in self._sagas.values():
                 counts[row.status] = counts.get(row.status, 0) + 1
         return counts
 
     def prunable(self, before: float, keep: int, limit: int) -> list[str]:
         with self._lock:
+            self._summarize()
             rows = list(self._sagas.values())
         return to_prune(rows, before, keep)[:limit]
 
@@ -180,6 +199,7 @@ class MemoryJournal(Journal):
         long as the process, so its size is the process's business)."""
         deleted = 0
         with self._lock:
+            self._summarize()
             for saga_id in saga_ids:
                 stream = f"saga/{saga_id}"
                 records = self._streams.pop(stream, [])

@@ -101,7 +101,9 @@ def _same_saga(one: str, other: str) -> bool:
 
 def row_count(records: Sequence[Record]) -> int:
     """How many rows ``records`` take when packed."""
-    return sum(1 for _ in _together(records)) if records else 0
+    if len(records) < 2:
+        return len(records)  # the common case, kept quick
+    return sum(1 for _ in _together(records))
 
 
 def unpack(row: tuple[Any, ...]) -> list[Record]:

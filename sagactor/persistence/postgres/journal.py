@@ -2,7 +2,8 @@
 
 The same contract and guarantees as the SQLite journal. Appends are queued and return at once;
 the writer thread drains the queue and writes every queued batch in one transaction (one WAL
-flush for all of them), then answers each appender in order. Reads go through a
+flush for all of them; decisions nobody waits for may wait 2 ms for company), then answers each
+appender in order. Reads go through a
 ``psycopg_pool`` pool of autocommit connections and see committed data only.
 
 One active writer: the journal's lease (see :mod:`.lease`) names the runtime that writes, and
@@ -20,7 +21,7 @@ import contextlib
 import logging
 import threading
 from collections.abc import Callable, Sequence
-from typing import Any, Final, Literal
+from typing import Any, Literal
 
 import psycopg
 from psycopg_pool import ConnectionPool
@@ -34,9 +35,17 @@ from sagactor.errors import (
     NotActive,
     RuntimeClosed,
 )
-from sagactor.persistence.journal import DoneCallback, Journal, JournalStats, Record, Snapshot
+from sagactor.persistence.journal import (
+    DoneCallback,
+    Journal,
+    JournalStats,
+    Record,
+    Snapshot,
+    write_error,
+)
 
 from . import lease as lease_module
+from . import writes
 from .leasing import Leased, LeaseKeeper
 from .reads import PoolReads
 from .sagas import SagaTable
@@ -46,7 +55,6 @@ from .writes import Batch, Unsent, batch_error, write_group, write_one_by_one
 
 __all__ = ["PostgresJournal"]
 
-_MAX_GROUP: Final = 1000  # batches per transaction: bounds the blast radius of one failure
 
 log = logging.getLogger(__name__)
 
@@ -180,11 +188,7 @@ class PostgresJournal(Leased, PoolReads, SagaTable, Journal):
     # -- writing -------------------------------------------------------------------------------
 
     def append(
-        self,
-        records: Sequence[Record],
-        on_done: DoneCallback,
-        *,
-        snapshot: Snapshot | None = None,
+        self, records: Sequence[Record], on_done: DoneCallback, *, snapshot: Snapshot | None = None
     ) -> None:
         """Queue a batch for the writer; ``on_done`` runs on the writer thread after commit.
 
@@ -192,15 +196,24 @@ class PostgresJournal(Leased, PoolReads, SagaTable, Journal):
             RuntimeClosed: The journal was closed. (After :meth:`kill` the batch is silently
                 dropped instead, as a dead process would.)
         """
+        self._enqueue(Batch(tuple(records), on_done, snapshot))
+
+    def append_unawaited(
+        self, records: Sequence[Record], on_done: DoneCallback, *, snapshot: Snapshot | None = None
+    ) -> None:
+        """Held back a moment to share a commit (see :func:`.writes.hold_for_company`)."""
+        self._enqueue(Batch(tuple(records), on_done, snapshot, unawaited=True))
+
+    def _enqueue(self, batch: Batch) -> None:
         with self._cond:
             if self._state == "killed":
                 return
             if self._state == "closing":
                 raise RuntimeClosed(f"journal {self.path!r} is closed")
             if self.token is None:
-                on_done(NotActive("append"))
+                batch.on_done(NotActive("append"))
                 return
-            self._queue.append(Batch(tuple(records), on_done, snapshot))
+            self._queue.append(batch)
             self._cond.notify()
 
     def append_and_wait(
@@ -231,9 +244,10 @@ class PostgresJournal(Leased, PoolReads, SagaTable, Journal):
                 with self._cond:
                     while not self._queue and self._state == "open":
                         self._cond.wait()
+                    writes.hold_for_company(self._queue, self._cond, lambda: self._state == "open")
                     if self._state == "killed" or not self._queue:
                         return
-                    count = min(len(self._queue), _MAX_GROUP)
+                    count = min(len(self._queue), writes.MAX_GROUP)
                     items = [self._queue.popleft() for _ in range(count)]
                 results = self._commit(items)
                 for batch, result in zip(items, results, strict=True):
@@ -270,7 +284,7 @@ class PostgresJournal(Leased, PoolReads, SagaTable, Journal):
             log.warning(
                 "journal %r: commit of %d batch(es) failed: %s", self.path, len(batches), problem
             )
-            return [_write_error(problem, cause) for _ in batches]
+            return [write_error(problem, cause) for _ in batches]
         if committed:
             self.commits += 1
             self._batches_written += sum(1 for result in results if result is None)
@@ -384,15 +398,3 @@ class PostgresJournal(Leased, PoolReads, SagaTable, Journal):
 
     def __repr__(self) -> str:
         return f"PostgresJournal({self.path!r}, state={self._state!r})"
-
-
-def _one(conn: Connection, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...]:
-    row = conn.execute(sql, params).fetchone()
-    assert row is not None  # every query passed here returns one row
-    return row
-
-
-def _write_error(problem: str, cause: BaseException) -> JournalWriteError:
-    error = JournalWriteError(problem)
-    error.__cause__ = cause
-    return error

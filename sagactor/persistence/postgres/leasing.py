@@ -19,7 +19,8 @@ from typing import Any, Literal
 import psycopg
 from psycopg_pool import ConnectionPool
 
-from sagactor.errors import JournalError, JournalFenced, JournalLocked, JournalWriteError
+from sagactor.errors import JournalError, JournalFenced, JournalLocked
+from sagactor.persistence.journal import write_error
 
 from . import lease as lease_module
 from . import sagas
@@ -259,7 +260,7 @@ class Leased:
                 conn.close()
                 raise
         except (JournalError, psycopg.Error) as error:
-            raise _write_error(
+            raise write_error(
                 f"lost the connection to PostgreSQL, and then: {error}", error
             ) from error
         log.warning("journal %r: the writer reconnected after losing its connection", self.path)
@@ -270,9 +271,3 @@ def _one(conn: Connection, sql: str, params: Sequence[Any] = ()) -> tuple[Any, .
     row = conn.execute(sql, params).fetchone()
     assert row is not None  # every query passed here returns one row
     return row
-
-
-def _write_error(problem: str, cause: BaseException) -> JournalWriteError:
-    error = JournalWriteError(problem)
-    error.__cause__ = cause
-    return error

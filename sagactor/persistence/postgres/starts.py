@@ -15,6 +15,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, NamedTuple
 
+import psycopg
+
+from sagactor.errors import SagactorError
+
 from .schema import Connection
 
 if TYPE_CHECKING:
@@ -95,6 +99,15 @@ class StartsQueue:
         conn = self._journal.connect("starts")
         conn.execute(f"LISTEN {self.channel}")
         return conn
+
+    def wake(self) -> None:
+        """Wake the listener now (it is stopping): else it hears nothing until its poll ends.
+        A journal that cannot say it (closed, unreachable) leaves it to the poll."""
+        try:
+            with self._journal.reader() as conn:
+                conn.execute("SELECT pg_notify(%s, '')", (self.channel,))
+        except (psycopg.Error, SagactorError):  # a closed pool's error is a psycopg.Error
+            pass
 
     @staticmethod
     def wait(conn: Connection, timeout: float) -> None:

@@ -13,9 +13,12 @@ then written again batch by batch, each in a savepoint, to refuse only the batch
 
 from __future__ import annotations
 
+import collections
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Final
 
 import psycopg
 from psycopg import errors
@@ -28,7 +31,18 @@ from .lease import LEASE_NAME, check_token
 from .sagas import upsert
 from .schema import Connection
 
-__all__ = ["Batch", "Unsent", "batch_error", "write_group", "write_one_by_one"]
+__all__ = [
+    "MAX_GROUP",
+    "UNAWAITED_WAIT",
+    "Batch",
+    "Unsent",
+    "batch_error",
+    "hold_for_company",
+    "write_group",
+    "write_one_by_one",
+]
+
+MAX_GROUP: Final = 1000  # batches per transaction: bounds the blast radius of one failure
 
 # Stream ends: each stream's (last seq, final) once the batch is written.
 Ends = dict[str, tuple[int, bool]]
@@ -39,6 +53,25 @@ class Batch:
     records: Sequence[Record]
     on_done: DoneCallback
     snapshot: Snapshot | None
+    unawaited: bool = False  # nobody waits for its commit (see Journal.append_unawaited)
+
+
+UNAWAITED_WAIT = 0.002  # seconds a group nobody waits for waits for company, at most
+
+
+def hold_for_company(
+    queue: collections.deque[Batch], cond: threading.Condition, is_open: Callable[[], bool]
+) -> None:
+    """With ``cond`` held: while every queued batch is one nobody waits for (a decision acted
+    on before its commit), wait up to :data:`UNAWAITED_WAIT` for an awaited one to join, so
+    both share a commit (the awaited one is usually the participant's record the decision's
+    command caused). A close or a kill stops the wait; at most MAX_GROUP batches are held."""
+    deadline = time.monotonic() + UNAWAITED_WAIT
+    while queue and is_open() and len(queue) < MAX_GROUP and all(b.unawaited for b in queue):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return
+        cond.wait(left)
 
 
 class Unsent(Exception):  # noqa: N818 - named after the condition

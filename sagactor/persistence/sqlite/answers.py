@@ -14,10 +14,10 @@ import threading
 from collections.abc import Callable, Sequence
 
 from sagactor.crashpoints import SimulatedCrash
-from sagactor.errors import JournalWriteError, StreamConflict
-from sagactor.persistence.journal import DoneCallback, Record
+from sagactor.errors import StreamConflict
+from sagactor.persistence.journal import DoneCallback, Record, write_error
 
-__all__ = ["Answers", "fails_group", "refusal", "write_error"]
+__all__ = ["Answers", "fails_group", "refusal"]
 
 log = logging.getLogger(__name__)
 
@@ -112,9 +112,3 @@ def fails_group(error: Exception) -> bool:
     return isinstance(error, sqlite3.DatabaseError) and not isinstance(
         error, sqlite3.IntegrityError | sqlite3.ProgrammingError | sqlite3.DataError
     )
-
-
-def write_error(problem: str, cause: BaseException) -> JournalWriteError:
-    error = JournalWriteError(problem)
-    error.__cause__ = cause
-    return error
