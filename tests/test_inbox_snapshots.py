@@ -15,53 +15,12 @@ from sagactor.messages import ParticipantSnapshot
 from sagactor.persistence.journal import DoneCallback, Record, Snapshot
 from sagactor.persistence.memory import MemoryJournal
 
+from .tally import TWO_STEPS, Job, Tally, participants
+
 WAIT = 30.0
 EVERY = 10
 IN_FLIGHT = 100  # ten times EVERY: the inbox outgrows the snapshot interval
 _decode = msgspec.msgpack.Decoder(ParticipantSnapshot).decode
-
-
-class Job(msgspec.Struct, frozen=True):
-    n: int
-
-
-class Bumped(msgspec.Struct, frozen=True):
-    by: int
-
-
-class Tally(msgspec.Struct):
-    done: int = 0
-
-
-class Tallier(sa.Participant[Tally]):
-    def __init__(self, name: str) -> None:
-        self.name = name
-
-    def initial_state(self) -> Tally:
-        return Tally()
-
-    @sa.action("work")
-    def work(self, ctx: sa.StepContext, job: Job) -> int:
-        ctx.record(Bumped(1))
-        return job.n
-
-    @sa.compensation("work")
-    def undo(self, ctx: sa.StepContext, job: Job, done: int) -> None:
-        ctx.record(Bumped(-1))
-
-    @sa.evolve
-    def _bumped(self, state: Tally, change: Bumped) -> None:
-        state.done += change.by
-
-
-TWO_STEPS = sa.Saga(
-    "two-steps",
-    [
-        sa.Step("first", participant="one", action="work"),
-        sa.Step("second", participant="two", action="work"),
-    ],
-    input_type=Job,
-)
 
 
 class SnapshotCounting(MemoryJournal):
@@ -79,13 +38,9 @@ class SnapshotCounting(MemoryJournal):
         super().append(records, on_done, snapshot=snapshot)
 
 
-def _participants() -> list[sa.Participant[Any]]:
-    return [Tallier("one"), Tallier("two")]
-
-
 def _held_at_second_step(journal: SnapshotCounting) -> sa.Runtime:
     rt = sa.Runtime.in_memory(
-        participants=_participants(), sagas=[TWO_STEPS], journal=journal, snapshot_every=EVERY
+        participants=participants(), sagas=[TWO_STEPS], journal=journal, snapshot_every=EVERY
     )
     rt.inject("two", "work", sa.Fault("delay", seconds=3600))
     rt.start_many(TWO_STEPS, [Job(i) for i in range(IN_FLIGHT)])
@@ -123,7 +78,7 @@ def test_a_restart_from_such_a_snapshot_applies_every_effect_once() -> None:
     crashed.crash()
     crashed.close()
     with sa.Runtime(
-        journal, participants=_participants(), sagas=[TWO_STEPS], snapshot_every=EVERY
+        journal, participants=participants(), sagas=[TWO_STEPS], snapshot_every=EVERY
     ) as rt:
         for saga_id in rt.saga_ids():
             assert rt.run(saga_id).result(timeout=WAIT).ok

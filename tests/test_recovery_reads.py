@@ -9,60 +9,16 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import msgspec
 import pytest
 
 import sagactor as sa
 from sagactor.persistence.journal import Record
 from sagactor.persistence.memory import MemoryJournal
 
+from .tally import TWO_STEPS, Job, Tally, participants
+
 WAIT = 30.0
 IN_FLIGHT = 40
-
-
-class Job(msgspec.Struct, frozen=True):
-    n: int
-
-
-class Bumped(msgspec.Struct, frozen=True):
-    by: int
-
-
-class Tally(msgspec.Struct):
-    done: int = 0
-
-
-class Tallier(sa.Participant[Tally]):
-    """Counts what it did: each step's effect once is checkable from its state."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-
-    def initial_state(self) -> Tally:
-        return Tally()
-
-    @sa.action("work")
-    def work(self, ctx: sa.StepContext, job: Job) -> int:
-        ctx.record(Bumped(1))
-        return job.n
-
-    @sa.compensation("work")
-    def undo(self, ctx: sa.StepContext, job: Job, done: int) -> None:
-        ctx.record(Bumped(-1))
-
-    @sa.evolve
-    def _bumped(self, state: Tally, change: Bumped) -> None:
-        state.done += change.by
-
-
-TWO_STEPS = sa.Saga(
-    "two-steps",
-    [
-        sa.Step("first", participant="one", action="work"),
-        sa.Step("second", participant="two", action="work"),
-    ],
-    input_type=Job,
-)
 
 
 class ReadCounting(MemoryJournal):
@@ -89,13 +45,9 @@ class ReadCounting(MemoryJournal):
         return super().last_seq(stream)
 
 
-def _participants() -> list[sa.Participant[Any]]:
-    return [Tallier("one"), Tallier("two")]
-
-
 def _crashed_in_flight(journal: ReadCounting) -> list[str]:
     """``IN_FLIGHT`` sagas held at their first step by a delay fault, then the runtime dies."""
-    rt = sa.Runtime.in_memory(participants=_participants(), sagas=[TWO_STEPS], journal=journal)
+    rt = sa.Runtime.in_memory(participants=participants(), sagas=[TWO_STEPS], journal=journal)
     rt.inject("one", "work", sa.Fault("delay", seconds=3600))
     runs = rt.start_many(TWO_STEPS, [Job(i) for i in range(IN_FLIGHT)])
     journal.flush()
@@ -108,9 +60,7 @@ def _crashed_in_flight(journal: ReadCounting) -> list[str]:
 def test_waiting_on_each_recovered_saga_reads_it_once(recover: Any) -> None:
     journal = ReadCounting()
     ids = _crashed_in_flight(journal)
-    with sa.Runtime(
-        journal, participants=_participants(), sagas=[TWO_STEPS], recover=recover
-    ) as rt:
+    with sa.Runtime(journal, participants=participants(), sagas=[TWO_STEPS], recover=recover) as rt:
         rt.wait_recovered(timeout=WAIT)
         journal.reader = threading.get_ident()
         handles = [rt.run(saga_id) for saga_id in ids]
@@ -127,7 +77,7 @@ def test_a_handle_on_an_unknown_saga_is_refused_and_a_quarantined_one_is_not() -
     journal = ReadCounting()
     ids = _crashed_in_flight(journal)
     # Reopened without the saga's definition: every in-flight saga is quarantined.
-    with sa.Runtime(journal, participants=_participants(), sagas=[]) as rt:
+    with sa.Runtime(journal, participants=participants(), sagas=[]) as rt:
         with pytest.raises(sa.UnknownSaga):
             rt.run("nobody")
         run = rt.run(ids[0])
@@ -136,7 +86,7 @@ def test_a_handle_on_an_unknown_saga_is_refused_and_a_quarantined_one_is_not() -
 
 
 def test_a_handle_asked_for_after_a_crash_says_it_crashed(tmp_path: Path) -> None:
-    rt = sa.Runtime.open(tmp_path / "j.db", participants=_participants(), sagas=[TWO_STEPS])
+    rt = sa.Runtime.open(tmp_path / "j.db", participants=participants(), sagas=[TWO_STEPS])
     saga_id = rt.start(TWO_STEPS, Job(1)).id
     rt.crash()  # the file is released: the lookup cannot be made
     try:
